@@ -1,0 +1,79 @@
+"""One place for paths, the visit schedule and the default thresholds.
+
+Every other module takes its paths and constants from here, so that a notebook
+run from any working directory (JupyterLab, papermill, the runner) resolves the
+same files, and no threshold exists twice.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# --------------------------------------------------------------------------- paths
+
+
+def _find_root() -> Path:
+    """Project root: ``RESPINE_NB_ROOT`` if set, else the folder holding pyproject.toml."""
+    env = os.environ.get("RESPINE_NB_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "src" / "respine_nb").is_dir():
+            return parent
+    return Path.cwd().resolve()
+
+
+ROOT = _find_root()
+DATA_RAW = ROOT / "data" / "raw"
+SYNTHETIC_DIR = DATA_RAW / "synthetic"
+DERIVED_DIR = ROOT / "data" / "derived"
+FIGURES_DIR = ROOT / "figures"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+RUNS_DIR = ROOT / "runs"
+
+# --------------------------------------------------------------------------- trial facts
+
+TRIAL_ID = "NCT03737461"
+TRIAL_NAME = "RESPINE"
+ARMS = ("BM-MSC", "Sham")  # order used everywhere: treatment first, control second
+CONTRAST = "BM-MSC vs Sham"
+SITES = ("Montpellier", "Nantes", "Paris", "Halle", "Rome", "Barcelona", "Pamplona", "Valladolid")
+DISC_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+SEVERITIES = ("mild", "moderate", "severe")
+
+VISITS = (0, 1, 3, 6, 12, 24)  # clinical outcome visits, months
+POST_BASELINE_VISITS = (1, 3, 6, 12, 24)
+MRI_VISITS = (0, 6, 12, 24)
+IMMUNOLOGY_VISITS = (0, 1, 3, 6, 12)
+MEASURES = ("vas_pain", "odi", "sf36_pcs", "sf36_mcs")
+LOWER_IS_BETTER = {"vas_pain": True, "odi": True, "sf36_pcs": False, "sf36_mcs": False}
+MEASURE_LABELS = {
+    "vas_pain": "Low back pain VAS (mm)",
+    "odi": "Oswestry Disability Index (%)",
+    "sf36_pcs": "SF-36 physical component",
+    "sf36_mcs": "SF-36 mental component",
+}
+
+# Published figures (Pers et al., Ann Rheum Dis 2024) the default data must reproduce.
+PUBLISHED = {
+    "n_randomized": {"BM-MSC": 58, "Sham": 56},
+    "responders_pct": {"BM-MSC": 74, "Sham": 69},
+    "p_value": 0.77,
+}
+
+# --------------------------------------------------------------------------- endpoint defaults
+
+PRIMARY_VISIT = 12
+VAS_ABS_MM = 20.0  # VAS criterion: improvement >= 20 mm ...
+VAS_REL = 0.20  # ... AND >= 20 % of baseline
+ODI_REL = 0.20  # ODI criterion: improvement >= 20 % of baseline (relative reading)
+ODI_ABS = 20.0  # ODI criterion under the absolute reading: >= 20 points
+ODI_RULES = ("relative", "absolute")
+MCID = {"vas_pain": 15.0, "odi": 10.0}  # Ostelo 2008
+
+# --------------------------------------------------------------------------- generator defaults
+
+DEFAULT_SEED = 20240614
+DEFAULT_N = {"BM-MSC": 58, "Sham": 56}
+CI_LEVEL = 0.95

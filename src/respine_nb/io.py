@@ -1,0 +1,551 @@
+"""Read a dataset folder into validated tables; write files atomically.
+
+:func:`load_dataset` is the one way in: it finds each table of the contract
+(:mod:`respine_nb.schema`) in a folder, reads it whatever its format (CSV,
+Parquet, Excel, SAS7BDAT, XPORT), parses every column to its contract type,
+checks every rule and returns the typed tables, or raises
+:class:`DataValidationError` listing *every* problem at once with its file,
+column, row, value and rule. It never writes into the folder.
+
+Every file the project writes goes through :func:`atomic_write_bytes` (temp
+file in the same folder, fsync, rename), so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from . import config
+from .schema import TABLES, Table, pandera_schema, rule_text
+
+READERS = (".csv", ".parquet", ".xlsx", ".sas7bdat", ".xpt")
+_INT_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TRUE = {"true"}
+_FALSE = {"false"}
+
+
+# --------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule, located as precisely as the data allow."""
+
+    file: str
+    column: str | None
+    row: int | None  # 1-based data row (header excluded)
+    subject_id: str | None
+    value: object
+    rule: str
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.column:
+            where.append(f"column '{self.column}'")
+        if self.row is not None:
+            where.append(f"row {self.row} (line {self.row + 1})")
+        if self.subject_id:
+            where.append(f"subject_id {self.subject_id}")
+        value = "" if self.value is None else f"value {_show(self.value)}: "
+        return f"{', '.join(where)}: {value}{self.rule}"
+
+
+def _show(value) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class DataValidationError(Exception):
+    """The dataset breaks the contract; ``problems`` lists every broken rule."""
+
+    def __init__(self, folder: Path, problems: list[Problem]):
+        self.folder = Path(folder)
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in {self.folder.name}")
+
+    def report(self) -> str:
+        lines = [f"INVALID dataset '{self.folder.name}': {len(self.problems)} problem(s)"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass
+class Dataset:
+    """Validated tables of one dataset folder.
+
+    Attributes
+    ----------
+    tables : dict of str to DataFrame
+        Typed tables by name; optional tables that are absent are missing from the dict.
+    warnings : list of str
+        Facts to show the reader (e.g. participants without baseline values).
+    files : dict of str to Path
+        The file each table was read from.
+    sha256 : dict of str to str
+        Checksum of each input file, by file name.
+    """
+
+    folder: Path
+    tables: dict
+    warnings: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+    sha256: dict = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def summary(self) -> str:
+        """One screen: participants per arm, rows per table, warnings."""
+        subjects = self.tables["subjects"]
+        arms = subjects["arm"].value_counts()
+        lines = [f"VALID dataset '{self.folder.name}' (contract v1)"]
+        lines.append(
+            "participants: "
+            + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS)
+            + f" (total {len(subjects)})"
+        )
+        for name in TABLES:
+            if name in self.tables:
+                lines.append(f"  {name:<15} {len(self.tables[name]):>7} rows  ({self.files[name].name})")
+            else:
+                lines.append(f"  {name:<15} {'absent':>7}       (optional)")
+        lines.append(f"warnings: {len(self.warnings)}")
+        lines += [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_table_files(folder: Path) -> tuple[dict, list[Problem]]:
+    """Map table name -> file in ``folder`` (by stem and extension)."""
+    found: dict[str, list[Path]] = {}
+    problems: list[Problem] = []
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file():
+            continue
+        stem, ext = path.stem.lower(), path.suffix.lower()
+        if stem in TABLES:
+            if ext in READERS:
+                found.setdefault(stem, []).append(path)
+            elif ext not in (".md", ".json", ".txt"):
+                problems.append(Problem(path.name, None, None, None, None,
+                                        f"unsupported format '{ext}' (use one of {', '.join(READERS)})"))
+    files = {}
+    for name, paths in found.items():
+        if len(paths) > 1:
+            problems.append(Problem(", ".join(p.name for p in paths), None, None, None, None,
+                                    f"two files for table '{name}': keep exactly one"))
+        else:
+            files[name] = paths[0]
+    return files, problems
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read one file as it is (CSV as text), without interpreting values."""
+    ext = path.suffix.lower()
+    if ext == ".csv":
+        if path.stat().st_size == 0:
+            raise ValueError("file is empty (no header row)")
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
+        if not text.strip():
+            raise ValueError("file is empty (no header row)")
+        import io as _io
+
+        try:
+            df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
+                             skipinitialspace=False)
+        except pd.errors.ParserError as exc:
+            raise ValueError(f"not a well-formed comma-separated file ({exc})".replace("\n", " ")) from None
+        if df.shape[1] == 1 and ";" in df.columns[0]:
+            raise ValueError("looks semicolon-separated: the contract needs comma-separated values")
+        return df
+    if ext == ".parquet":
+        return pd.read_parquet(path)
+    if ext == ".xlsx":
+        return pd.read_excel(path, dtype=object)
+    import pyreadstat
+
+    if ext == ".sas7bdat":
+        df, _ = pyreadstat.read_sas7bdat(str(path))
+    else:
+        df, _ = pyreadstat.read_xport(str(path))
+    return df
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def _parse_value(value, kind: str):
+    """Parse one cell to ``kind``; returns (ok, parsed). Missing -> (True, None)."""
+    if _is_missing(value):
+        return True, None
+    if kind == "text":
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return True, str(value).strip()
+    if kind == "integer":
+        if isinstance(value, (bool, np.bool_)):
+            return False, None
+        if isinstance(value, (int, np.integer)):
+            return True, int(value)
+        if isinstance(value, (float, np.floating)):
+            return (True, int(value)) if float(value).is_integer() else (False, None)
+        text = str(value).strip()
+        return (True, int(float(text))) if _INT_RE.match(text) else (False, None)
+    if kind == "number":
+        if isinstance(value, (bool, np.bool_)):
+            return False, None
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return (True, float(value)) if np.isfinite(value) else (False, None)
+        try:
+            parsed = float(str(value).strip())
+        except ValueError:
+            return False, None
+        return (True, parsed) if np.isfinite(parsed) else (False, None)
+    if kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return True, bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+            return True, bool(value)  # SAS and Excel exports have no boolean type
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True, True
+        if text in _FALSE:
+            return True, False
+        return False, None
+    if kind == "date":
+        if isinstance(value, (pd.Timestamp,)) or hasattr(value, "year") and hasattr(value, "month"):
+            try:
+                return True, pd.Timestamp(value).normalize()
+            except (ValueError, TypeError):
+                return False, None
+        text = str(value).strip()
+        if not _DATE_RE.match(text):
+            return False, None
+        try:
+            return True, pd.Timestamp(text)
+        except ValueError:
+            return False, None
+    raise ValueError(kind)
+
+
+_KIND_RULE = {
+    "text": "must be text",
+    "integer": "must be a whole number",
+    "number": "must be a number",
+    "bool": "must be true or false",
+    "date": "must be a date written YYYY-MM-DD",
+}
+
+
+def _parse_table(df: pd.DataFrame, table: Table, fname: str, ids: pd.Series | None):
+    """Parse the contract columns; returns (typed frame, problems, mask of unparsable cells)."""
+    out = df.copy()
+    problems: list[Problem] = []
+    bad = pd.DataFrame(False, index=df.index, columns=[c.name for c in table.columns])
+    for col in table.columns:
+        parsed, failed = [], []
+        for i, value in enumerate(df[col.name].tolist()):
+            ok, p = _parse_value(value, col.kind)
+            parsed.append(p)
+            if not ok:
+                failed.append(i)
+        if col.kind == "date":
+            series = pd.Series(pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce").values,
+                               index=df.index, dtype="datetime64[ns]")
+        else:
+            series = pd.Series(pd.array(parsed, dtype=_dtype(col.kind)), index=df.index)
+        out[col.name] = series
+        for i in failed:
+            bad.iloc[i, bad.columns.get_loc(col.name)] = True
+            problems.append(Problem(fname, col.name, i + 1, _sid(ids, i), df[col.name].iloc[i],
+                                    _KIND_RULE[col.kind]))
+    return out, problems, bad
+
+
+def _dtype(kind: str) -> str:
+    return {"text": "string", "integer": "Int64", "number": "Float64", "bool": "boolean"}[kind]
+
+
+def _sid(ids: pd.Series | None, i: int) -> str | None:
+    if ids is None:
+        return None
+    value = ids.iloc[i]
+    return None if _is_missing(value) else str(value).strip()
+
+
+def _pandera_problems(df: pd.DataFrame, table: Table, fname: str, bad: pd.DataFrame, ids) -> list[Problem]:
+    schema = pandera_schema(table)
+    cols = [c.name for c in table.columns]
+    try:
+        schema.validate(df[cols], lazy=True)
+        return []
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    problems = []
+    for case in cases.itertuples(index=False):
+        column = case.column if isinstance(case.column, str) else None
+        idx = case.index
+        if idx is None or (isinstance(idx, float) and np.isnan(idx)):
+            problems.append(Problem(fname, column, None, None, None,
+                                    rule_text(table, column, str(case.check), case.check_number)))
+            continue
+        i = int(idx)
+        pos = df.index.get_loc(i)
+        if column in bad.columns and bad.iloc[pos][column]:
+            continue  # already reported as unparsable
+        rule = rule_text(table, column, str(case.check), case.check_number)
+        problems.append(Problem(fname, column, pos + 1, _sid(ids, pos), case.failure_case, rule))
+    problems.sort(key=lambda p: (p.row or 0, p.column or ""))
+    return problems
+
+
+def _read_table(path: Path, table: Table):
+    """Read, parse and check one table alone; returns (frame or None, problems)."""
+    fname = path.name
+    try:
+        raw = _read_raw(path)
+    except ValueError as exc:
+        return None, [Problem(fname, None, None, None, None, str(exc))]
+    except Exception as exc:  # unreadable binary formats: say so, no traceback
+        return None, [Problem(fname, None, None, None, None, f"cannot be read as {path.suffix} ({type(exc).__name__}: {exc})")]
+    raw.columns = [str(c).strip() for c in raw.columns]
+    raw = raw.reset_index(drop=True)
+    missing = [c.name for c in table.columns if c.name not in raw.columns]
+    if missing:
+        return None, [Problem(fname, c, None, None, None, "required column is missing") for c in missing]
+    if raw.columns.duplicated().any():
+        dup = sorted(set(raw.columns[raw.columns.duplicated()]))
+        return None, [Problem(fname, c, None, None, None, "column appears twice") for c in dup]
+    if raw.empty and not table.may_be_empty:
+        return None, [Problem(fname, None, None, None, None, f"table is empty: {table.name} needs at least one row")]
+    ids = raw["subject_id"] if "subject_id" in raw.columns else None
+    typed, problems, bad = _parse_table(raw, table, fname, ids)
+    problems += _pandera_problems(typed, table, fname, bad, ids)
+    if table.key:
+        dup = typed.duplicated(list(table.key), keep="first") & typed[list(table.key)].notna().all(axis=1)
+        for i in np.flatnonzero(dup.to_numpy()):
+            value = ", ".join(str(typed[k].iloc[i]) for k in table.key)
+            problems.append(Problem(fname, "+".join(table.key), int(i) + 1, _sid(ids, i), value,
+                                    f"({', '.join(table.key)}) must be unique: this pair appears earlier"))
+    return typed, problems
+
+
+def _cross_checks(tables: dict, files: dict) -> list[Problem]:
+    problems: list[Problem] = []
+    subjects = tables["subjects"]
+    known = set(subjects["subject_id"].dropna())
+    for name, df in tables.items():
+        table = TABLES[name]
+        for col in table.references:
+            orphan = df[col].notna() & ~df[col].isin(known)
+            for i in np.flatnonzero(orphan.to_numpy()):
+                problems.append(Problem(files[name].name, col, int(i) + 1, df[col].iloc[i], df[col].iloc[i],
+                                        "must exist in subjects (unknown subject_id)"))
+    # discontinuation month and reason go together
+    month_na = subjects["discontinuation_month"].isna()
+    reason_na = subjects["discontinuation_reason"].isna()
+    for i in np.flatnonzero((month_na != reason_na).to_numpy()):
+        col = "discontinuation_reason" if reason_na.iloc[i] else "discontinuation_month"
+        problems.append(Problem(files["subjects"].name, col, int(i) + 1, subjects["subject_id"].iloc[i], None,
+                                "discontinuation_month and discontinuation_reason must both be filled or both be empty"))
+    if "immunology" in tables:
+        imm = tables["immunology"]
+        arm = imm["subject_id"].map(dict(zip(subjects["subject_id"], subjects["arm"])))
+        for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy()):
+            problems.append(Problem(files["immunology"].name, "dsa", int(i) + 1, imm["subject_id"].iloc[i],
+                                    imm["dsa"].iloc[i], "must be empty for Sham participants (no donor)"))
+    if "screening" in tables:
+        scr = tables["screening"]
+        fname = files["screening"].name
+        excluded = scr["outcome"] == "excluded"
+        reason = scr["exclusion_reason"].notna()
+        for i in np.flatnonzero((excluded & ~reason).to_numpy()):
+            problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, None,
+                                    "must not be empty when outcome is 'excluded'"))
+        for i in np.flatnonzero(((scr["outcome"] == "randomized") & reason).to_numpy()):
+            problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, scr["exclusion_reason"].iloc[i],
+                                    "must be empty when outcome is 'randomized'"))
+        n_rand = int((scr["outcome"] == "randomized").sum())
+        if n_rand != len(subjects):
+            problems.append(Problem(fname, "outcome", None, None, n_rand,
+                                    f"number of 'randomized' rows must equal the number of subjects rows ({len(subjects)})"))
+    return problems
+
+
+def _warnings(tables: dict) -> list[str]:
+    subjects, outcomes = tables["subjects"], tables["outcomes"]
+    base = outcomes[outcomes["visit_month"] == 0]
+    no_row = sorted(set(subjects["subject_id"]) - set(base["subject_id"]))
+    both_missing = sorted(base.loc[base["vas_pain"].isna() & base["odi"].isna(), "subject_id"])
+    out = []
+    if no_row:
+        out.append(f"{len(no_row)} participant(s) without a month-0 outcomes row (kept; not evaluable for "
+                   f"change from baseline): {_ids(no_row)}")
+    if both_missing:
+        out.append(f"{len(both_missing)} participant(s) with month-0 VAS and ODI both missing (kept; not "
+                   f"evaluable for the responder endpoint): {_ids(both_missing)}")
+    return out
+
+
+def _ids(ids: list, limit: int = 10) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def load_dataset(folder) -> Dataset:
+    """Read and validate every table of a dataset folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder holding one file per table (DATA_CONTRACT.md). It is only read.
+
+    Returns
+    -------
+    Dataset
+        ``tables``: dict of typed DataFrames (``subjects``, ``outcomes``, ``mri``,
+        ``adverse_events`` and, when present, ``immunology`` and ``screening``), each
+        with the contract's columns first, extra columns kept; ``warnings``: list of str;
+        ``files`` and ``sha256`` of the inputs.
+
+    Raises
+    ------
+    DataValidationError
+        With every problem found (file, column, row, subject_id, value, rule).
+    FileNotFoundError
+        When ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {folder}")
+    files, problems = find_table_files(folder)
+    tables: dict[str, pd.DataFrame] = {}
+    for name, table in TABLES.items():
+        if name not in files:
+            if table.required and not any(name in p.file for p in problems):
+                problems.append(Problem(f"{name}.*", None, None, None, None,
+                                        f"required table '{name}' is missing (one of {', '.join(name + e for e in READERS)})"))
+            continue
+        typed, table_problems = _read_table(files[name], table)
+        problems += table_problems
+        if typed is not None:
+            cols = [c.name for c in table.columns]
+            tables[name] = typed[cols + [c for c in typed.columns if c not in cols]]
+    if not problems and "subjects" in tables:
+        problems += _cross_checks(tables, files)
+    if problems:
+        raise DataValidationError(folder, problems)
+    return Dataset(
+        folder=folder,
+        tables=tables,
+        warnings=_warnings(tables),
+        files={k: v for k, v in files.items() if k in tables},
+        sha256={files[k].name: sha256_file(files[k]) for k in sorted(tables)},
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically, with Unix newlines."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(df: pd.DataFrame, path) -> Path:
+    """Write ``df`` as CSV (no index, empty cell for missing, ISO dates) atomically."""
+    return atomic_write_text(path, df.to_csv(index=False, lineterminator="\n", date_format="%Y-%m-%d"))
+
+
+def write_parquet(df: pd.DataFrame, path) -> Path:
+    """Write ``df`` as Parquet atomically."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_tables(tables: dict, folder, formats: Iterable[str] = ("parquet", "csv")) -> list[Path]:
+    """Write each frame of ``tables`` to ``folder/<name>.<format>`` atomically; returns the paths."""
+    written = []
+    for name, df in tables.items():
+        for fmt in formats:
+            writer = write_parquet if fmt == "parquet" else write_csv
+            written.append(writer(df, Path(folder) / f"{name}.{fmt}"))
+    return written
+
+
+def to_contract_csv(df: pd.DataFrame) -> str:
+    """A table as contract CSV text: booleans ``true``/``false``, empty cell for missing."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_bool_dtype(s) or str(s.dtype) == "boolean":
+            out[col] = s.map(lambda x: "" if x is pd.NA or x is None else ("true" if x else "false")).astype(object)
+    return out.to_csv(index=False, lineterminator="\n", na_rep="", date_format="%Y-%m-%d")
+
+
+def write_dataset(tables: dict, folder) -> dict:
+    """Write raw tables as contract CSVs into ``folder``, atomically; returns {file name: sha256}."""
+    folder = Path(folder)
+    sums = {}
+    for name, df in tables.items():
+        data = to_contract_csv(df).encode("utf-8")
+        atomic_write_bytes(folder / f"{name}.csv", data)
+        sums[f"{name}.csv"] = hashlib.sha256(data).hexdigest()
+    return sums
