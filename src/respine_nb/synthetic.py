@@ -58,7 +58,7 @@ SCREEN_FAIL_FRACTION = 40 / 114
 SCREEN_FAIL_REASONS = {
     "pain VAS <= 40 mm at screening": .25,
     "more than one degenerated disc level": .20,
-    "other spinal pathology on MRI (stenosis, spondylolisthesis, Modic III)": .17,
+    "other spinal pathology on MRI": .17,
     "declined to participate": .15,
     "contraindication to MRI": .08,
     "previous lumbar surgery at the index level": .08,

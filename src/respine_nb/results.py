@@ -1,0 +1,120 @@
+"""Tidy result rows (RESULTS_CONTRACT.md): record from a notebook, merge into results.csv.
+
+Each notebook writes its rows to ``<derived>/results/<notebook>.csv``; :func:`merge`
+joins every part into ``<derived>/results.csv``, sorted by analysis_id, group,
+visit_month. Both writes are atomic, and merging is idempotent, so a notebook run
+alone and the runner agree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .io import atomic_write_text
+
+COLUMNS = ["analysis_id", "group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
+GROUPS = (*config.ARMS, config.CONTRAST, "all")
+DIGITS = 10  # stored precision: enough for any check, stable across platforms
+
+
+def rows(df: pd.DataFrame, analysis_id: str, **fixed) -> pd.DataFrame:
+    """Turn a tidy stats frame into contract rows.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A frame holding some of the contract's columns (``group``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``p_value``, ``n``, ``method``, ``visit_month``).
+    analysis_id : str
+        The dotted key of the rows.
+    **fixed
+        Values for columns the frame lacks (e.g. ``visit_month=12``, ``group="all"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly the contract columns, in order.
+    """
+    out = pd.DataFrame(index=df.index)
+    for col in COLUMNS:
+        if col == "analysis_id":
+            out[col] = analysis_id
+        elif col in fixed:
+            out[col] = fixed[col]
+        elif col in df.columns:
+            out[col] = df[col].to_numpy()
+        else:
+            out[col] = np.nan
+    return check(out.reset_index(drop=True))
+
+
+def check(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate rows against the contract and normalise types; returns a new frame.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of :data:`COLUMNS`; ``visit_month`` and ``n`` as nullable integers,
+        numbers as floats rounded to :data:`DIGITS` significant decimals.
+    """
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"result rows lack column(s) {missing}")
+    out = df[COLUMNS].copy()
+    bad = sorted(set(out["group"]) - set(GROUPS))
+    if bad:
+        raise ValueError(f"result group(s) {bad} not in {GROUPS}")
+    if out["analysis_id"].isna().any() or (out["analysis_id"].astype(str).str.strip() == "").any():
+        raise ValueError("every result row needs an analysis_id")
+    out["visit_month"] = pd.array(pd.to_numeric(out["visit_month"]), dtype="Float64").round().astype("Int64")
+    out["n"] = pd.array(pd.to_numeric(out["n"]), dtype="Float64").round().astype("Int64")
+    for col in ("estimate", "ci_low", "ci_high", "p_value"):
+        out[col] = pd.to_numeric(out[col]).astype(float).round(DIGITS)
+    p = out["p_value"].dropna()
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("p_value must lie in [0, 1]")
+    out["method"] = out["method"].astype(object).where(out["method"].notna(), "")
+    return out
+
+
+def sort(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by analysis_id, group, visit_month (missing visit first)."""
+    key = df.assign(_v=df["visit_month"].astype("Float64").fillna(-1))
+    return key.sort_values(["analysis_id", "group", "_v"], kind="mergesort").drop(columns="_v").reset_index(drop=True)
+
+
+def to_csv_text(df: pd.DataFrame) -> str:
+    """Contract CSV text of rows (sorted, ``%.10g`` numbers, empty cells for missing)."""
+    return sort(check(df)).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+
+
+def write_part(df: pd.DataFrame, derived_dir, notebook: str) -> Path:
+    """Write one notebook's rows to ``<derived_dir>/results/<notebook>.csv`` atomically."""
+    dup = df.duplicated(["analysis_id", "group", "visit_month"], keep=False)
+    if dup.any():
+        raise ValueError(f"duplicate result rows: {df.loc[dup, ['analysis_id', 'group', 'visit_month']].values.tolist()}")
+    path = Path(derived_dir) / "results" / f"{notebook}.csv"
+    atomic_write_text(path, to_csv_text(df))
+    return path
+
+
+def read(path) -> pd.DataFrame:
+    """Read a results CSV back into checked rows."""
+    df = pd.read_csv(path, dtype={"analysis_id": str, "group": str, "method": str}, keep_default_na=False,
+                     na_values={c: [""] for c in COLUMNS if c not in ("analysis_id", "group", "method")})
+    return check(df)
+
+
+def merge(derived_dir) -> Path:
+    """Merge every part under ``<derived_dir>/results/`` into ``<derived_dir>/results.csv``."""
+    derived_dir = Path(derived_dir)
+    parts = sorted((derived_dir / "results").glob("*.csv"))
+    frames = [read(p) for p in parts]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    dup = df.duplicated(["analysis_id", "group", "visit_month"], keep=False)
+    if dup.any():
+        raise ValueError(f"two notebooks report the same row: {sorted(set(df.loc[dup, 'analysis_id']))}")
+    return atomic_write_text(derived_dir / "results.csv", to_csv_text(df))

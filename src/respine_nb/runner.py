@@ -1,0 +1,282 @@
+"""Run the notebook collection with papermill: validate once, derive, execute in parallel.
+
+Two modes:
+
+- the **default run** (no ``--data``, ``--out`` or ``-p``): the committed synthetic
+  cohort (generated first if absent), notebooks executed *in place* in notebooks/,
+  derived data in data/derived/, figures in figures/. Papermill's timing metadata is
+  stripped so a second default run changes no byte in git.
+- a **run elsewhere** (``--out OUT``, with ``--data DIR`` and/or ``-p``): everything
+  under OUT (notebooks/, derived/, figures/, manifest.json); nothing is written into
+  the repository's notebooks/, data/ or figures/, nor into DIR.
+
+Every file is written atomically; a notebook's executed copy goes to a private
+temporary folder first and replaces its target only on success. A failing notebook
+does not stop the others: its executed copy is kept under OUT/failed/ (default
+run: runs/failed/), the run names the notebook, cell and error, and exits 1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+from . import __version__, config, derive, io
+
+KERNEL = "python3"
+PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "pingouin", "tableone", "pandera",
+            "matplotlib", "seaborn", "papermill", "nbclient", "ipykernel")
+
+
+@dataclass
+class Outcome:
+    notebook: str
+    ok: bool
+    seconds: float
+    error: str = ""
+    failed_copy: Path | None = None
+
+
+class _Progress:
+    """One line per state change on a terminal; silent otherwise (CI)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.live = stream.isatty()
+        self.lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        if self.live:
+            with self.lock:
+                print(text, file=self.stream, flush=True)
+
+
+def notebooks(only=None) -> list[Path]:
+    """The collection's notebooks (sorted), or the named subset; raises ValueError on unknown names."""
+    found = sorted(p for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
+    if not only:
+        return found
+    names = {p.stem: p for p in found}
+    unknown = [n for n in only if Path(n).stem not in names]
+    if unknown:
+        raise ValueError(f"unknown notebook(s) {unknown}; known: {sorted(names)}")
+    return [names[Path(n).stem] for n in sorted(set(only))]
+
+
+def strip_metadata(nb) -> None:
+    """Remove papermill's and nbclient's per-run metadata (timings, paths) in place."""
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("ExecuteTime", None)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0], "respine_nb": __version__}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = "absent"
+    return out
+
+
+def _ipc_kernel_manager(folder: str):
+    """A kernel manager over local IPC sockets in ``folder`` (no TCP ports, no ipykernel
+    warning about unencrypted TCP); one folder per kernel so parallel kernels never collide."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport = "ipc"
+            self.ip = os.path.join(folder, "kernel")
+
+    return IPCKernelManager
+
+
+def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path,
+             progress) -> Outcome:
+    import papermill as pm
+
+    name = nb_path.stem
+    tmp = tmpdir / nb_path.name
+    t0 = time.perf_counter()
+    progress(f"  started   {name}")
+    sockets = tempfile.mkdtemp(prefix="respine-kernel-")  # short path: Unix sockets allow ~100 chars
+    try:
+        pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL,
+                            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                            cwd=str(cwd), kernel_manager_class=_ipc_kernel_manager(sockets))
+    except pm.PapermillExecutionError as exc:
+        seconds = time.perf_counter() - t0
+        copy = None
+        if tmp.exists():
+            copy = failed_dir / nb_path.name
+            io.atomic_write_bytes(copy, tmp.read_bytes())
+        error = f"cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {exc.evalue}"
+        progress(f"  FAILED    {name} ({seconds:.1f} s): {error}")
+        return Outcome(name, False, seconds, error, copy)
+    except Exception as exc:  # kernel died, could not start, ...
+        seconds = time.perf_counter() - t0
+        progress(f"  FAILED    {name} ({seconds:.1f} s): {exc}")
+        return Outcome(name, False, seconds, f"{type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    nb = nbformat.read(tmp, as_version=4)
+    strip_metadata(nb)
+    io.atomic_write_text(target, nbformat.writes(nb) + "\n")
+    seconds = time.perf_counter() - t0
+    progress(f"  done      {name} ({seconds:.1f} s)")
+    return Outcome(name, True, seconds)
+
+
+def _declared_parameters(paths) -> dict:
+    import papermill as pm
+
+    return {p.stem: set(pm.inspect_notebook(str(p))) for p in paths}
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
+    raise KeyboardInterrupt
+
+
+def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=False) -> int:
+    """Validate, derive and execute the notebooks; returns the exit status (0, 1 or 2)."""
+    params = dict(params or {})
+    default = data is None and out is None and not params
+    if not default and out is None:
+        print("error: --out OUT is required with --data or -p (only the default run writes into the "
+              "repository)", file=sys.stderr)
+        return 2
+    data_dir = Path(data).expanduser().resolve() if data else config.SYNTHETIC_DIR
+    if default:
+        root = config.ROOT
+        nb_dir, derived_dir, figures_dir = config.NOTEBOOKS_DIR, config.DERIVED_DIR, config.FIGURES_DIR
+        failed_dir, tmp_parent = config.RUNS_DIR / "failed", config.RUNS_DIR
+    else:
+        root = Path(out).expanduser().resolve()
+        for protected in (config.NOTEBOOKS_DIR, config.ROOT / "data", config.FIGURES_DIR, data_dir):
+            if _inside(root, protected) or root.resolve() == config.ROOT.resolve():
+                print(f"error: --out {out} must not be inside {protected} (or be the repository)", file=sys.stderr)
+                return 2
+        nb_dir, derived_dir, figures_dir = root / "notebooks", root / "derived", root / "figures"
+        failed_dir, tmp_parent = root / "failed", root
+    try:
+        paths = notebooks(only)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    if data is None and not (config.SYNTHETIC_DIR / "subjects.csv").exists():
+        from .cli import main as cli_main
+
+        cli_main(["generate", "--out", str(config.SYNTHETIC_DIR)])
+    try:
+        dataset = io.load_dataset(data_dir)
+    except FileNotFoundError as exc:
+        print(f"INVALID: {exc}")
+        return 2
+    except io.DataValidationError as exc:
+        print(exc.report())
+        return 2
+    declared = _declared_parameters(paths)
+    unknown = sorted(set(params) - set().union(*declared.values())) if declared else sorted(params)
+    if unknown:
+        print(f"error: no notebook declares parameter(s) {unknown}", file=sys.stderr)
+        return 2
+
+    started = datetime.now(timezone.utc)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
+    tmpdir = None
+    try:
+        io.write_tables(derive.derive_all(dataset.tables), derived_dir)
+        if derive_only:
+            print(f"derived analysis datasets written to {derived_dir}")
+            return 0
+        tmp_parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=".respine-run-", dir=tmp_parent))
+        progress = _Progress()
+        jobs = max(1, jobs or os.cpu_count() or 1)
+        progress(f"running {len(paths)} notebook(s), {jobs} at a time")
+        base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
+        nb_dir.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_execute, p, nb_dir / p.name, tmpdir, failed_dir,
+                                   {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
+                                   nb_dir, progress) for p in paths]
+            outcomes = [f.result() for f in futures]
+        from . import results
+
+        results.merge(derived_dir)
+        finished = datetime.now(timezone.utc)
+        if not default:
+            manifest = {
+                "respine_nb": __version__,
+                "git_commit": _git_commit(),
+                "started": started.isoformat(timespec="seconds"),
+                "finished": finished.isoformat(timespec="seconds"),
+                "data_dir": str(data_dir),
+                "inputs_sha256": dataset.sha256,
+                "data_manifest": _data_manifest(data_dir),
+                "parameters": params,
+                "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error}
+                              for o in outcomes},
+                "versions": _versions(),
+            }
+            io.atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    failed = [o for o in outcomes if not o.ok]
+    total = (finished - started).total_seconds()
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebook(s) ran in {total:.1f} s"
+          + (f"; outputs under {root}" if not default else ""))
+    for o in failed:
+        kept = f"; executed copy kept at {o.failed_copy}" if o.failed_copy else ""
+        print(f"FAILED {o.notebook}: {o.error}{kept}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _data_manifest(folder: Path) -> dict:
+    path = folder / "MANIFEST.json"
+    if not path.is_file():
+        return {}
+    m = json.loads(path.read_text(encoding="utf-8"))
+    return {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")}

@@ -1,0 +1,74 @@
+"""Table 1 and publication tables (built with tableone)."""
+from __future__ import annotations
+
+import pandas as pd
+from scipy import stats as sps
+from tableone import TableOne
+
+from . import config
+
+TABLE1_VARIABLES = {
+    "age": "Age, years",
+    "sex": "Sex",
+    "bmi": "BMI, kg/m2",
+    "symptom_duration_months": "Symptom duration, months",
+    "disc_level": "Treated disc level",
+    "pfirrmann_grade": "Modified Pfirrmann grade",
+    "base_vas_pain": "Low back pain VAS, mm",
+    "base_odi": "ODI, %",
+    "base_sf36_pcs": "SF-36 PCS",
+    "base_sf36_mcs": "SF-36 MCS",
+    "base_t2_np_ms": "Nucleus pulposus T2, ms",
+}
+CATEGORICAL = ("sex", "disc_level", "pfirrmann_grade")
+SKEW_LIMIT = 1.0  # |sample skewness| above this: median [Q1, Q3] instead of mean (SD)
+
+
+def skewed(adsl: pd.DataFrame, columns) -> list[str]:
+    """Continuous columns whose pooled sample skewness exceeds :data:`SKEW_LIMIT` in absolute value."""
+    out = []
+    for c in columns:
+        x = pd.to_numeric(adsl[c], errors="coerce").astype(float).dropna()
+        if len(x) > 2 and abs(sps.skew(x, bias=False)) > SKEW_LIMIT:
+            out.append(c)
+    return out
+
+
+def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = False, decimals: int = 1):
+    """Baseline characteristics by arm and overall (CONSORT Table 1).
+
+    Mean (SD) for roughly normal variables, median [Q1, Q3] for skewed ones
+    (|skewness| > 1, decided on the pooled data), n (%) for categorical ones;
+    standardised mean differences; missing counts; p-values only when asked
+    (CONSORT advises against testing baseline differences in an RCT).
+
+    Parameters
+    ----------
+    adsl : DataFrame
+        Subject-level dataset.
+    variables : dict, optional
+        Column -> label (default :data:`TABLE1_VARIABLES`).
+    pvalues : bool
+        Add tableone's p-values (default False).
+
+    Returns
+    -------
+    tableone.TableOne
+        ``.tableone`` is the table as a DataFrame; ``.to_csv`` / ``.to_html`` export it.
+    """
+    variables = dict(variables or TABLE1_VARIABLES)
+    cols = list(variables)
+    df = pd.DataFrame({"arm": adsl["arm"].astype(object).to_numpy()})
+    categorical = [c for c in cols if c in CATEGORICAL]
+    for c in cols:
+        s = adsl[c]
+        if c in categorical:
+            df[c] = s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v)).to_numpy()
+        else:
+            df[c] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
+    nonnormal = skewed(df, [c for c in cols if c not in categorical])
+    return TableOne(
+        df, columns=cols, categorical=categorical, nonnormal=nonnormal, groupby="arm",
+        order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
+        rename=variables, decimals=decimals, label_suffix=True,
+    )
