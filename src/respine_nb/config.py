@@ -31,6 +31,9 @@ DERIVED_DIR = ROOT / "data" / "derived"
 FIGURES_DIR = ROOT / "figures"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 RUNS_DIR = ROOT / "runs"
+# When set, a notebook run without out_dir writes under this folder instead of the repository
+# (used by `make test`, so that nbval's re-execution leaves the committed files alone).
+OUT_ENV = "RESPINE_NB_OUT"
 
 # --------------------------------------------------------------------------- trial facts
 

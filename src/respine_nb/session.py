@@ -9,6 +9,7 @@ figures/ (the default run). With ``out_dir`` set, everything goes under it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def start(name: str, data_dir=None, out_dir=None) -> Session:
     Session
     """
     data = Path(data_dir).expanduser().resolve() if data_dir else config.SYNTHETIC_DIR
+    out_dir = out_dir or os.environ.get(config.OUT_ENV)  # the test suite sends nbval's writes elsewhere
     dataset = io.load_dataset(data)
     if out_dir:
         root = Path(out_dir).expanduser().resolve()
