@@ -139,7 +139,7 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     progress(f"  started   {name}")
     sockets = tempfile.mkdtemp(prefix="respine-kernel-")  # short path: Unix sockets allow ~100 chars
     try:
-        pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL,
+        pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL, language="python",
                             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                             cwd=str(cwd), kernel_manager_class=_ipc_kernel_manager(sockets))
     except pm.PapermillExecutionError as exc:
@@ -148,7 +148,8 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
         if tmp.exists():
             copy = failed_dir / nb_path.name
             io.atomic_write_bytes(copy, tmp.read_bytes())
-        error = f"cell {exc.exec_count} (index {exc.cell_index}): {exc.ename}: {exc.evalue}"
+        first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
+        error = f"cell [{exc.exec_count}] `{first[:80]}`: {exc.ename}: {exc.evalue}"
         progress(f"  FAILED    {name} ({seconds:.1f} s): {error}")
         return Outcome(name, False, seconds, error, copy)
     except Exception as exc:  # kernel died, could not start, ...
@@ -165,10 +166,18 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     return Outcome(name, True, seconds)
 
 
-def _declared_parameters(paths) -> dict:
-    import papermill as pm
+def declared_parameters(path: Path) -> set:
+    """Names assigned in the notebook's ``parameters``-tagged cell."""
+    import ast
 
-    return {p.stem: set(pm.inspect_notebook(str(p))) for p in paths}
+    nb = nbformat.read(path, as_version=4)
+    names = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            for node in ast.parse(cell.source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
@@ -214,7 +223,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     except io.DataValidationError as exc:
         print(exc.report())
         return 2
-    declared = _declared_parameters(paths)
+    declared = {p.stem: declared_parameters(p) for p in paths}
     unknown = sorted(set(params) - set().union(*declared.values())) if declared else sorted(params)
     if unknown:
         print(f"error: no notebook declares parameter(s) {unknown}", file=sys.stderr)
