@@ -40,7 +40,7 @@ lab: $(STAMP) ## JupyterLab on 127.0.0.1 in the project's environment, opening n
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
 
 bench: $(STAMP) ## Benchmark: kernel floor, each notebook, the default run, and a 100x cohort
-	$(BIN)/python tests/bench.py
+	$(BIN)/python scripts/bench.py
 
 generate: $(STAMP) ## (Re)write the committed synthetic cohort in data/raw/synthetic/
 	$(BIN)/respine-nb generate

@@ -1,0 +1,85 @@
+"""Benchmark of the notebook collection on this machine (a script, not a timed test).
+
+Prints: the floor (an empty notebook through papermill: kernel start), each notebook's own time
+run alone, the whole run's wall time (all notebooks in parallel, default data), and the same run
+on a synthetic cohort 100 times larger, with the peak resident memory of any process of that run.
+Nothing is written into the repository: every run goes to a temporary --out folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from respine_nb import config, runner
+
+EXE = str(Path(sys.executable).parent / "respine-nb")
+
+
+def timed(cmd) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of any process of the command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def floor(tmp: Path, repeat: int = 3) -> float:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.cells = [nbformat.v4.new_code_cell("pass")]
+    path = tmp / "empty.ipynb"
+    nbformat.write(nb, path)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = runner._execute(path, tmp / "empty-out.ipynb", tmp, tmp / "failed", {}, tmp, lambda s: None)
+        assert out.ok
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        print(f"machine: {cores} cores, Python {sys.version.split()[0]}")
+        f = floor(tmp)
+        print(f"floor (empty notebook through papermill, median of 3): {f:.2f} s")
+        names = [p.stem for p in runner.notebooks()]
+        singles = {}
+        for name in names:
+            out = tmp / f"single-{name}"
+            seconds, _ = timed([EXE, "run", "--out", str(out), "--only", name, "--jobs", "1"])
+            nb_seconds = json.loads((out / "manifest.json").read_text())["notebooks"][name]["seconds"]
+            singles[name] = nb_seconds
+            print(f"  {name:<28} {nb_seconds:6.2f} s  (own compute beyond the floor: {nb_seconds - f:5.2f} s)")
+        total_single = sum(singles.values())
+        wall, peak = timed([EXE, "run", "--out", str(tmp / "all")])
+        target = total_single / cores
+        print(f"whole run ({len(names)} notebooks, {cores} at a time): {wall:.2f} s wall; "
+              f"sum of single-notebook times / cores = {target:.2f} s; ratio {wall / target:.2f} (target <= 1.3)")
+        print(f"  peak RSS of any process: {peak} MiB")
+        big = tmp / "big"
+        t_gen, _ = timed([EXE, "generate", "--n-msc", "5800", "--n-sham", "5600", "--out", str(big)])
+        print(f"100x cohort (11,400 participants) generated in {t_gen:.2f} s")
+        wall_big, peak_big = timed([EXE, "run", "--data", str(big), "--out", str(tmp / "all-big")])
+        big_nb = json.loads((tmp / "all-big" / "manifest.json").read_text())["notebooks"]
+        for name, meta in sorted(big_nb.items()):
+            print(f"  {name:<28} {meta['seconds']:6.2f} s")
+        print(f"whole run on the 100x cohort: {wall_big:.2f} s wall, {wall_big / wall:.2f}x the default run "
+              f"(target < 3x); peak RSS of any process {peak_big} MiB (target < 1024 per kernel)")
+
+
+if __name__ == "__main__":
+    main()
