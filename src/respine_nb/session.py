@@ -72,15 +72,26 @@ class Session:
         Returns
         -------
         pandas.DataFrame
-            Columns ``file`` (path relative to the output root) and ``kind``.
+            Columns ``file`` (``derived/...`` or ``figures/...``, the same whatever the output
+            root, so the listing is reproducible) and ``kind``.
         """
         rows = pd.concat(self._rows, ignore_index=True) if self._rows else pd.DataFrame(columns=results.COLUMNS)
         part = results.write_part(rows, self.derived_dir, self.name)
         merged = results.merge(self.derived_dir)
         files = [*self.written, part, merged]
-        listed = sorted({Path(p).resolve().relative_to(self.root).as_posix() for p in files})
+        listed = sorted({self._logical(p) for p in files})
         kinds = [Path(f).suffix.lstrip(".") for f in listed]
         return pd.DataFrame({"file": listed, "kind": kinds})
+
+
+    def _logical(self, path) -> str:
+        path = Path(path).resolve()
+        for label, folder in (("derived", self.derived_dir), ("figures", self.figures_dir)):
+            try:
+                return f"{label}/{path.relative_to(folder.resolve()).as_posix()}"
+            except ValueError:
+                continue
+        return path.name
 
 
 def read_manifest(folder) -> dict:
