@@ -246,3 +246,55 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
         "adtte": adtte(tables, **thresholds),
         "adae": adae(tables),
     }
+
+
+POPULATIONS = ("evaluable", "nri", "per_protocol")
+
+
+def population(resp: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The analysis population of the responder endpoint.
+
+    - ``evaluable``: every randomised participant; the not evaluable have a missing
+      ``responder`` and drop out of the proportions (the published analysis);
+    - ``nri``: every randomised participant, not evaluable counted as non-responders;
+    - ``per_protocol``: participants who received the allocated procedure (evaluable ones).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A filtered or filled copy of ``resp`` (:func:`responders`).
+    """
+    if name == "evaluable":
+        return resp.copy()
+    if name == "nri":
+        out = resp.copy()
+        out["responder"] = out["responder"].fillna(False).astype("boolean")
+        return out
+    if name == "per_protocol":
+        return resp[resp["treated"].astype(bool)].copy()
+    raise ValueError(f"population must be one of {POPULATIONS}, not {name!r}")
+
+
+def subgroup_levels(adsl_df: pd.DataFrame) -> pd.DataFrame:
+    """Pre-specified subgroup levels of each participant.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject_id``, ``sex``, ``age_group`` (``< 40`` / ``>= 40``), ``grade_group``
+        (modified Pfirrmann ``4-5`` / ``6-8``, or ``1-3``), ``level_group`` (``L5-S1``, ``L4-L5``,
+        ``L1-L4``), ``vas_group`` (baseline VAS ``<= median`` / ``> median``, median of all
+        randomised).
+    """
+    d = adsl_df
+    grade = d["pfirrmann_grade"].astype("Float64")
+    vas = d["base_vas_pain"].astype("Float64")
+    med = float(vas.median())
+    return pd.DataFrame({
+        "subject_id": d["subject_id"].to_numpy(),
+        "sex": d["sex"].astype(object).to_numpy(),
+        "age_group": np.where(d["age"].astype(float) < 40, "< 40", ">= 40"),
+        "grade_group": np.select([grade <= 3, grade <= 5], ["1-3", "4-5"], default="6-8"),
+        "level_group": np.where(d["disc_level"].isin(["L4-L5", "L5-S1"]), d["disc_level"].astype(object), "L1-L4"),
+        "vas_group": np.where(vas.isna(), None, np.where(vas > med, f"> {med:g} mm", f"<= {med:g} mm")),
+    })

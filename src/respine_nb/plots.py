@@ -212,3 +212,137 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
         ax.set_ylabel(label)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- primary endpoint
+
+
+def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int):
+    """Left: responder proportion with its CI per arm; right: which criterion made the responders.
+
+    ``props`` has ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``events``, ``n``;
+    ``composition`` is :func:`respine_nb.stats.responder_composition`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 2.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    for i, arm in enumerate(config.ARMS):
+        r = props[props["group"] == arm].iloc[0]
+        a1.bar(i, r["estimate"] * 100, color=ARM_COLORS[arm], width=0.6, alpha=0.85)
+        a1.errorbar(i, r["estimate"] * 100, yerr=[[100 * (r["estimate"] - r["ci_low"])], [100 * (r["ci_high"] - r["estimate"])]],
+                    color="black", capsize=4, lw=1)
+        a1.text(i, 3, f"{int(r['events'])}/{int(r['n'])}", ha="center", va="bottom", color="white", fontsize=8)
+    a1.set_xticks(range(len(config.ARMS)), config.ARMS)
+    a1.set_ylim(0, 100)
+    a1.set_ylabel(f"Responders at month {visit_month} (%)")
+    a1.set_title("Responder proportion (95 % Wilson CI)")
+    shades = {"both": 1.0, "VAS only": 0.65, "ODI only": 0.35}
+    for i, arm in enumerate(config.ARMS):
+        bottom = 0.0
+        for comp in ("both", "VAS only", "ODI only"):
+            v = composition[(composition["group"] == arm) & (composition["component"] == comp)]["proportion"].iloc[0] * 100
+            a2.bar(i, v, bottom=bottom, color=ARM_COLORS[arm], alpha=shades[comp], width=0.6, edgecolor="white",
+                   label=comp if i == 0 else None)
+            if v >= 4:
+                a2.text(i, bottom + v / 2, comp, ha="center", va="center", fontsize=6.5)
+            bottom += v
+    a2.set_xticks(range(len(config.ARMS)), config.ARMS)
+    a2.set_ylim(0, 100)
+    a2.set_ylabel("% of evaluable participants")
+    a2.set_title("Criterion met: VAS, ODI or both")
+    fig.tight_layout()
+    return fig
+
+
+def tipping_heatmap(tp: pd.DataFrame, observed: tuple | None = None):
+    """Heatmap of the p-value over assumed responder proportions among the non-evaluable.
+
+    Cells with p < 0.05 are outlined; the annotation is the risk difference (percentage points).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    p = tp.pivot(index="assumed_msc", columns="assumed_sham", values="p_value").sort_index(ascending=False)
+    d = tp.pivot(index="assumed_msc", columns="assumed_sham", values="estimate").sort_index(ascending=False)
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.75, 4.2))
+    sns.heatmap(p, cmap="viridis_r", vmin=0, vmax=1, annot=(d * 100).round(0).astype(int), fmt="d",
+                annot_kws={"fontsize": 5.5}, cbar_kws={"label": "p (Yates chi-square)"}, linewidths=0.3, ax=ax)
+    sig = tp.pivot(index="assumed_msc", columns="assumed_sham", values="significant").sort_index(ascending=False)
+    for (i, j), s in np.ndenumerate(sig.to_numpy()):
+        if s:
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="#D55E00", lw=1.5))
+    ax.set_xticklabels([f"{v:.0%}" for v in p.columns], rotation=0)
+    ax.set_yticklabels([f"{v:.0%}" for v in p.index], rotation=0)
+    ax.set_xlabel("Assumed responders among non-evaluable, sham")
+    ax.set_ylabel("... BM-MSC")
+    ax.set_title("Tipping point: difference in % points (cells); red outline: p < 0.05")
+    return fig
+
+
+def threshold_heatmaps(grid: pd.DataFrame, chosen: tuple):
+    """One heatmap of the risk difference per ODI threshold, VAS thresholds on the axes.
+
+    ``chosen`` = (vas_abs_mm, vas_rel, odi_rel) of the analysis, outlined.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    odis = sorted(grid["odi_rel"].unique())
+    fig, axes = plt.subplots(1, len(odis), figsize=(DOUBLE_COLUMN_IN, 2.6), sharey=True)
+    lim = max(0.05, float(np.nanmax(np.abs(grid["estimate"]))))
+    for k, (ax, o) in enumerate(zip(np.atleast_1d(axes), odis)):
+        g = grid[grid["odi_rel"] == o].pivot(index="vas_abs_mm", columns="vas_rel", values="estimate").sort_index(ascending=False)
+        sns.heatmap(g * 100, cmap="RdBu_r", vmin=-lim * 100, vmax=lim * 100, center=0, ax=ax,
+                    annot=(g * 100).round(0).astype(int), fmt="d", annot_kws={"fontsize": 5},
+                    cbar=k == len(odis) - 1, cbar_kws={"label": "BM-MSC minus sham (% points)"})
+        ax.set_xticklabels([f"{v:.0%}" for v in g.columns], rotation=90)
+        ax.set_title(f"ODI >= {o:.0%}")
+        ax.set_xlabel("VAS relative")
+        ax.set_ylabel("VAS absolute (mm)" if k == 0 else "")
+        if np.isclose(o, chosen[2]):
+            i = list(g.index).index(chosen[0]) if chosen[0] in list(g.index) else None
+            j = [np.isclose(c, chosen[1]) for c in g.columns].index(True) if any(np.isclose(c, chosen[1]) for c in g.columns) else None
+            if i is not None and j is not None:
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.5))
+    fig.tight_layout()
+    return fig
+
+
+def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
+    """Forest plot of the risk difference by subgroup level, with interaction p-values.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(sub) + (2 if overall is not None else 0) + sub["subgroup"].nunique()
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN, 0.22 * n + 0.8))
+    y, labels, ys = 0, [], []
+    if overall is not None:
+        ax.errorbar(overall["estimate"] * 100, y, xerr=[[100 * (overall["estimate"] - overall["ci_low"])],
+                    [100 * (overall["ci_high"] - overall["estimate"])]], fmt="D", color="black", capsize=2, ms=4)
+        labels.append("All evaluable")
+        ys.append(y)
+        y -= 2
+    for name, g in sub.groupby("subgroup", sort=False):
+        p = g["p_interaction"].iloc[0]
+        labels.append(f"{name} (interaction p = {p:.2f})" if np.isfinite(p) else f"{name} (interaction p not estimable)")
+        ys.append(y)
+        y -= 1
+        for _, r in g.iterrows():
+            if np.isfinite(r["estimate"]):
+                ax.errorbar(r["estimate"] * 100, y, xerr=[[100 * (r["estimate"] - r["ci_low"])],
+                            [100 * (r["ci_high"] - r["estimate"])]], fmt="s", color=ARM_COLORS["BM-MSC"], capsize=2, ms=3)
+            labels.append(f"    {r['level']}  ({int(r['events_msc'])}/{int(r['n_msc'])} vs {int(r['events_sham'])}/{int(r['n_sham'])})")
+            ys.append(y)
+            y -= 1
+    ax.axvline(0, color="0.4", lw=0.8, ls="--")
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel("Responders, BM-MSC minus sham (% points, 95 % Newcombe CI)")
+    ax.set_xlim(-100, 100)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,223 @@
+"""Primary-endpoint statistics against reference values computed once in R 4.x (no R needed here).
+
+Tables are BM-MSC (responders, non-responders) over sham (responders, non-responders).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from respine_nb import derive, stats
+
+TOL = 1e-6  # closed-form values
+
+
+def frame(x1, f1, x2, f2):
+    return pd.DataFrame({"arm": ["BM-MSC"] * (x1 + f1) + ["Sham"] * (x2 + f2),
+                         "responder": pd.array([True] * x1 + [False] * f1 + [True] * x2 + [False] * f2, dtype="boolean")})
+
+
+# ---------------------------------------------------------------- Wilson and Newcombe (hand formulas in R)
+
+@pytest.mark.parametrize("x,n,lo,hi", [
+    # R: prop.test(39, 53, correct = FALSE)$conf.int
+    (39, 53, 0.604193355894, 0.835626460815),
+    # R: prop.test(31, 45, correct = FALSE)$conf.int
+    (31, 45, 0.543351944226, 0.804713007363),
+    # R: prop.test(5, 20, correct = FALSE)$conf.int
+    (5, 20, 0.111861701408, 0.468700877619),
+    # R: prop.test(3, 3, correct = FALSE)$conf.int
+    (3, 3, 0.438502968245, 1.0),
+])
+def test_wilson(x, n, lo, hi):
+    got = stats.wilson_ci(x, n)
+    assert got[0] == pytest.approx(lo, abs=TOL) and got[1] == pytest.approx(hi, abs=TOL)
+
+
+@pytest.mark.parametrize("t,lo,hi", [
+    # R: w1 <- prop.test(x1, n1, correct = FALSE)$conf.int; w2 <- ... (x2, n2)
+    #    d - sqrt((p1 - w1[1])^2 + (w2[2] - p2)^2); d + sqrt((w1[2] - p1)^2 + (p2 - w2[1])^2)
+    ((39, 14, 31, 14), -0.128392191693, 0.223415637035),
+    ((37, 13, 34, 15), -0.129042048842, 0.218236141918),
+    ((5, 15, 12, 8), -0.577844820544, -0.0444226289659),
+    ((3, 0, 1, 4), 0.0961180729692, 0.963775891368),
+    ((20, 2, 10, 10), 0.134609127396, 0.620245928315),
+])
+def test_newcombe(t, lo, hi):
+    x1, f1, x2, f2 = t
+    rd = stats.risk_difference(x1, x1 + f1, x2, x2 + f2).iloc[0]
+    assert rd["estimate"] == pytest.approx(x1 / (x1 + f1) - x2 / (x2 + f2), abs=1e-12)
+    assert rd["ci_low"] == pytest.approx(lo, abs=TOL) and rd["ci_high"] == pytest.approx(hi, abs=TOL)
+
+
+# ---------------------------------------------------------------- chisq.test (Yates)
+
+@pytest.mark.parametrize("t,stat,p", [
+    # R: chisq.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))   (the published 0.77)
+    ((39, 14, 31, 14), 0.0832075471698, 0.772996800192),
+    # R: chisq.test(matrix(c(37, 13, 34, 15), 2, byrow = TRUE))
+    ((37, 13, 34, 15), 0.0819596661602, 0.774659090194),
+    # R: chisq.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
+    ((5, 15, 12, 8), 3.68286445013, 0.0549743287217),
+    # R: chisq.test(matrix(c(3, 0, 1, 4), 2, byrow = TRUE))   (|O - E| < 0.5 nowhere; small cells)
+    ((3, 0, 1, 4), 2.13333333333, 0.144127034816),
+    # R: chisq.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
+    ((20, 2, 10, 10), 6.70329545455, 0.00962348824511),
+])
+def test_yates_chisq(t, stat, p):
+    x1, f1, x2, f2 = t
+    got_stat, got_p = stats.yates_chisq([[x1, f1], [x2, f2]])
+    assert got_stat == pytest.approx(stat, rel=1e-9) and got_p == pytest.approx(p, rel=1e-9)
+
+
+def test_yates_correction_capped_at_half():
+    # R: chisq.test(matrix(c(10, 10, 10, 11), 2, byrow = TRUE))$statistic  -> 0 (|O - E| < 0.5 everywhere)
+    assert stats.yates_chisq([[10, 10], [10, 11]])[0] == pytest.approx(0.0, abs=1e-12)
+
+
+# ---------------------------------------------------------------- fisher.test
+
+@pytest.mark.parametrize("t,p,est,lo,hi", [
+    # R: fisher.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))
+    ((39, 14, 31, 14), 0.657817062945, 1.25509583775, 0.475476033142, 3.32080082967),
+    # R: fisher.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
+    ((5, 15, 12, 8), 0.0535509925944, 0.231531672679, 0.0455646877512, 1.01863279217),
+    # R: fisher.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
+    ((20, 2, 10, 10), 0.00553937099964, 9.42174407041, 1.58104133218, 104.613797607),
+])
+def test_fisher_against_fisher_test(t, p, est, lo, hi):
+    x1, f1, x2, f2 = t
+    got = stats.fisher_exact(x1, x1 + f1, x2, x2 + f2).iloc[0]
+    assert got["p_value"] == pytest.approx(p, rel=1e-9)
+    # fisher.test finds the MLE and the limits with uniroot at its default tolerance (~1.2e-4),
+    # so its printed values are themselves only accurate to about 3e-4 relative.
+    assert got["estimate"] == pytest.approx(est, rel=1e-3)
+    assert got["ci_low"] == pytest.approx(lo, rel=1e-3) and got["ci_high"] == pytest.approx(hi, rel=1e-3)
+
+
+@pytest.mark.parametrize("t,est,lo,hi", [
+    # R: fisher.test's own 2x2 algorithm (mnhyper / pnhyper) with uniroot(tol = 1e-13):
+    #    the script is in the comment of tests/test_stats_primary.py::test_fisher_precise
+    ((39, 14, 31, 14), 1.25510605576, 0.475483122355, 3.32079521729),
+    ((20, 2, 10, 10), 9.42269246915, 1.58108808378, 104.58372563),
+    ((5, 15, 12, 8), 0.231504099771, 0.0455600884009, 1.01861301502),
+])
+def test_fisher_precise(t, est, lo, hi):
+    # R (abridged): m <- sum(x[, 1]); n <- sum(x[, 2]); k <- sum(x[1, ]); support <- max(0, k - n):min(k, m)
+    #   dnhyper(ncp) <- normalised exp(dhyper(support, m, n, k, log = TRUE) + log(ncp) * support)
+    #   MLE: uniroot(mnhyper(t) - x, tol = 1e-13); limits: uniroot(pnhyper(x, t[, upper]) - 0.025, tol = 1e-13)
+    x1, f1, x2, f2 = t
+    got = stats.fisher_exact(x1, x1 + f1, x2, x2 + f2).iloc[0]
+    assert got["estimate"] == pytest.approx(est, rel=1e-8)
+    assert got["ci_low"] == pytest.approx(lo, rel=1e-8) and got["ci_high"] == pytest.approx(hi, rel=1e-8)
+
+
+# ---------------------------------------------------------------- glm(binomial)
+
+@pytest.mark.parametrize("t,logor,se,p,lo,hi", [
+    # R: g <- glm(y ~ arm, family = binomial); summary(g)$coefficients[2, ]; exp(confint.default(g)[2, ])
+    ((39, 14, 31, 14), 0.229574441642, 0.448058027851, 0.608387476, 0.522775502846, 3.02754493682),
+    ((37, 13, 34, 15), 0.227658231667, 0.447245211284, 0.61073589494, 0.522606611552, 3.01693899043),
+    ((5, 15, 12, 8), -1.50407739677, 0.689202102669, 0.0290840123677, 0.0575622276663, 0.85790140604),
+    ((20, 2, 10, 10), 2.30258509299, 0.866025377162, 0.00784203540537, 1.83163048221, 54.5961649858),
+])
+def test_logistic_or(t, logor, se, p, lo, hi):
+    got = stats.logistic_or(frame(*t)).iloc[0]
+    assert got["log_or"] == pytest.approx(logor, rel=1e-6) and got["se"] == pytest.approx(se, rel=1e-6)
+    assert got["p_value"] == pytest.approx(p, rel=1e-6)
+    assert got["ci_low"] == pytest.approx(lo, rel=1e-6) and got["ci_high"] == pytest.approx(hi, rel=1e-6)
+
+
+def test_logistic_separation_is_reported_not_faked():
+    # R: glm gives logOR 20.95 with SE 6208.8 for matrix(c(3, 0, 1, 4)): an artefact of separation
+    got = stats.logistic_or(frame(3, 0, 1, 4)).iloc[0]
+    assert np.isnan(got["estimate"]) and "separation" in got["method"]
+
+
+def test_primary_analysis_reproduces_the_paper():
+    res = stats.primary_analysis(frame(39, 14, 31, 14)).set_index(["analysis", "group"])
+    assert round(res.loc[("responders", "BM-MSC"), "estimate"] * 100) == 74
+    assert round(res.loc[("responders", "Sham"), "estimate"] * 100) == 69
+    assert round(res.loc[("risk_difference", "BM-MSC vs Sham"), "p_value"], 2) == 0.77
+
+
+# ---------------------------------------------------------------- Rubin's rules and MI
+
+def test_rubin_hand_formula():
+    q, u = [0.10, 0.14, 0.12], [0.004, 0.005, 0.006]
+    got = stats.rubin(q, u)
+    w, b = 0.005, np.var(q, ddof=1)  # b = 0.0004
+    t = w + (1 + 1 / 3) * b
+    assert got["estimate"] == pytest.approx(0.12) and got["se"] == pytest.approx(np.sqrt(t))
+    assert got["df"] == pytest.approx(2 * (1 + w / ((4 / 3) * b)) ** 2)
+    assert stats.rubin([0.1, 0.1], [0.01, 0.01])["df"] == np.inf
+
+
+def test_mice_pmm_imputes_plausibly_and_reproducibly():
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(50, 10, n)
+    y = 10 + 0.8 * x + rng.normal(0, 4, n)
+    df = pd.DataFrame({"x": x, "y": y})
+    miss = rng.random(n) < 0.3
+    df.loc[miss, "y"] = np.nan
+    a = stats.mice_pmm(df, m=5, seed=3)
+    b = stats.mice_pmm(df, m=5, seed=3)
+    assert all(np.array_equal(u.to_numpy(), v.to_numpy()) for u, v in zip(a, b))
+    observed = set(np.round(df["y"].dropna(), 9))
+    for d in a:
+        assert not d.isna().any().any()
+        assert set(np.round(d.loc[miss, "y"], 9)) <= observed  # PMM: only observed values are donated
+        slope = np.polyfit(d["x"], d["y"], 1)[0]
+        assert slope == pytest.approx(0.8, abs=0.08)  # the relation is preserved (MCAR)
+    assert not np.array_equal(a[0]["y"].to_numpy(), a[1]["y"].to_numpy())  # imputations differ
+
+
+def test_mi_without_missing_equals_complete_case(default_tables):
+    wide = stats.wide_outcomes(default_tables)
+    keep = wide[["vas_0", "odi_0", "vas_12", "odi_12"]].notna().all(axis=1)
+    complete = wide[keep].fillna(50.0)  # nothing left to impute
+    got = stats.mi_risk_difference(complete, m=3, seed=1).iloc[0]
+    resp = derive.responders(default_tables, 12)
+    resp = resp[resp["subject_id"].isin(complete["subject_id"])]
+    x1, n1, x2, n2 = stats.counts(resp)
+    assert got["estimate"] == pytest.approx(x1 / n1 - x2 / n2) and got["df"] == np.inf
+
+
+def test_mi_on_default_data(default_tables):
+    got = stats.mi_risk_difference(stats.wide_outcomes(default_tables), m=10, seed=5).iloc[0]
+    assert got["n"] == 114 and -0.2 < got["estimate"] < 0.3 and got["ci_low"] < got["estimate"] < got["ci_high"]
+    assert "m = 10" in got["method"] and "Rubin" in got["method"]
+
+
+# ---------------------------------------------------------------- grids and subgroups
+
+def test_tipping_point_corners(default_tables):
+    resp = derive.responders(default_tables, 12)
+    tp = stats.tipping_point(resp).set_index(["assumed_msc", "assumed_sham"])
+    nri = stats.primary_analysis(stats.nri(resp)).set_index("analysis").loc["risk_difference"]
+    assert tp.loc[(0.0, 0.0), "estimate"] == pytest.approx(nri["estimate"])
+    assert tp.loc[(0.0, 0.0), "p_value"] == pytest.approx(nri["p_value"])
+    # all non-evaluable responders: (39 + 5) / 58 vs (31 + 11) / 56
+    assert tp.loc[(1.0, 1.0), "estimate"] == pytest.approx(44 / 58 - 42 / 56)
+
+
+def test_threshold_grid_contains_the_primary_analysis(default_tables):
+    grid = stats.threshold_grid(stats.wide_outcomes(default_tables))
+    row = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & np.isclose(grid["odi_rel"], 0.2)].iloc[0]
+    assert row["estimate"] == pytest.approx(39 / 53 - 31 / 45) and row["p_value"] == pytest.approx(0.772996800192)
+
+
+def test_interaction_p_against_r():
+    # R: d <- data.frame(y = c(rep(1, 15), rep(0, 5), rep(1, 8), rep(0, 12), rep(1, 10), rep(0, 10), rep(1, 11), rep(0, 9)),
+    #                    arm = rep(c(1, 0, 1, 0), each = 20), g = rep(c("a", "a", "b", "b"), each = 20))
+    #    anova(glm(y ~ arm + g, binomial, d), glm(y ~ arm * g, binomial, d), test = "LRT")$`Pr(>Chi)`[2]
+    y = [True] * 15 + [False] * 5 + [True] * 8 + [False] * 12 + [True] * 10 + [False] * 10 + [True] * 11 + [False] * 9
+    arm = ["BM-MSC"] * 20 + ["Sham"] * 20 + ["BM-MSC"] * 20 + ["Sham"] * 20
+    g = ["a"] * 40 + ["b"] * 40
+    d = pd.DataFrame({"responder": y, "arm": arm, "g": g})
+    assert stats.interaction_p(d, "g") == pytest.approx(R_INTERACTION_P, rel=1e-6)
+
+
+R_INTERACTION_P = 0.0650124971168
