@@ -336,7 +336,8 @@ FALLBACK_METHOD = ("random-intercept linear mixed model (statsmodels MixedLM, RE
                    "the unstructured MMRM did not converge; residual df")
 
 
-def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float = config.CI_LEVEL,
+         return_fit: bool = False):
     """MMRM of the change from baseline in ``measure`` (one function, one tidy table).
 
     Parameters
@@ -349,26 +350,28 @@ def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float 
         When the unstructured model does not converge, fit a random-intercept model instead
         (and say so in ``method``) rather than raise.
 
+    return_fit : bool
+        Also return the :class:`MMRMFit` (None for the fallback).
+
     Returns
     -------
     pandas.DataFrame
-        :func:`lsmeans` columns plus ``measure`` and ``method``; ``attrs["fit"]`` holds the
-        :class:`MMRMFit` (None for the fallback).
+        :func:`lsmeans` columns plus ``measure`` and ``method``; with ``return_fit``, the
+        tuple (table, fit).
     """
     data = analysis_set(adeff, measure)
     try:
         f = fit(data)
         out = lsmeans(f, level)
         out["method"] = METHOD
-        out.attrs["fit"] = f
     except MMRMConvergenceError as exc:
         if not fallback:
             raise
+        f = None
         out = random_intercept(data, level)
         out["method"] = f"{FALLBACK_METHOD} ({exc})"
-        out.attrs["fit"] = None
     out.insert(0, "measure", measure)
-    return out
+    return (out, f) if return_fit else out
 
 
 def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:

@@ -346,3 +346,165 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
     ax.set_xlim(-100, 100)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- secondary endpoints
+
+_DODGE = {"BM-MSC": -0.12, "Sham": 0.12}
+
+
+def _visit_axis(ax, visits):
+    ax.set_xticks(range(len(visits)), [str(v) for v in visits])
+    ax.set_xlabel("Month")
+
+
+def by_visit(table: pd.DataFrame, panels: dict, y: str = "mean", ylabel: str | None = None, ncols: int = 2,
+             zero_line: bool = False, percent: bool = False):
+    """Mean (or proportion) with CI by arm across visits, one panel per measure.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``measure``, ``group``, ``visit_month``, ``ci_low``, ``ci_high`` and ``y``.
+    panels : dict
+        Measure -> panel title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(DOUBLE_COLUMN_IN, 2.3 * nrows), squeeze=False)
+    scale = 100 if percent else 1
+    for ax, (measure, title) in zip(axes.ravel(), panels.items()):
+        d = table[table["measure"] == measure]
+        visits = sorted(d["visit_month"].unique())
+        pos = {v: i for i, v in enumerate(visits)}
+        for arm in config.ARMS:
+            a = d[d["group"] == arm].sort_values("visit_month")
+            x = np.array([pos[v] for v in a["visit_month"]]) + _DODGE[arm]
+            ax.errorbar(x, a[y] * scale, yerr=[(a[y] - a["ci_low"]) * scale, (a["ci_high"] - a[y]) * scale],
+                        color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], ms=3.5, lw=1.2, capsize=2, label=arm)
+        if zero_line:
+            ax.axhline(0, color="0.5", lw=0.7, ls="--")
+        _visit_axis(ax, visits)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel or "")
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    _arm_legend(axes.ravel()[0], loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 1):
+    """Individual trajectories of ``measure`` for a random sample of participants per arm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rng = np.random.default_rng(seed)
+    d = adeff[(adeff["measure"] == measure) & adeff["value"].notna()]
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 2.5), sharey=True)
+    visits = list(config.VISITS)
+    pos = {v: i for i, v in enumerate(visits)}
+    for ax, arm in zip(axes, config.ARMS):
+        ids = sorted(d.loc[d["arm"] == arm, "subject_id"].unique())
+        pick = sorted(rng.choice(ids, size=min(per_arm, len(ids)), replace=False)) if ids else []
+        for sid in pick:
+            s = d[d["subject_id"] == sid].sort_values("visit_month")
+            ax.plot([pos[v] for v in s["visit_month"]], s["value"].astype(float), color=ARM_COLORS[arm], lw=0.7,
+                    alpha=0.6, marker="o", ms=1.5)
+        _visit_axis(ax, visits)
+        ax.set_title(f"{arm}: {len(pick)} participants at random")
+    axes[0].set_ylabel(config.MEASURE_LABELS[measure])
+    fig.tight_layout()
+    return fig
+
+
+def lsmeans_change(mm: pd.DataFrame, panels: dict):
+    """LS-mean change from baseline (95 % CI) by arm over time, one panel per measure (MMRM).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    t = mm[mm["term"] == "lsmean"].rename(columns={"estimate": "mean"})
+    return by_visit(t, panels, y="mean", ylabel="LS-mean change from baseline", zero_line=True)
+
+
+# --------------------------------------------------------------------------- MRI
+
+
+def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
+    """Box plot and points of T2 by modified Pfirrmann grade.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    d = admri[admri["visit_month"] == visit_month].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
+    grades = sorted(int(g) for g in d["pfirrmann_grade"].unique())
+    data = pd.DataFrame({"grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
+                         "t2": d["t2_np_ms"].astype(float).to_numpy(), "arm": d["arm"].astype(str).to_numpy()})
+    fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN * 1.3, 2.6))
+    sns.boxplot(data=data, x="grade", y="t2", order=[str(g) for g in grades], color="0.85", width=0.5,
+                fliersize=0, ax=ax)
+    rng = np.random.default_rng(1)
+    for i, g in enumerate(grades):
+        for arm in config.ARMS:
+            vals = data.loc[(data["grade"] == str(g)) & (data["arm"] == arm), "t2"].to_numpy()
+            ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=6, color=ARM_COLORS[arm], alpha=0.8,
+                       linewidths=0, zorder=3)
+    ax.set_xlabel("Modified Pfirrmann grade (Griffith 2007)")
+    ax.set_ylabel("Nucleus pulposus T2 (ms)")
+    _arm_legend(ax, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def baseline_vs_followup(pairs: pd.DataFrame, visit_month: int, label: str = "T2 (ms)"):
+    """Baseline against follow-up per participant, one panel per arm, with the identity line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN * 0.8, 2.8), sharex=True, sharey=True)
+    lo = float(np.nanmin(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 0.0
+    hi = float(np.nanmax(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 1.0
+    pad = 0.05 * (hi - lo + 1)
+    for ax, arm in zip(axes, config.ARMS):
+        d = pairs[pairs["arm"] == arm]
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.5", lw=0.8, ls="--")
+        ax.scatter(d["baseline"], d["value"], s=9, color=ARM_COLORS[arm], alpha=0.8, linewidths=0)
+        ax.set_title(f"{arm} (n = {len(d)})")
+        ax.set_xlabel(f"Baseline {label}")
+    axes[0].set_ylabel(f"Month {visit_month} {label}")
+    fig.tight_layout()
+    return fig
+
+
+def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("vas_pain", "odi")):
+    """T2 change against symptom change at the same visit, coloured by arm, one panel per measure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, len(measures), figsize=(DOUBLE_COLUMN_IN, 2.6))
+    for ax, m in zip(np.atleast_1d(axes), measures):
+        ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
+        d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float)).dropna(subset=["symptom"])
+        for arm in config.ARMS:
+            a = d[d["arm"] == arm]
+            ax.scatter(a["change"], a["symptom"], s=9, color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], alpha=0.8,
+                       linewidths=0, label=arm)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.axvline(0, color="0.6", lw=0.6)
+        ax.set_xlabel(f"T2 change to month {visit_month} (ms)")
+        ax.set_ylabel(f"Change in {config.MEASURE_LABELS[m]}")
+    _arm_legend(np.atleast_1d(axes)[0], loc="best")
+    fig.tight_layout()
+    return fig

@@ -125,6 +125,7 @@ def start(name: str, data_dir=None, out_dir=None) -> Session:
     else:
         root, derived_dir, figures_dir = config.ROOT.resolve(), config.DERIVED_DIR, config.FIGURES_DIR
     plots.theme()
+    pd.set_option("display.max_colwidth", 120)  # file names and methods are shown whole
     manifest = read_manifest(data)
     return Session(
         name=name, data=dataset, root=root, derived_dir=derived_dir, figures_dir=figures_dir,

@@ -697,3 +697,265 @@ def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> floa
     ll0 = sm.GLM(y, X0, family=sm.families.Binomial()).fit().llf
     ll1 = sm.GLM(y, X1, family=sm.families.Binomial()).fit().llf
     return float(chi2.sf(2 * (ll1 - ll0), X1.shape[1] - X0.shape[1]))
+
+
+# --------------------------------------------------------------------------- secondary endpoints
+
+
+def mean_ci(values, level: float = config.CI_LEVEL) -> dict:
+    """Mean, SD and t-based CI of the non-missing values (as R ``t.test(x)$conf.int``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high`` (NaN where undefined).
+    """
+    from scipy.stats import t as tdist
+
+    x = pd.to_numeric(pd.Series(values), errors="coerce").astype(float).dropna().to_numpy()
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": np.nan, "sd": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    m = float(x.mean())
+    if n < 2:
+        return {"n": 1, "mean": m, "sd": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    sd = float(x.std(ddof=1))
+    half = float(tdist.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return {"n": n, "mean": m, "sd": sd, "ci_low": m - half, "ci_high": m + half}
+
+
+def trajectories(adeff: pd.DataFrame, measures=config.MEASURES, column: str = "value") -> pd.DataFrame:
+    """Mean (95 % t CI) of ``column`` by measure, arm and visit, among those observed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group``, ``visit_month``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
+    """
+    rows = []
+    for m in measures:
+        d = adeff[adeff["measure"] == m]
+        for arm in config.ARMS:
+            for v in config.VISITS:
+                s = d.loc[(d["arm"] == arm) & (d["visit_month"] == v), column]
+                rows.append({"measure": m, "group": arm, "visit_month": v, **mean_ci(s)})
+    return pd.DataFrame(rows)
+
+
+def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.DataFrame:
+    """Proportion reaching the MCID (Ostelo 2008) per measure, arm and post-baseline visit,
+    among those observed at baseline and at the visit; Wilson CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group``, ``visit_month``, ``events``, ``n``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``method``.
+    """
+    rows = []
+    for m in measures:
+        d = adeff[(adeff["measure"] == m) & (adeff["visit_month"] > 0)]
+        for v in config.POST_BASELINE_VISITS:
+            p = proportions(d[d["visit_month"] == v], outcome="mcid")
+            p.insert(0, "visit_month", v)
+            p.insert(0, "measure", m)
+            rows.append(p)
+    out = pd.concat(rows, ignore_index=True)
+    out["method"] = [f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI" for m in out["measure"]]
+    return out
+
+
+def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
+    """Responder proportion (primary definition) at every post-baseline visit, among the evaluable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``.
+    """
+    d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
+    rows = [proportions(d[d["visit_month"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
+    out = pd.concat(rows, ignore_index=True)
+    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high"]]
+
+
+def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Cross-check: mixed ANOVA (arm between, visit within) of the change, completers only (pingouin).
+
+    Returns
+    -------
+    pandas.DataFrame
+        pingouin's table (``Source``, ``SS``, ``DF1``, ``DF2``, ``MS``, ``F``, ``p_unc``,
+        ``np2``, ``eps``) plus ``n_completers``.
+    """
+    import pingouin as pg
+
+    d = adeff[(adeff["measure"] == measure) & (adeff["visit_month"] > 0)][["subject_id", "arm", "visit_month", "change"]]
+    d = d.dropna(subset=["change"])
+    full = d.groupby("subject_id")["visit_month"].transform("size") == len(config.POST_BASELINE_VISITS)
+    d = d[full].assign(change=lambda x: x["change"].astype(float), arm=lambda x: x["arm"].astype(str),
+                       subject_id=lambda x: x["subject_id"].astype(str))
+    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
+    out["n_completers"] = d["subject_id"].nunique()
+    return out
+
+
+# --------------------------------------------------------------------------- MRI
+
+
+def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+    """T2 of the nucleus pulposus by modified Pfirrmann grade at one visit, and the rank correlation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grade: ``grade``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``;
+        ``attrs["spearman"]`` holds Spearman's rho, its p and n over all grades.
+    """
+    import pingouin as pg
+
+    d = admri[(admri["visit_month"] == visit_month)].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
+    rows = [{"grade": int(g), **mean_ci(x["t2_np_ms"])} for g, x in d.groupby("pfirrmann_grade", sort=True)]
+    out = pd.DataFrame(rows)
+    if len(d) >= 3 and d["pfirrmann_grade"].nunique() > 1:
+        c = pg.corr(d["pfirrmann_grade"].astype(float), d["t2_np_ms"].astype(float), method="spearman")
+        out.attrs["spearman"] = {"rho": float(c["r"].iloc[0]), "p_value": float(c["p_val"].iloc[0]), "n": len(d)}
+    else:
+        out.attrs["spearman"] = {"rho": np.nan, "p_value": np.nan, "n": len(d)}
+    return out
+
+
+def paired_visit(admri: pd.DataFrame, visit_month: int, column: str = "t2_np_ms") -> pd.DataFrame:
+    """Participants with ``column`` at baseline and at ``visit_month``: one row each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject_id``, ``arm``, ``baseline``, ``value``, ``change``.
+    """
+    base = "base_" + column
+    d = admri[(admri["visit_month"] == visit_month)].dropna(subset=[column, base])
+    return pd.DataFrame({"subject_id": d["subject_id"].astype(str).to_numpy(), "arm": d["arm"].astype(str).to_numpy(),
+                         "baseline": d[base].astype(float).to_numpy(), "value": d[column].astype(float).to_numpy(),
+                         "change": (d[column] - d[base]).astype(float).to_numpy()})
+
+
+def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Within-arm change from baseline: mean with t CI and the paired t test (pingouin).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        :func:`paired_visit` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm: ``group``, ``n``, ``mean_baseline``, ``mean_value``, ``estimate``
+        (mean change), ``sd``, ``ci_low``, ``ci_high``, ``p_value`` (paired t), ``method``.
+    """
+    import pingouin as pg
+
+    rows = []
+    for arm in config.ARMS:
+        d = pairs[pairs["arm"] == arm]
+        s = mean_ci(d["change"], level)
+        p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0]) if len(d) > 1 else np.nan
+        rows.append({"group": arm, "n": s["n"], "mean_baseline": d["baseline"].mean(), "mean_value": d["value"].mean(),
+                     "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+                     "p_value": p, "method": "mean change, t CI; paired t test"})
+    return pd.DataFrame(rows)
+
+
+def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Between-arm ANCOVA ``change ~ arm + baseline`` (OLS): the arm coefficient.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group`` (contrast), ``estimate``, ``se``, ``df``, ``ci_low``, ``ci_high``,
+        ``p_value``, ``n``, ``method``.
+    """
+    import statsmodels.api as sm
+
+    X = np.column_stack([np.ones(len(pairs)), (pairs["arm"] == config.ARMS[0]).astype(float), pairs["baseline"]])
+    fit = sm.OLS(pairs["change"].to_numpy(dtype=float), X).fit()
+    lo, hi = fit.conf_int(alpha=1 - level)[1]
+    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(fit.params[1]), "se": float(fit.bse[1]),
+                          "df": float(fit.df_resid), "ci_low": float(lo), "ci_high": float(hi),
+                          "p_value": float(fit.pvalues[1]), "n": len(pairs),
+                          "method": "ANCOVA (OLS): change ~ arm + baseline"}])
+
+
+def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Modified Pfirrmann grade at baseline against ``visit_month``, per arm (long counts).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``base_grade``, ``grade``, ``n`` (only non-zero cells), sorted.
+    """
+    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
+    out = (d.groupby(["arm", "base_pfirrmann_grade", "pfirrmann_grade"]).size().rename("n").reset_index()
+           .rename(columns={"arm": "group", "base_pfirrmann_grade": "base_grade", "pfirrmann_grade": "grade"}))
+    out["base_grade"] = out["base_grade"].astype(int)
+    out["grade"] = out["grade"].astype(int)
+    return out.sort_values(["group", "base_grade", "grade"], kind="mergesort").reset_index(drop=True)
+
+
+def grade_worsening(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Proportion whose modified Pfirrmann grade worsened (rose) by ``visit_month``, per arm; Wilson CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of :func:`proportions`.
+    """
+    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
+    d = d.assign(worse=(d["pfirrmann_grade"] > d["base_pfirrmann_grade"]).to_numpy(dtype=bool))
+    out = proportions(d, outcome="worse")
+    out["method"] = "proportion with a higher grade than at baseline; Wilson CI"
+    return out
+
+
+def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -> dict:
+    """Correlation with its CI (pingouin; Fisher z interval as R ``cor.test``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``estimate`` (r), ``ci_low``, ``ci_high``, ``p_value``.
+    """
+    import pingouin as pg
+
+    d = pd.DataFrame({"x": pd.to_numeric(pd.Series(x), errors="coerce").astype(float).to_numpy(),
+                      "y": pd.to_numeric(pd.Series(y), errors="coerce").astype(float).to_numpy()}).dropna()
+    n = len(d)
+    if n < 4:
+        return {"n": n, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
+    c = pg.corr(d["x"], d["y"], method=method)
+    r = float(c["r"].iloc[0])
+    lo, hi = pg.compute_esci(stat=r, nx=n, ny=n, eftype="r", confidence=level, decimals=12)
+    return {"n": n, "estimate": r, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(c["p_val"].iloc[0])}
+
+
+def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int,
+                          measures=("vas_pain", "odi")) -> pd.DataFrame:
+    """Pearson correlation of T2 change with the change in each symptom measure at the same visit,
+    per arm and pooled.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group`` (arm or ``all``), ``n``, ``estimate`` (r), ``ci_low``,
+        ``ci_high``, ``p_value``, ``method``.
+    """
+    rows = []
+    for m in measures:
+        ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
+        d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float))
+        for group in (*config.ARMS, "all"):
+            dd = d if group == "all" else d[d["arm"] == group]
+            rows.append({"measure": m, "group": group, **correlation(dd["change"], dd["symptom"]),
+                         "method": "Pearson r, Fisher z CI (pingouin)"})
+    return pd.DataFrame(rows)

@@ -53,6 +53,7 @@ T2_SD = 9.0
 HEIGHT_MEAN = {1: 12, 2: 11.5, 3: 11, 4: 10, 5: 9, 6: 7.5, 7: 6, 8: 5}
 # Share of the month-12 improvement reached at each visit (placebo-like, early, durable).
 TRAJECTORY = {1: 0.55, 3: 0.80, 6: 0.95, 12: 1.0, 24: 0.95}
+VISIT_NOISE = 0.15  # SD of the visit-to-visit wobble of the relative improvement (non-month-12 visits)
 DROPOUT_REASONS = ("lost to follow-up", "withdrew consent", "moved away", "adverse event")
 SCREEN_FAIL_FRACTION = 40 / 114
 SCREEN_FAIL_REASONS = {
@@ -250,8 +251,8 @@ def generate(seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-
             vas, odi = vas12, odi12
         else:
             g = TRAJECTORY[v]
-            vas = np.clip(np.round(bv * (1 - g * rv12 - rng_traj.normal(0, .08, n))), 0, 100)
-            odi = np.clip(2 * np.round(bo * (1 - g * ro12 - rng_traj.normal(0, .08, n)) / 2), 0, 100)
+            vas = np.clip(np.round(bv * (1 - g * rv12 - rng_traj.normal(0, VISIT_NOISE, n))), 0, 100)
+            odi = np.clip(2 * np.round(bo * (1 - g * ro12 - rng_traj.normal(0, VISIT_NOISE, n)) / 2), 0, 100)
         pcs = np.clip(np.round(base["pcs"].to_numpy() + 0.30 * (bo - odi) + rng_traj.normal(0, 3, n), 1), 0, 100)
         mcs = np.clip(np.round(base["mcs"].to_numpy() + 0.08 * (bv - vas) + rng_traj.normal(0, 4, n), 1), 0, 100)
         if v == 0:

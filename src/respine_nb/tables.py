@@ -72,3 +72,46 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
         rename=variables, decimals=decimals, label_suffix=True,
     )
+
+
+def fmt_ci(estimate, low, high, digits: int = 1, percent: bool = False) -> str:
+    """``"12.3 [8.1, 16.5]"`` (or with % when ``percent``); empty string when the estimate is missing."""
+    import math
+
+    if estimate is None or (isinstance(estimate, float) and math.isnan(estimate)):
+        return ""
+    k = 100 if percent else 1
+    unit = "%" if percent else ""
+
+    def num(x):
+        return f"{round(x * k, digits) + 0.0:.{digits}f}"  # + 0.0: never print "-0.0"
+
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return f"{num(estimate)}{unit}"
+    return f"{num(estimate)}{unit} [{num(low)}, {num(high)}]"
+
+
+def fmt_p(p) -> str:
+    """p-value as journals print it: ``<0.001``, else 3 decimals below 0.01, 2 above."""
+    import math
+
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    if p < 0.001:
+        return "<0.001"
+    return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def wide_ci(df: pd.DataFrame, index: str, columns: str, estimate: str = "estimate", digits: int = 1,
+            percent: bool = False) -> pd.DataFrame:
+    """Display table: one cell ``estimate [low, high]`` per (index, columns) pair.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``index``, one column per value of ``columns`` (in order of appearance).
+    """
+    cell = [fmt_ci(e, lo, hi, digits, percent) for e, lo, hi in zip(df[estimate], df["ci_low"], df["ci_high"])]
+    d = df.assign(_cell=cell)
+    order = list(dict.fromkeys(d[columns]))
+    return d.pivot(index=index, columns=columns, values="_cell")[order].rename_axis(columns=None)
