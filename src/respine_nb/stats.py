@@ -782,6 +782,8 @@ def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
 def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
     """Cross-check: mixed ANOVA (arm between, visit within) of the change, completers only (pingouin).
 
+    Completers: participants with a change at every post-baseline visit present in the data.
+
     Returns
     -------
     pandas.DataFrame
@@ -792,7 +794,7 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
 
     d = adeff[(adeff["measure"] == measure) & (adeff["visit_month"] > 0)][["subject_id", "arm", "visit_month", "change"]]
     d = d.dropna(subset=["change"])
-    full = d.groupby("subject_id")["visit_month"].transform("size") == len(config.POST_BASELINE_VISITS)
+    full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
     d = d[full].assign(change=lambda x: x["change"].astype(float), arm=lambda x: x["arm"].astype(str),
                        subject_id=lambda x: x["subject_id"].astype(str))
     out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
