@@ -961,3 +961,226 @@ def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month:
             rows.append({"measure": m, "group": group, **correlation(dd["change"], dd["symptom"]),
                          "method": "Pearson r, Fisher z CI (pingouin)"})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- time to response
+
+
+def _km_median(times: np.ndarray, surv: np.ndarray) -> float:
+    """Median as R ``survfit``: the first time S(t) < 0.5; where S(t) = 0.5 on a step, the midpoint
+    between that time and the next event time."""
+    eps = 1e-10
+    below = np.flatnonzero(surv < 0.5 - eps)
+    at = np.flatnonzero(np.abs(surv - 0.5) <= eps)
+    if len(at):
+        k = at[0]
+        return float((times[k] + times[k + 1]) / 2) if k + 1 < len(times) else float("nan")
+    return float(times[below[0]]) if len(below) else float("nan")
+
+
+def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Kaplan-Meier median time to first response per arm (lifelines), with its CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm: ``group``, ``n``, ``events``, ``estimate`` (median, months; NaN if
+        not reached), ``ci_low``, ``ci_high`` (from the log-log pointwise band, lifelines'
+        default, as R ``survfit(conf.type = "log-log")``), ``method``.
+    """
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    rows = []
+    for arm in config.ARMS:
+        d = adtte[adtte["arm"] == arm]
+        kmf = KaplanMeierFitter(alpha=1 - level).fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
+        sf = kmf.survival_function_
+        med = _km_median(sf.index.to_numpy(dtype=float), sf[arm].to_numpy(dtype=float))
+        ci = median_survival_times(kmf.confidence_interval_)
+        lo, hi = (float(ci.iloc[0, 0]), float(ci.iloc[0, 1])) if len(ci) else (np.nan, np.nan)
+        rows.append({"group": arm, "n": len(d), "events": int(d["event"].sum()), "estimate": med,
+                     "ci_low": lo if np.isfinite(lo) else np.nan, "ci_high": hi if np.isfinite(hi) else np.nan,
+                     "method": "Kaplan-Meier median (lifelines); log-log CI"})
+    return pd.DataFrame(rows)
+
+
+def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
+    """Log-rank test BM-MSC vs sham (lifelines; as R ``survdiff``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``statistic`` (chi-square, 1 df), ``p_value``, ``n``, ``method``.
+    """
+    from lifelines.statistics import logrank_test
+
+    a, b = adtte[adtte["arm"] == config.ARMS[0]], adtte[adtte["arm"] == config.ARMS[1]]
+    r = logrank_test(a["time"].astype(float), b["time"].astype(float), a["event"].astype(bool), b["event"].astype(bool))
+    return pd.DataFrame([{"group": config.CONTRAST, "statistic": float(r.test_statistic), "p_value": float(r.p_value),
+                          "n": len(adtte), "method": "log-rank test"}])
+
+
+def _cox_frame(adtte: pd.DataFrame, covariates) -> pd.DataFrame:
+    d = pd.DataFrame({"time": adtte["time"].astype(float).to_numpy(), "event": adtte["event"].astype(int).to_numpy(),
+                      "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy()})
+    for c in covariates:
+        d[c] = pd.to_numeric(adtte[c], errors="coerce").astype(float).to_numpy()
+    return d.dropna()
+
+
+def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL):
+    """Cox proportional hazards model, Efron ties (lifelines; as R ``coxph`` default).
+
+    Returns
+    -------
+    tuple
+        (one-row DataFrame: ``group``, ``estimate`` (hazard ratio BM-MSC vs sham), ``ci_low``,
+        ``ci_high`` (Wald), ``p_value`` (Wald), ``coef``, ``se``, ``n``, ``events``, ``method``;
+        the fitted ``CoxPHFitter``; the model frame).
+    """
+    from lifelines import CoxPHFitter
+
+    d = _cox_frame(adtte, covariates)
+    # precision 1e-10: lifelines' default (1e-7) stops about 1e-4 short of R's coefficient
+    fit = CoxPHFitter(alpha=1 - level).fit(d, "time", "event", fit_options={"precision": 1e-10})
+    s = fit.summary.loc["msc"]
+    adj = f"; adjusted for {', '.join(covariates)}" if covariates else ""
+    row = pd.DataFrame([{"group": config.CONTRAST, "estimate": float(s["exp(coef)"]),
+                         "ci_low": float(np.exp(s["coef lower 95%"])) if level == 0.95 else float(np.exp(s.iloc[5])),
+                         "ci_high": float(np.exp(s["coef upper 95%"])) if level == 0.95 else float(np.exp(s.iloc[6])),
+                         "p_value": float(s["p"]), "coef": float(s["coef"]), "se": float(s["se(coef)"]),
+                         "n": len(d), "events": int(d["event"].sum()),
+                         "method": f"Cox PH, Efron ties; Wald CI and p{adj}"}])
+    return row, fit, d
+
+
+def ph_test(fit, frame: pd.DataFrame) -> pd.DataFrame:
+    """Schoenfeld-residual test of proportional hazards (lifelines, KM time transform).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per covariate: ``covariate``, ``statistic``, ``p_value``.
+    """
+    from lifelines.statistics import proportional_hazard_test
+
+    r = proportional_hazard_test(fit, frame, time_transform="km").summary
+    return pd.DataFrame({"covariate": list(r.index), "statistic": r["test_statistic"].to_numpy(),
+                         "p_value": r["p"].to_numpy()})
+
+
+def turnbull_npmle(left, right, tol: float = 1e-12, max_iter: int = 100_000) -> pd.DataFrame:
+    """Turnbull's NPMLE for interval-censored times in (left, right] (right = inf: censored),
+    by the self-consistency (EM) algorithm, as R ``survfit(Surv(left, right, type = "interval2"))``.
+
+    Written here because lifelines' experimental ``KaplanMeierFitter.fit_interval_censoring``
+    (0.30) disagrees with R on the simplest case: for (0, 1], (0, 1], (1, 3], (3, inf) it reports
+    S(1) = 1 and S(3) = 0.333, where the NPMLE (and R) give 0.5 and 0.25.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per Turnbull (innermost) interval: ``lower``, ``upper`` (the mass lies in
+        (lower, upper]), ``mass``, ``survival`` (S after the interval).
+    """
+    left = np.asarray(left, dtype=float)
+    right = np.asarray(right, dtype=float)
+    # innermost intervals: a left endpoint immediately followed by a right endpoint; at equal
+    # values a right endpoint (closed) sorts before a left endpoint (open)
+    ends = sorted([(v, 1) for v in set(left)] + [(v, 0) for v in set(right)])
+    inner = [(a, b) for (a, ka), (b, kb) in zip(ends, ends[1:]) if ka == 1 and kb == 0 and a < b]
+    lo = np.array([a for a, _ in inner])
+    hi = np.array([b for _, b in inner])
+    alpha = (lo[None, :] >= left[:, None]) & (hi[None, :] <= right[:, None])
+    p = np.full(len(inner), 1.0 / len(inner))
+    for _ in range(max_iter):
+        denom = alpha @ p
+        new = (alpha * p / denom[:, None]).mean(axis=0)
+        if np.max(np.abs(new - p)) < tol:
+            p = new
+            break
+        p = new
+    return pd.DataFrame({"lower": lo, "upper": hi, "mass": p, "survival": 1 - np.cumsum(p)})
+
+
+def turnbull(adtte: pd.DataFrame) -> pd.DataFrame:
+    """Turnbull NPMLE of the cumulative proportion responding per arm, respecting that a response
+    is only seen at a visit (true time in (left, right]); see :func:`turnbull_npmle`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``lower``, ``upper``, ``mass``, ``survival``, ``cumulative`` (1 - S
+        after the interval; the NPMLE does not say where inside the interval the mass lies,
+        and has no standard CI).
+    """
+    rows = []
+    for arm in config.ARMS:
+        d = adtte[adtte["arm"] == arm]
+        t = turnbull_npmle(d["left"], d["right"])
+        rows.append(t.assign(group=arm, cumulative=1 - t["survival"]))
+    out = pd.concat(rows, ignore_index=True)
+    return out[["group", "lower", "upper", "mass", "survival", "cumulative"]]
+
+
+def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Parametric interval-censored comparison: Weibull accelerated failure time model
+    (lifelines ``WeibullAFTFitter.fit_interval_censoring``); time ratio BM-MSC vs sham.
+
+    A time ratio below 1 means BM-MSC participants responded sooner.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``estimate`` (time ratio), ``ci_low``, ``ci_high``, ``p_value``,
+        ``n``, ``method``.
+    """
+    from lifelines import WeibullAFTFitter
+
+    d = pd.DataFrame({"lower": adtte["left"].astype(float).to_numpy(), "upper": adtte["right"].astype(float).to_numpy(),
+                      "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy()})
+    fit = WeibullAFTFitter(alpha=1 - level).fit_interval_censoring(d, "lower", "upper")
+    s = fit.summary.loc[("lambda_", "msc")]
+    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(np.exp(s["coef"])),
+                          "ci_low": float(np.exp(s["coef lower 95%"])), "ci_high": float(np.exp(s["coef upper 95%"])),
+                          "p_value": float(s["p"]), "n": len(d),
+                          "method": "Weibull AFT, interval-censored (lifelines); time ratio, Wald CI"}])
+
+
+def status_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
+    """Responder status of every participant at every post-baseline visit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject_id``, ``arm``, ``visit_month``, ``status`` (``responder``,
+        ``non-responder``, ``not evaluable``, ``discontinued``), sorted.
+    """
+    d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
+    status = np.select([d["responder"].fillna(False).to_numpy(dtype=bool),
+                        (d["responder"] == False).fillna(False).to_numpy(dtype=bool),  # noqa: E712
+                        (d["visit_status"] == "discontinued").to_numpy()],
+                       ["responder", "non-responder", "discontinued"], default="not evaluable")
+    return (pd.DataFrame({"subject_id": d["subject_id"].to_numpy(), "arm": d["arm"].to_numpy(),
+                          "visit_month": d["visit_month"].to_numpy(), "status": status})
+            .sort_values(["arm", "subject_id", "visit_month"], kind="mergesort").reset_index(drop=True))
+
+
+def durability(status: pd.DataFrame, from_visit: int = 12, to_visit: int = 24) -> pd.DataFrame:
+    """Among responders at ``from_visit``, the proportion still responding at ``to_visit`` (among
+    those evaluable then), per arm; Wilson CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of :func:`proportions` plus ``responders_at_start`` and ``not_evaluable_later``.
+    """
+    w = status.pivot(index=["subject_id", "arm"], columns="visit_month", values="status").reset_index()
+    start = w[w[from_visit] == "responder"]
+    later = start[start[to_visit].isin(["responder", "non-responder"])]
+    out = proportions(later.assign(still=(later[to_visit] == "responder").to_numpy()), outcome="still")
+    out["responders_at_start"] = [int((start["arm"] == a).sum()) for a in config.ARMS]
+    out["not_evaluable_later"] = out["responders_at_start"] - out["n"]
+    out["method"] = f"month-{from_visit} responders still responding at month {to_visit}; Wilson CI"
+    return out
