@@ -508,3 +508,79 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
     _arm_legend(np.atleast_1d(axes)[0], loc="best")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- time to response
+
+STATUS_COLORS = {"responder": "#009E73", "non-responder": "#D55E00", "not evaluable": "#BBBBBB",
+                 "discontinued": "#FFFFFF"}
+
+
+def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
+    """Kaplan-Meier cumulative proportion responding by arm (95 % band), number at risk below,
+    and the Turnbull NPMLE (interval-censored) as open markers at the visit closing each interval.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from lifelines import KaplanMeierFitter
+
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.75, 3.6))
+    ticks = [0, *config.POST_BASELINE_VISITS]
+    for arm in config.ARMS:
+        d = adtte[adtte["arm"] == arm]
+        kmf = KaplanMeierFitter().fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
+        kmf.plot_cumulative_density(ax=ax, ci_show=True, color=ARM_COLORS[arm], lw=1.5, ci_alpha=0.15)
+        if npmle is not None:
+            t = npmle[(npmle["group"] == arm) & np.isfinite(npmle["upper"])]
+            ax.plot(t["upper"], t["cumulative"], ls="none", marker="o", mfc="white", mec=ARM_COLORS[arm], ms=5,
+                    label=f"{arm}, Turnbull NPMLE")
+    ax.set_xticks(ticks)
+    ax.set_xlim(-0.5, max(ticks) + 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Month")
+    ax.set_ylabel("Cumulative proportion responding")
+    ax.legend(loc="lower right")
+    # number at risk entering each visit (not yet responded, still followed: time >= visit)
+    trans = ax.get_xaxis_transform()
+    ax.text(-0.5, -0.30, "At risk", transform=trans, ha="right", va="center", fontsize=7, fontweight="bold")
+    for k, arm in enumerate(config.ARMS):
+        times = adtte.loc[adtte["arm"] == arm, "time"].astype(float).to_numpy()
+        y = -0.38 - 0.08 * k
+        ax.text(-0.5, y, arm, transform=trans, ha="right", va="center", fontsize=7, color=ARM_COLORS[arm])
+        for t in ticks:
+            ax.text(t, y, str(int((times >= max(t, 1e-9)).sum())), transform=trans, ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def status_grid(status: pd.DataFrame):
+    """Responder status of every participant at every visit, one panel per arm (a swimmer-style
+    grid: rows are participants, sorted by their status sequence).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.colors import ListedColormap
+
+    codes = {s: i for i, s in enumerate(STATUS_COLORS)}
+    cmap = ListedColormap(list(STATUS_COLORS.values()))
+    visits = sorted(status["visit_month"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 4.2))
+    for ax, arm in zip(axes, config.ARMS):
+        w = status[status["arm"] == arm].pivot(index="subject_id", columns="visit_month", values="status")[visits]
+        m = w.map(codes.get).astype(int)
+        m = m.sort_values(list(reversed(visits)), kind="mergesort").sort_values(visits, kind="mergesort")
+        ax.imshow(m.to_numpy(), aspect="auto", cmap=cmap, vmin=0, vmax=len(codes) - 1, interpolation="nearest")
+        ax.set_xticks(range(len(visits)), [str(v) for v in visits])
+        ax.set_yticks([])
+        ax.set_xlabel("Month")
+        ax.set_title(f"{arm} (n = {len(m)})")
+        for sp in ax.spines.values():
+            sp.set_visible(True)
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="0.6", label=s) for s, c in STATUS_COLORS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
