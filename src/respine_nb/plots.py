@@ -584,3 +584,43 @@ def status_grid(status: pd.DataFrame):
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
+
+
+# --------------------------------------------------------------------------- safety and immunology
+
+SEVERITY_MARKERS = {"mild": "o", "moderate": "s", "severe": "^"}
+
+
+def ae_onset(adae: pd.DataFrame):
+    """Onset day of every adverse event by arm (symmetric log scale), marker by severity, filled
+    when serious.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.8, 2.2))
+    rng = np.random.default_rng(1)
+    ae = adae[adae["saffl"].astype(bool)] if len(adae) else adae
+    for i, arm in enumerate(config.ARMS):
+        for sev, marker in SEVERITY_MARKERS.items():
+            d = ae[(ae["arm"] == arm) & (ae["severity"] == sev)] if len(ae) else ae
+            if not len(d):
+                continue
+            y = i + rng.uniform(-0.25, 0.25, len(d))
+            serious = d["serious"].astype(bool).to_numpy()
+            ax.scatter(d["onset_day"].astype(float)[~serious], y[~serious], marker=marker, s=12, facecolors="none",
+                       edgecolors=ARM_COLORS[arm], linewidths=0.8)
+            ax.scatter(d["onset_day"].astype(float)[serious], y[serious], marker=marker, s=16, color=ARM_COLORS[arm])
+    ax.set_xscale("symlog", linthresh=7)
+    ax.set_xlim(-0.5, 1000)
+    ax.set_yticks(range(len(config.ARMS)), config.ARMS)
+    ax.set_ylim(-0.6, len(config.ARMS) - 0.4)
+    ax.set_xlabel("Onset, days after the procedure (symmetric log scale)")
+    handles = [plt.Line2D([], [], marker=m, ls="none", mfc="none", mec="0.3", label=s) for s, m in SEVERITY_MARKERS.items()]
+    handles.append(plt.Line2D([], [], marker="o", ls="none", color="0.3", label="serious (filled)"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4)
+    if not len(ae):
+        ax.text(0.5, 0.5, "no adverse events", transform=ax.transAxes, ha="center", va="center")
+    fig.tight_layout()
+    return fig

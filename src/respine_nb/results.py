@@ -118,3 +118,25 @@ def merge(derived_dir) -> Path:
     if dup.any():
         raise ValueError(f"two notebooks report the same row: {sorted(set(df.loc[dup, 'analysis_id']))}")
     return atomic_write_text(derived_dir / "results.csv", to_csv_text(df))
+
+
+def suppress(df: pd.DataFrame, min_cell: int, count: str = "events") -> pd.DataFrame:
+    """Rows whose ``count`` is between 1 and ``min_cell - 1`` lose their estimate and CI (the
+    method says so), so that small cells of real data are not published; ``min_cell = 0`` keeps
+    everything.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``df``.
+    """
+    out = df.copy()
+    if not min_cell or count not in out.columns:
+        return out
+    small = pd.to_numeric(out[count], errors="coerce").between(1, min_cell - 1).to_numpy()
+    for c in ("estimate", "ci_low", "ci_high"):
+        if c in out.columns:
+            out.loc[small, c] = np.nan
+    if "method" in out.columns:
+        out.loc[small, "method"] = out.loc[small, "method"].astype(str) + f"; suppressed: fewer than {min_cell}"
+    return out

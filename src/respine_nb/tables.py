@@ -115,3 +115,31 @@ def wide_ci(df: pd.DataFrame, index: str, columns: str, estimate: str = "estimat
     d = df.assign(_cell=cell)
     order = list(dict.fromkeys(d[columns]))
     return d.pivot(index=index, columns=columns, values="_cell")[order].rename_axis(columns=None)
+
+
+def suppress_small(df: pd.DataFrame, count_columns, min_cell: int, derived_columns=()) -> pd.DataFrame:
+    """Display copy where counts from 1 to ``min_cell - 1`` read ``"<min_cell"`` (and the columns
+    derived from them are blanked), for authors who must not publish small cells of real data.
+
+    ``min_cell = 0`` (the default of the notebooks) returns the frame unchanged.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if not min_cell:
+        return df.copy()
+    out = df.copy().astype({c: object for c in [*count_columns, *derived_columns] if c in df.columns})
+    for c in count_columns:
+        small = pd.to_numeric(df[c], errors="coerce").between(1, min_cell - 1)
+        out.loc[small, c] = f"<{min_cell}"
+        for d in derived_columns:
+            if d in out.columns:
+                out.loc[small, d] = ""
+    return out
+
+
+def p_text(p) -> str:
+    """``"p = 0.77"``, ``"p = 0.004"`` or ``"p < 0.001"`` for running text."""
+    s = fmt_p(p)
+    return "p not estimable" if not s else (f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}")
