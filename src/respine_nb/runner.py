@@ -126,7 +126,22 @@ def _ipc_kernel_manager(folder: str):
             self.transport = "ipc"
             self.ip = os.path.join(folder, "kernel")
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client
+            # interrupts it before shutdown) goes to a file, read back only if the kernel fails.
+            with open(os.path.join(folder, "kernel.log"), "ab") as log:  # the child keeps its own copy
+                kw["stderr"] = log
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
     return IPCKernelManager
+
+
+def _kernel_log(folder: str, lines: int = 5) -> str:
+    path = Path(folder) / "kernel.log"
+    if not path.is_file():
+        return ""
+    tail = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
+    return (" | kernel log: " + " / ".join(tail)) if tail else ""
 
 
 def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path,
@@ -155,7 +170,7 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     except Exception as exc:  # kernel died, could not start, ...
         seconds = time.perf_counter() - t0
         progress(f"  FAILED    {name} ({seconds:.1f} s): {exc}")
-        return Outcome(name, False, seconds, f"{type(exc).__name__}: {exc}")
+        return Outcome(name, False, seconds, f"{type(exc).__name__}: {exc}{_kernel_log(sockets)}")
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     nb = nbformat.read(tmp, as_version=4)
