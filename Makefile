@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test unit nbval lab bench generate validate derive lock clean
+.PHONY: help venv run test unit nbval lab report bench generate validate derive lock clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,8 @@ venv: $(STAMP) ## Create .venv from requirements.lock (again when the lock is ne
 run: $(STAMP) ## The main job: generate (if absent), validate, derive, execute every notebook in place
 	$(BIN)/respine-nb run $(if $(JOBS),--jobs $(JOBS),)
 
-test: $(STAMP) ## All tests: unit, reference values, CLI, and every stored notebook with nbval (strict)
+test: $(STAMP) ## All tests: unit, reference values, CLI, report in a browser, and every stored notebook with nbval (strict)
+	@bash scripts/ensure-chromium.sh
 	RESPINE_NB_OUT=$$(mktemp -d) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -36,8 +37,12 @@ nbval: $(STAMP) ## Only re-execute the stored notebooks and compare their output
 	RESPINE_NB_OUT=$$(mktemp -d) $(BIN)/python -m pytest -p no:cacheprovider notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-lab: $(STAMP) ## JupyterLab on 127.0.0.1 in the project's environment, opening notebooks/
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+report: $(STAMP) ## Static HTML report of the default run in reports/ (OUT=runs/x for another run)
+	$(BIN)/respine-nb report $(if $(OUT),--out $(OUT),)
+
+lab: $(STAMP) ## JupyterLab on 127.0.0.1 in the project's environment, opening notebooks/ (prints the URL with its token)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP) ## Benchmark: kernel floor, each notebook, the default run, and a 100x cohort
 	$(BIN)/python scripts/bench.py

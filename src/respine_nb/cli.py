@@ -79,6 +79,18 @@ def _run(args) -> int:
                       jobs=args.jobs, derive_only=args.derive_only)
 
 
+def _report(args) -> int:
+    from . import report
+
+    try:
+        index = report.build(args.out)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"report written: {index}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="respine-nb", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"respine-nb {__version__}")
@@ -106,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: cores)")
     r.add_argument("--derive-only", action="store_true", help="stop after the analysis datasets")
     r.set_defaults(func=_run)
+
+    rep = sub.add_parser("report", help="build the static HTML report of a run")
+    rep.add_argument("--out", default=None, help="the run's output folder (default: the default run -> reports/)")
+    rep.set_defaults(func=_report)
     return p
 
 
