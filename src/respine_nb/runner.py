@@ -36,6 +36,8 @@ import nbformat
 from . import __version__, config, derive, io
 
 KERNEL = "python3"
+_STOP = threading.Event()  # set on SIGINT/SIGTERM: running notebooks must not publish their output
+_KERNEL_PIDS: set = set()
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "pingouin", "tableone", "pandera",
             "matplotlib", "seaborn", "papermill", "nbclient", "ipykernel")
 
@@ -132,6 +134,9 @@ def _ipc_kernel_manager(folder: str):
             with open(os.path.join(folder, "kernel.log"), "ab") as log:  # the child keeps its own copy
                 kw["stderr"] = log
                 await super()._async_launch_kernel(kernel_cmd, **kw)
+            pid = getattr(self.provisioner, "pid", None)
+            if pid:
+                _KERNEL_PIDS.add(pid)
 
     return IPCKernelManager
 
@@ -173,6 +178,8 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
         return Outcome(name, False, seconds, f"{type(exc).__name__}: {exc}{_kernel_log(sockets)}")
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+    if _STOP.is_set():  # interrupted: never publish a notebook after the user asked to stop
+        return Outcome(name, False, time.perf_counter() - t0, "interrupted")
     nb = nbformat.read(tmp, as_version=4)
     strip_metadata(nb)
     io.atomic_write_text(target, nbformat.writes(nb) + "\n")
@@ -197,6 +204,30 @@ def declared_parameters(path: Path) -> set:
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
     raise KeyboardInterrupt
+
+
+def _kill_kernels() -> None:
+    """SIGKILL every kernel this run started (checked to be an ipykernel process)."""
+    for pid in list(_KERNEL_PIDS):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ipykernel" in cmdline:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+        _KERNEL_PIDS.discard(pid)
+
+
+def remove_partial_files(folders) -> list:
+    """Delete the temporary files of interrupted atomic writes (``.<name>.<random>.tmp``)."""
+    removed = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_dir():
+            for p in folder.rglob(".*.tmp"):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=False) -> int:
@@ -259,11 +290,21 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         progress(f"running {len(paths)} notebook(s), {jobs} at a time")
         base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
         nb_dir.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             futures = [pool.submit(_execute, p, nb_dir / p.name, tmpdir, failed_dir,
                                    {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
                                    nb_dir, progress) for p in paths]
             outcomes = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            _STOP.set()
+            _kill_kernels()
+            pool.shutdown(wait=True, cancel_futures=True)
+            remove_partial_files({nb_dir, derived_dir, figures_dir, failed_dir})
+            print("interrupted: running notebooks stopped; nothing half-written was left behind", file=sys.stderr)
+            return 130
+        finally:
+            pool.shutdown(wait=True)
         from . import results
 
         results.merge(derived_dir)
