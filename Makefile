@@ -42,7 +42,7 @@ report: $(STAMP) ## Static HTML report of the default run in reports/ (OUT=runs/
 
 lab: $(STAMP) ## JupyterLab on 127.0.0.1 in the project's environment, opening notebooks/ (prints the URL with its token)
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
-		$(if $(filter 0,$(shell id -u)),--allow-root,)
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 bench: $(STAMP) ## Benchmark: kernel floor, each notebook, the default run, and a 100x cohort
 	$(BIN)/python scripts/bench.py
