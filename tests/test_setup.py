@@ -74,3 +74,35 @@ def test_gitignore_keeps_real_data_and_runs_out():
     assert ignored("runs/anything/notebooks/01_cohort.ipynb")
     assert not ignored("data/raw/synthetic/subjects.csv")
     assert not ignored("data/raw/README.md")
+
+
+def readme_commands() -> list:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```\n(.*?)```", text, flags=re.S)
+    return [line.split("#")[0].strip() for b in blocks for line in b.splitlines() if line.split("#")[0].strip()]
+
+
+def test_every_readme_command_is_real():
+    """Each command the README shows names a real make target, or parses as a respine-nb command."""
+    import shlex
+
+    from respine_nb.cli import build_parser
+
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z_-]*):", makefile, flags=re.M))
+    commands = readme_commands()
+    assert len(commands) >= 8
+    for cmd in commands:
+        words = shlex.split(cmd)
+        if words[0] == "make":
+            assert words[1] in targets, cmd
+        else:
+            assert words[0] == ".venv/bin/respine-nb", cmd
+            build_parser().parse_args(words[1:])  # exits (SystemExit) on a bad command
+
+
+def test_make_report_builds_the_default_report():
+    out = subprocess.run(["make", "-s", "-C", str(ROOT), "report"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (ROOT / "reports" / "index.html").is_file()
+    assert (ROOT / "reports" / "notebooks" / "02_primary_endpoint-no-code.html").is_file()

@@ -117,9 +117,16 @@ def _versions() -> dict:
     return out
 
 
-def _ipc_kernel_manager(folder: str):
+# One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
+# kernel's NumPy spawn a thread per core oversubscribes the machine (measured: the 100x cohort run
+# took 62 s for 02_primary_endpoint alongside another kernel, 15 s alone).
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _ipc_kernel_manager(folder: str, env: dict | None = None):
     """A kernel manager over local IPC sockets in ``folder`` (no TCP ports, no ipykernel
-    warning about unencrypted TCP); one folder per kernel so parallel kernels never collide."""
+    warning about unencrypted TCP); one folder per kernel so parallel kernels never collide.
+    ``env`` is added to the kernel's environment."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -131,6 +138,8 @@ def _ipc_kernel_manager(folder: str):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client
             # interrupts it before shutdown) goes to a file, read back only if the kernel fails.
+            if env:
+                kw["env"] = {**(kw.get("env") or os.environ), **env}
             with open(os.path.join(folder, "kernel.log"), "ab") as log:  # the child keeps its own copy
                 kw["stderr"] = log
                 await super()._async_launch_kernel(kernel_cmd, **kw)
@@ -150,7 +159,7 @@ def _kernel_log(folder: str, lines: int = 5) -> str:
 
 
 def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path,
-             progress) -> Outcome:
+             progress, kernel_env: dict | None = None) -> Outcome:
     import papermill as pm
 
     name = nb_path.stem
@@ -161,7 +170,7 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     try:
         pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL, language="python",
                             progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                            cwd=str(cwd), kernel_manager_class=_ipc_kernel_manager(sockets))
+                            cwd=str(cwd), kernel_manager_class=_ipc_kernel_manager(sockets, kernel_env))
     except pm.PapermillExecutionError as exc:
         seconds = time.perf_counter() - t0
         copy = None
@@ -294,7 +303,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         try:
             futures = [pool.submit(_execute, p, nb_dir / p.name, tmpdir, failed_dir,
                                    {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
-                                   nb_dir, progress) for p in paths]
+                                   nb_dir, progress, SINGLE_THREAD_ENV if jobs > 1 else None) for p in paths]
             outcomes = [f.result() for f in futures]
         except KeyboardInterrupt:
             _STOP.set()
