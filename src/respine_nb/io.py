@@ -273,27 +273,66 @@ _KIND_RULE = {
 }
 
 
+def _parse_text_series(raw: pd.Series, kind: str):
+    """Vectorised parsing of a column of strings (CSV); returns (values, failed mask) or None
+    when the column holds other objects (Excel, SAS, Parquet), which take the cell-by-cell path."""
+    values = raw.to_numpy(dtype=object)
+    is_str = np.array([isinstance(v, str) for v in values])
+    missing = pd.isna(raw).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in values])
+    if not (is_str | missing).all():
+        return None
+    text = raw.where(~missing, "").astype(str).str.strip()
+    if kind == "text":
+        return pd.Series(pd.array(text.where(~missing, None), dtype="string"), index=raw.index), np.zeros(len(raw), bool)
+    if kind in ("number", "integer"):
+        num = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(float)
+        bad = ~missing & ~np.isfinite(num.to_numpy())
+        if kind == "integer":
+            bad |= ~missing & ~text.str.fullmatch(_INT_RE.pattern[1:-1]).to_numpy(dtype=bool)
+            num = num.where(~bad)
+            return pd.Series(pd.array(num.round().where(~missing & ~bad), dtype="Float64").astype("Int64"),
+                             index=raw.index), bad
+        return pd.Series(pd.array(num.where(~missing & ~bad), dtype="Float64"), index=raw.index), bad
+    if kind == "bool":
+        low = text.str.lower()
+        ok = low.isin(_TRUE | _FALSE).to_numpy()
+        out = pd.array(low.isin(_TRUE).to_numpy(), dtype="boolean")
+        out[missing | ~ok] = pd.NA
+        return pd.Series(out, index=raw.index), ~missing & ~ok
+    if kind == "date":
+        shaped = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").to_numpy(dtype=bool)
+        dates = pd.to_datetime(text.where(shaped & ~missing, None), format="%Y-%m-%d", errors="coerce")
+        bad = ~missing & (~shaped | dates.isna().to_numpy())
+        return pd.Series(dates.to_numpy(dtype="datetime64[ns]"), index=raw.index), bad
+    raise ValueError(kind)
+
+
 def _parse_table(df: pd.DataFrame, table: Table, fname: str, ids: pd.Series | None):
     """Parse the contract columns; returns (typed frame, problems, mask of unparsable cells)."""
     out = df.copy()
     problems: list[Problem] = []
     bad = pd.DataFrame(False, index=df.index, columns=[c.name for c in table.columns])
     for col in table.columns:
-        parsed, failed = [], []
-        for i, value in enumerate(df[col.name].tolist()):
-            ok, p = _parse_value(value, col.kind)
-            parsed.append(p)
-            if not ok:
-                failed.append(i)
-        if col.kind == "date":
-            series = pd.Series(pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce").values,
-                               index=df.index, dtype="datetime64[ns]")
+        fast = _parse_text_series(df[col.name], col.kind)
+        if fast is not None:
+            series, failed_mask = fast
+            failed = list(np.flatnonzero(failed_mask))
         else:
-            series = pd.Series(pd.array(parsed, dtype=_dtype(col.kind)), index=df.index)
+            parsed, failed = [], []
+            for i, value in enumerate(df[col.name].tolist()):
+                ok, p = _parse_value(value, col.kind)
+                parsed.append(p)
+                if not ok:
+                    failed.append(i)
+            if col.kind == "date":
+                series = pd.Series(pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce").values,
+                                   index=df.index, dtype="datetime64[ns]")
+            else:
+                series = pd.Series(pd.array(parsed, dtype=_dtype(col.kind)), index=df.index)
         out[col.name] = series
         for i in failed:
             bad.iloc[i, bad.columns.get_loc(col.name)] = True
-            problems.append(Problem(fname, col.name, i + 1, _sid(ids, i), df[col.name].iloc[i],
+            problems.append(Problem(fname, col.name, int(i) + 1, _sid(ids, i), df[col.name].iloc[i],
                                     _KIND_RULE[col.kind]))
     return out, problems, bad
 

@@ -204,16 +204,20 @@ def risk_difference(x1: int, n1: int, x2: int, n2: int, level: float = config.CI
         One row: ``group`` (the contrast), ``estimate``, ``ci_low``, ``ci_high``,
         ``p_value`` (R ``chisq.test`` default), ``statistic`` (Yates chi-square), ``n``, ``method``.
     """
-    if min(n1, n2) == 0:
-        est = lo = hi = stat = p = np.nan
-    else:
-        est = x1 / n1 - x2 / n2
-        lo, hi = newcombe_ci(x1, n1, x2, n2, level)
-        stat, p = yates_chisq([[x1, n1 - x1], [x2, n2 - x2]])
+    est, lo, hi, stat, p = _rd(x1, n1, x2, n2, level)
     return pd.DataFrame([{
         "group": config.CONTRAST, "estimate": est, "ci_low": lo, "ci_high": hi, "p_value": p,
         "statistic": stat, "n": n1 + n2, "method": "Newcombe hybrid score CI; Yates chi-square",
     }])
+
+
+def _rd(x1, n1, x2, n2, level=config.CI_LEVEL):
+    """(difference, Newcombe low, high, Yates statistic, p) as plain floats (used in grids)."""
+    if min(n1, n2) == 0:
+        return (np.nan,) * 5
+    lo, hi = newcombe_ci(x1, n1, x2, n2, level)
+    stat, p = yates_chisq([[x1, n1 - x1], [x2, n2 - x2]])
+    return x1 / n1 - x2 / n2, lo, hi, stat, p
 
 
 def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -602,8 +606,8 @@ def tipping_point(resp: pd.DataFrame, steps: int = 11, alpha: float = 0.05) -> p
     for a1 in grid:
         for a2 in grid:
             k1, k2 = int(round(a1 * miss1)), int(round(a2 * miss2))
-            rd = risk_difference(x1 + k1, n1 + miss1, x2 + k2, n2 + miss2).iloc[0]
-            rows.append((a1, a2, k1, k2, rd["estimate"], rd["ci_low"], rd["ci_high"], rd["p_value"]))
+            est, lo, hi, _, p = _rd(x1 + k1, n1 + miss1, x2 + k2, n2 + miss2)
+            rows.append((a1, a2, k1, k2, est, lo, hi, p))
     out = pd.DataFrame(rows, columns=["assumed_msc", "assumed_sham", "imputed_msc", "imputed_sham", "estimate",
                                       "ci_low", "ci_high", "p_value"])
     out["significant"] = out["p_value"] < alpha
@@ -624,19 +628,19 @@ def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
     from . import endpoints
 
     msc = (wide["arm"] == config.ARMS[0]).to_numpy()
+    vas = {(a, r): endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
+           for a in vas_abs for r in vas_rel}
     rows = []
     for o in odi_rel:
         om = endpoints.odi_criterion(wide["odi_0"], wide[f"odi_{visit_month}"], rule=odi_rule, rel=o)
         for a in vas_abs:
             for r in vas_rel:
-                vm = endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
-                resp = (vm | om).to_numpy(dtype=float, na_value=np.nan)
+                resp = endpoints.responder(vas[(a, r)], om).to_numpy(dtype=float, na_value=np.nan)
                 ok = ~np.isnan(resp)
                 x1, n1 = int(resp[ok & msc].sum()), int((ok & msc).sum())
                 x2, n2 = int(resp[ok & ~msc].sum()), int((ok & ~msc).sum())
-                rd = risk_difference(x1, n1, x2, n2).iloc[0]
-                rows.append((a, r, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, rd["estimate"],
-                             rd["ci_low"], rd["ci_high"], rd["p_value"], n1 + n2))
+                est, lo, hi, _, p = _rd(x1, n1, x2, n2)
+                rows.append((a, r, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, est, lo, hi, p, n1 + n2))
     return pd.DataFrame(rows, columns=["vas_abs_mm", "vas_rel", "odi_rel", "estimate_msc", "estimate_sham",
                                        "estimate", "ci_low", "ci_high", "p_value", "n"])
 
