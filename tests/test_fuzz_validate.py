@@ -30,7 +30,7 @@ def not_a_number(s: str) -> bool:
 def corruption(draw):
     """(description, expected exit code, function(folder) applying it)."""
     kind = draw(st.sampled_from([
-        "bom", "extra_column", "row_order", "bool_case",  # harmless
+        "bom", "extra_column", "row_order", "bool_case", "no_adverse_events", "no_optional_tables",  # harmless
         "blank_required", "text_in_number", "out_of_range", "unknown_category", "duplicate_key", "orphan",
         "drop_column", "empty_file", "semicolons", "latin1", "drop_table", "bad_date", "fractional_integer",
     ]))
@@ -50,6 +50,10 @@ def corruption(draw):
     if kind == "row_order":
         seed = draw(st.integers(0, 1000))
         return kind, 0, lambda f: write(f, df.sample(frac=1.0, random_state=seed))
+    if kind == "no_adverse_events":
+        return kind, 0, lambda f: (f / "adverse_events.csv").write_text(BASE["adverse_events"].splitlines()[0] + "\n")
+    if kind == "no_optional_tables":
+        return kind, 0, lambda f: [(f / f"{t}.csv").unlink() for t in ("immunology", "screening")]
     if kind == "bool_case":
         t = "subjects"
         d = FRAMES[t].assign(treated=FRAMES[t]["treated"].str.upper())

@@ -180,6 +180,17 @@ def test_other_formats_read_the_same(fmt, tmp_path, small_dataset_dir):
         pd.testing.assert_frame_equal(left, right[left.columns], check_dtype=True, obj=name)
 
 
+def test_adverse_events_may_be_empty_and_optional_tables_absent(dataset_copy, capsys):
+    header = (dataset_copy / "adverse_events.csv").read_text().splitlines()[0]
+    (dataset_copy / "adverse_events.csv").write_text(header + "\n")
+    (dataset_copy / "immunology.csv").unlink()
+    (dataset_copy / "screening.csv").unlink()
+    code, out = validate(dataset_copy, capsys)
+    assert code == 0, out
+    ds = io.load_dataset(dataset_copy)
+    assert len(ds["adverse_events"]) == 0 and not ds.has("immunology") and not ds.has("screening")
+
+
 def test_bom_is_tolerated(dataset_copy, capsys):
     path = dataset_copy / "subjects.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())

@@ -277,8 +277,9 @@ def _parse_text_series(raw: pd.Series, kind: str):
     """Vectorised parsing of a column of strings (CSV); returns (values, failed mask) or None
     when the column holds other objects (Excel, SAS, Parquet), which take the cell-by-cell path."""
     values = raw.to_numpy(dtype=object)
-    is_str = np.array([isinstance(v, str) for v in values])
-    missing = pd.isna(raw).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in values])
+    is_str = np.array([isinstance(v, str) for v in values], dtype=bool)
+    missing = pd.isna(raw).to_numpy(dtype=bool) | np.array([isinstance(v, str) and not v.strip() for v in values],
+                                                           dtype=bool)
     if not (is_str | missing).all():
         return None
     text = raw.where(~missing, "").astype(str).str.strip()
