@@ -113,3 +113,18 @@ def test_default_run_twice_leaves_git_clean(clone):
         status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True,
                                 text=True).stdout
         assert status == "", f"the default run changed committed files:\n{status}"
+
+
+def test_notebook_runs_standalone_with_plain_papermill_from_any_directory(tmp_path):
+    """Paths resolve through respine_nb.config, not the working directory."""
+    import papermill as pm
+
+    out = tmp_path / "out"
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    pm.execute_notebook(str(config.NOTEBOOKS_DIR / "01_cohort.ipynb"), str(tmp_path / "executed.ipynb"),
+                        parameters={"out_dir": str(out)}, kernel_name="python3", progress_bar=False,
+                        cwd=str(elsewhere))
+    assert (out / "figures" / "01_cohort-consort.png").is_file()
+    assert (out / "derived" / "results" / "01_cohort.csv").is_file()
+    assert not any(elsewhere.iterdir())  # nothing written into the working directory

@@ -72,6 +72,7 @@ def test_gitignore_keeps_real_data_and_runs_out():
     assert ignored("data/raw/real/subjects.csv")
     assert ignored("data/raw/subjects.csv")
     assert ignored("runs/anything/notebooks/01_cohort.ipynb")
+    assert ignored("reports/index.html") and ignored("runs/real/report/index.html")
     assert not ignored("data/raw/synthetic/subjects.csv")
     assert not ignored("data/raw/README.md")
 
