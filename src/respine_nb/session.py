@@ -18,6 +18,10 @@ import pandas as pd
 from . import config, derive, io, plots, results
 
 
+SYNTHETIC_BANNER = ("**Synthetic data.** These participants were simulated by `respine_nb.synthetic`, calibrated "
+                    "to the published aggregates of RESPINE; they are not the trial's patients.")
+
+
 @dataclass
 class Session:
     """A notebook's run context.
@@ -83,6 +87,24 @@ class Session:
         kinds = [Path(f).suffix.lstrip(".") for f in listed]
         return pd.DataFrame({"file": listed, "kind": kinds})
 
+
+    def header(self, full: bool = False):
+        """What the reader must know about the data before any result: participants per arm (or
+        the whole validation summary with ``full``), the dataset's warnings, and a banner when
+        the data are synthetic.
+
+        Returns
+        -------
+        IPython.display.Markdown
+        """
+        from IPython.display import Markdown
+
+        summary = self.data.summary()
+        lines = summary.splitlines()
+        text = "```\n" + (summary if full else "\n".join([lines[1], *[ln for ln in lines if ln.startswith(("warnings", "  - "))]])) + "\n```"
+        if self.synthetic:
+            text = (SYNTHETIC_BANNER + "\n\n") + text
+        return Markdown(text)
 
     def _logical(self, path) -> str:
         path = Path(path).resolve()
