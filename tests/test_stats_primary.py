@@ -196,7 +196,7 @@ def test_mi_on_default_data(default_tables):
 def test_tipping_point_corners(default_tables):
     resp = derive.responders(default_tables, 12)
     tp = stats.tipping_point(resp).set_index(["assumed_msc", "assumed_sham"])
-    nri = stats.primary_analysis(stats.nri(resp)).set_index("analysis").loc["risk_difference"]
+    nri = stats.primary_analysis(derive.population(resp, "nri")).set_index("analysis").loc["risk_difference"]
     assert tp.loc[(0.0, 0.0), "estimate"] == pytest.approx(nri["estimate"])
     assert tp.loc[(0.0, 0.0), "p_value"] == pytest.approx(nri["p_value"])
     # all non-evaluable responders: (39 + 5) / 58 vs (31 + 11) / 56

@@ -74,6 +74,18 @@ def responders(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
     return df.drop(columns=["seen", "discontinuation_month"])
 
 
+def responders_long(tables, **thresholds) -> pd.DataFrame:
+    """:func:`responders` at every post-baseline visit, stacked (one row per participant and visit).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`responders` plus ``visit_month``.
+    """
+    return pd.concat([responders(tables, v, **thresholds).assign(visit_month=v) for v in config.POST_BASELINE_VISITS],
+                     ignore_index=True)
+
+
 def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.DataFrame:
     """Subject-level analysis dataset.
 
@@ -100,7 +112,7 @@ def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.Da
     return df.sort_values("subject_id", kind="mergesort").reset_index(drop=True)
 
 
-def adeff(tables, **thresholds) -> pd.DataFrame:
+def adeff(tables, resp_long: pd.DataFrame | None = None, **thresholds) -> pd.DataFrame:
     """Efficacy dataset: participant x scheduled visit x measure.
 
     Every participant has a row for every scheduled visit (0, 1, 3, 6, 12, 24) and
@@ -124,11 +136,10 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
     gone = (wide["discontinuation_month"] < wide["visit_month"]).fillna(False).to_numpy(dtype=bool)
     seen = wide["_seen"].notna().to_numpy(dtype=bool)
     wide["visit_status"] = np.select([seen, gone], ["observed", "discontinued"], default="missed")
-    status = []
-    for v in config.POST_BASELINE_VISITS:
-        r = responders(tables, v, **thresholds)[["subject_id", "vas_met", "odi_met", "responder"]]
-        status.append(r.assign(visit_month=v))
-    wide = wide.merge(pd.concat(status, ignore_index=True), on=["subject_id", "visit_month"], how="left")
+    if resp_long is None:
+        resp_long = responders_long(tables, **thresholds)
+    status = resp_long[["subject_id", "visit_month", "vas_met", "odi_met", "responder"]]
+    wide = wide.merge(status, on=["subject_id", "visit_month"], how="left")
     frames = []
     base = outcomes.loc[outcomes["visit_month"] == 0].set_index("subject_id")
     for m in config.MEASURES:
@@ -179,7 +190,7 @@ def admri(tables) -> pd.DataFrame:
     return df[cols].sort_values(["subject_id", "visit_month"], kind="mergesort").reset_index(drop=True)
 
 
-def adtte(tables, **thresholds) -> pd.DataFrame:
+def adtte(tables, resp_long: pd.DataFrame | None = None, **thresholds) -> pd.DataFrame:
     """Time to first response (RESULTS_CONTRACT.md).
 
     Event at the first post-baseline visit at which the participant is a responder;
@@ -195,8 +206,7 @@ def adtte(tables, **thresholds) -> pd.DataFrame:
         censored participant, left = time and right = inf), ``n_evaluable_visits``,
         ``base_vas``, ``base_odi``. Sorted by subject_id.
     """
-    resp = pd.concat([responders(tables, v, **thresholds).assign(visit_month=v)
-                      for v in config.POST_BASELINE_VISITS], ignore_index=True)
+    resp = resp_long if resp_long is not None else responders_long(tables, **thresholds)
     resp = resp[resp["evaluable"]].sort_values(["subject_id", "visit_month"], kind="mergesort")
     rows = []
     for sid, g in resp.groupby("subject_id", sort=True):
@@ -239,11 +249,12 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
 
     ``visit_month`` is the visit of adsl's evaluability and responder flags.
     """
+    long = responders_long(tables, **thresholds)
     return {
         "adsl": adsl(tables, visit_month, **thresholds),
-        "adeff": adeff(tables, **thresholds),
+        "adeff": adeff(tables, long, **thresholds),
         "admri": admri(tables),
-        "adtte": adtte(tables, **thresholds),
+        "adtte": adtte(tables, long, **thresholds),
         "adae": adae(tables),
     }
 

@@ -520,6 +520,14 @@ def load_dataset(folder) -> Dataset:
     )
 
 
+def read_manifest(folder) -> dict:
+    """The dataset's MANIFEST.json (written by ``respine-nb generate``), or an empty dict."""
+    import json
+
+    path = Path(folder) / "MANIFEST.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 # --------------------------------------------------------------------------- writing
 
 

@@ -142,13 +142,12 @@ def _run_paths(out) -> dict:
 def _manifest(paths: dict) -> dict:
     if paths["manifest"] is not None and paths["manifest"].is_file():
         return json.loads(paths["manifest"].read_text(encoding="utf-8"))
-    from .runner import _git_commit, _versions
+    from .runner import _git_commit, _versions, data_manifest
 
     data = paths["data"]
-    meta = json.loads((data / "MANIFEST.json").read_text(encoding="utf-8")) if (data / "MANIFEST.json").is_file() else {}
+    files = io.read_manifest(data).get("files", {})
     return {"respine_nb": __version__, "git_commit": _git_commit(), "data_dir": "data/raw/synthetic (default run)",
-            "inputs_sha256": {k: v["sha256"] for k, v in meta.get("files", {}).items()},
-            "data_manifest": {k: meta.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")},
+            "inputs_sha256": {k: v["sha256"] for k, v in files.items()}, "data_manifest": data_manifest(data),
             "parameters": {}, "versions": _versions()}
 
 

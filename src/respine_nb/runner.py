@@ -326,7 +326,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 "finished": finished.isoformat(timespec="seconds"),
                 "data_dir": str(data_dir),
                 "inputs_sha256": dataset.sha256,
-                "data_manifest": _data_manifest(data_dir),
+                "data_manifest": data_manifest(data_dir),
                 "parameters": params,
                 "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error}
                               for o in outcomes},
@@ -348,9 +348,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     return 1 if failed else 0
 
 
-def _data_manifest(folder: Path) -> dict:
-    path = folder / "MANIFEST.json"
-    if not path.is_file():
-        return {}
-    m = json.loads(path.read_text(encoding="utf-8"))
-    return {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")}
+def data_manifest(folder: Path) -> dict:
+    """The generator facts of a dataset folder (empty for data without MANIFEST.json)."""
+    m = io.read_manifest(folder)
+    return {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")} if m else {}

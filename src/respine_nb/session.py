@@ -8,7 +8,6 @@ figures/ (the default run). With ``out_dir`` set, everything goes under it.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,12 +115,6 @@ class Session:
         return path.name
 
 
-def read_manifest(folder) -> dict:
-    """The dataset's MANIFEST.json, or an empty dict."""
-    path = Path(folder) / "MANIFEST.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def start(name: str, data_dir=None, out_dir=None) -> Session:
     """Resolve folders, load and validate the data, apply the figure theme.
 
@@ -148,7 +141,7 @@ def start(name: str, data_dir=None, out_dir=None) -> Session:
         root, derived_dir, figures_dir = config.ROOT.resolve(), config.DERIVED_DIR, config.FIGURES_DIR
     plots.theme()
     pd.set_option("display.max_colwidth", 120)  # file names and methods are shown whole
-    manifest = read_manifest(data)
+    manifest = io.read_manifest(data)
     return Session(
         name=name, data=dataset, root=root, derived_dir=derived_dir, figures_dir=figures_dir,
         is_default_data=data.resolve() == config.SYNTHETIC_DIR.resolve(),

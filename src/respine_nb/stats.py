@@ -372,19 +372,6 @@ def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index().rename_axis(columns=None)
 
 
-def nri(resp: pd.DataFrame) -> pd.DataFrame:
-    """Non-responder imputation: every randomised participant, not evaluable counted as non-responder.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy of ``resp`` with ``responder`` filled with False.
-    """
-    out = resp.copy()
-    out["responder"] = out["responder"].fillna(False).astype("boolean")
-    return out
-
-
 # --------------------------------------------------------------------------- multiple imputation
 
 
