@@ -55,3 +55,17 @@ def test_without_optional_tables_and_without_adverse_events(tmp_path):
     nb = nbformat.read(tmp_path / "out" / "notebooks" / "06_safety_immunology.ipynb", as_version=4)
     text = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
     assert "immunology table is absent" in text
+
+
+def test_parameter_variants(tmp_path):
+    """Parameters a student or an author changes: another visit, population, rule, suppression."""
+    run_all(config.SYNTHETIC_DIR, tmp_path / "a", "--only", "02_primary_endpoint", "05_time_to_response",
+            "-p", "odi_rule", "absolute", "-p", "population", "nri", "-p", "vas_abs_mm", "15", "-p", "n_imputations", "5")
+    rows = run_all(config.SYNTHETIC_DIR, tmp_path / "b", "--only", "02_primary_endpoint", "04_mri_t2",
+                   "06_safety_immunology", "-p", "population", "per_protocol", "-p", "min_cell", "5",
+                   "-p", "visit_month", "6", "-p", "immunology_visit", "3", "-p", "n_imputations", "5")
+    assert set(rows.loc[rows["analysis_id"] == "primary.responders", "visit_month"]) == {6}
+    sae = rows[rows["analysis_id"] == "safety.related_sae"]
+    assert (sae["estimate"] == 0).all()  # zero is not a small cell: it stays
+    dsa = rows[rows["analysis_id"] == "immunology.dsa"].set_index("visit_month")
+    assert dsa.loc[1, "method"].endswith("suppressed: fewer than 5") and pd.isna(dsa.loc[1, "estimate"])

@@ -1320,8 +1320,8 @@ def sensitisation_and_response(immunology: pd.DataFrame, resp: pd.DataFrame, vis
     -------
     pandas.DataFrame
         One row per status (``anti-HLA positive``, ``anti-HLA negative``): ``status``,
-        ``events`` (responders), ``n``, ``estimate``, ``ci_low``, ``ci_high``; ``attrs["fisher"]``
-        holds the one-row Fisher result (positive vs negative).
+        ``events`` (responders), ``n``, ``estimate``, ``ci_low``, ``ci_high``, and on both rows
+        ``fisher_or`` (conditional odds ratio, positive vs negative) and ``fisher_p``.
     """
     imm = _wide_any(immunology)
     at = imm[(imm["visit_month"] == visit_month) & imm["tested"]][["subject_id", "pos"]]
@@ -1334,7 +1334,6 @@ def sensitisation_and_response(immunology: pd.DataFrame, resp: pd.DataFrame, vis
                      "ci_low": lo, "ci_high": hi})
     out = pd.DataFrame(rows)
     x1, n1, x2, n2 = (int(v) for v in (out["events"][0], out["n"][0], out["events"][1], out["n"][1]))
-    out.attrs["fisher"] = (fisher_exact(x1, n1, x2, n2) if min(n1, n2) > 0 else
-                           pd.DataFrame([{"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-                                          "n": n1 + n2}]))
+    f = fisher_exact(x1, n1, x2, n2).iloc[0] if min(n1, n2) > 0 else {"estimate": np.nan, "p_value": np.nan}
+    out["fisher_or"], out["fisher_p"] = float(f["estimate"]), float(f["p_value"])
     return out
