@@ -17,6 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 def _generate(args) -> int:
     from . import io, synthetic
+    from .schema import CONTRACT_VERSION
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -30,7 +31,7 @@ def _generate(args) -> int:
         "notice": synthetic.SYNTHETIC_NOTICE,
         "generator": "respine_nb.synthetic",
         "generator_version": synthetic.GENERATOR_VERSION,
-        "contract_version": "1",
+        "contract_version": CONTRACT_VERSION,
         "seed": args.seed,
         "parameters": {"n_msc": args.n_msc, "n_sham": args.n_sham, "exact": not args.free,
                        "p_responder_msc": args.p_msc, "p_responder_sham": args.p_sham},

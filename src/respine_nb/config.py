@@ -38,7 +38,6 @@ OUT_ENV = "RESPINE_NB_OUT"
 # --------------------------------------------------------------------------- trial facts
 
 TRIAL_ID = "NCT03737461"
-TRIAL_NAME = "RESPINE"
 ARMS = ("BM-MSC", "Sham")  # order used everywhere: treatment first, control second
 CONTRAST = "BM-MSC vs Sham"
 SITES = ("Montpellier", "Nantes", "Paris", "Halle", "Rome", "Barcelona", "Pamplona", "Valladolid")
@@ -50,7 +49,6 @@ POST_BASELINE_VISITS = (1, 3, 6, 12, 24)
 MRI_VISITS = (0, 6, 12, 24)
 IMMUNOLOGY_VISITS = (0, 1, 3, 6, 12)
 MEASURES = ("vas_pain", "odi", "sf36_pcs", "sf36_mcs")
-LOWER_IS_BETTER = {"vas_pain": True, "odi": True, "sf36_pcs": False, "sf36_mcs": False}
 MEASURE_LABELS = {
     "vas_pain": "Low back pain VAS (mm)",
     "odi": "Oswestry Disability Index (%)",

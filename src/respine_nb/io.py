@@ -25,7 +25,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from . import config
-from .schema import TABLES, Table, pandera_schema, rule_text
+from .schema import CONTRACT_VERSION, TABLES, Table, pandera_schema, rule_text
 
 READERS = (".csv", ".parquet", ".xlsx", ".sas7bdat", ".xpt")
 _INT_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
@@ -111,7 +111,7 @@ class Dataset:
         """One screen: participants per arm, rows per table, warnings."""
         subjects = self.tables["subjects"]
         arms = subjects["arm"].value_counts()
-        lines = [f"VALID dataset '{self.folder.name}' (contract v1)"]
+        lines = [f"VALID dataset '{self.folder.name}' (contract v{CONTRACT_VERSION})"]
         lines.append(
             "participants: "
             + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS)
