@@ -16,7 +16,9 @@ Estimation:
   matrix products, whatever the number of participants;
 - fixed effects by generalised least squares given ``Sigma``; the REML log-likelihood is
   maximised over the Cholesky parameters by BFGS with the analytic gradient, from a starting
-  value taken from OLS residuals (about 30 iterations here);
+  value taken from OLS residuals, then polished by Newton steps until the gradient is below
+  1e-9, so that every processor reaches the same optimum to far more than the 7 significant
+  digits results are stored with;
 - standard errors are model-based, ``(X' V^-1 X)^-1`` (as nlme); degrees of freedom for each
   contrast by Satterthwaite's approximation, with the covariance of the variance parameters
   from the numerical Hessian of the REML log-likelihood.
@@ -57,7 +59,10 @@ class MMRMFit:
         REML log-likelihood (as R ``logLik(gls)``).
     converged : bool
     iterations : int
+        BFGS iterations before the Newton polish (path-dependent: never print it).
     n_subjects, n_obs : int
+    n_by_arm : dict
+        Participants in the model per arm.
     baseline_mean : float
         Mean baseline over participants, where LS-means are evaluated.
     theta : ndarray
@@ -77,6 +82,7 @@ class MMRMFit:
     baseline_mean: float
     theta: np.ndarray
     _data: object = field(repr=False, default=None)
+    n_by_arm: dict = field(default_factory=dict)
 
     @property
     def correlation(self) -> pd.DataFrame:
@@ -104,27 +110,32 @@ class MMRMFit:
         return float(2 * (c @ self.cov_beta @ c) ** 2 / denom) if denom > 0 else np.inf
 
     def _dcov_beta(self) -> list:
-        """Central differences of cov(beta) with respect to each variance parameter (cached)."""
+        """Derivatives of cov(beta) with respect to each variance parameter (cached)."""
         if getattr(self, "_dcov_cache", None) is None:
-            h, data = 1e-5, self._data
+            data = self._data
             cov = lambda t: _gls(data, _sigma(t, data.v))[1]  # noqa: E731
-            self._dcov_cache = [(cov(self.theta + h * e) - cov(self.theta - h * e)) / (2 * h)
-                                for e in np.eye(len(self.theta))]
+            self._dcov_cache = [_derivative(cov, self.theta, e) for e in np.eye(len(self.theta))]
         return self._dcov_cache
 
     def _cov_theta(self) -> np.ndarray:
         if getattr(self, "_cov_theta_cache", None) is None:
             data = self._data
-            g = lambda t: _reml_and_grad(t, data)[1]  # noqa: E731  (gradient of -loglik)
-            k, h = len(self.theta), 1e-5
-            H = np.zeros((k, k))
-            for j in range(k):
-                e = np.zeros(k)
-                e[j] = h
-                H[:, j] = (g(self.theta + e) - g(self.theta - e)) / (2 * h)
-            H = (H + H.T) / 2
-            self._cov_theta_cache = np.linalg.pinv(H)
+            grad = lambda t: _reml_and_grad(t, data)[1]  # noqa: E731  (gradient of -loglik)
+            H = np.column_stack([_derivative(grad, self.theta, e) for e in np.eye(len(self.theta))])
+            self._cov_theta_cache = np.linalg.pinv((H + H.T) / 2)
         return self._cov_theta_cache
+
+
+def _derivative(f, x: np.ndarray, direction: np.ndarray, h: float = 1e-3):
+    """Five-point central difference of ``f`` at ``x`` along ``direction``.
+
+    Truncation error O(h^4) and rounding error O(eps / h): with h = 1e-3 both are far below the
+    7 significant digits results are stored with, where a two-point difference with a small step
+    would let the processor's rounding reach the 8th digit of a Satterthwaite df.
+    """
+    f1, f2 = f(x + h * direction), f(x + 2 * h * direction)
+    b1, b2 = f(x - h * direction), f(x - 2 * h * direction)
+    return (8 * (f1 - b1) - (f2 - b2)) / (12 * h)
 
 
 @dataclass
@@ -291,17 +302,61 @@ def fit(df: pd.DataFrame, visits=None, max_iter: int = 500, gtol: float = 1e-6) 
     # BFGS may stop on "precision loss" at the optimum: judge convergence by the gradient itself
     if not np.isfinite(res.fun) or grad_norm > 1e-3:
         raise MMRMConvergenceError(
-            f"REML did not converge after {res.nit} iterations (|gradient| = {grad_norm:.2g}; {res.message})")
-    sigma = _sigma(res.x, data.v)
+            f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
+    theta, nll = _newton_polish(res.x, data)
+    sigma = _sigma(theta, data.v)
     if np.linalg.cond(sigma) > 1e12:
         raise MMRMConvergenceError("fitted covariance is singular (condition number > 1e12)")
     beta, C, _, _ = _gls(data, sigma)
     subj = df.drop_duplicates("subject_id")
-    return MMRMFit(
-        visits=visits, beta=beta, cov_beta=C, sigma=sigma, loglik=-float(res.fun), converged=True,
+    fitted = MMRMFit(
+        visits=visits, beta=beta, cov_beta=C, sigma=sigma, loglik=-float(nll), converged=True,
         iterations=int(res.nit), n_subjects=int(subj.shape[0]), n_obs=int(len(df)),
         n_by_arm_visit={(a, int(v)): int(n) for (a, v), n in counts.items()},
-        baseline_mean=float(subj["baseline"].mean()), theta=res.x, _data=data)
+        baseline_mean=float(subj["baseline"].mean()), theta=theta, _data=data,
+        n_by_arm={a: int(n) for a, n in subj.groupby("arm").size().items()})
+    return fitted
+
+
+def _hessian(theta: np.ndarray, data: _Data, h: float = 1e-5) -> np.ndarray:
+    """Symmetrised central-difference Hessian of -REML from the analytic gradient."""
+    k = len(theta)
+    H = np.zeros((k, k))
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = h
+        H[:, j] = (_reml_and_grad(theta + e, data)[1] - _reml_and_grad(theta - e, data)[1]) / (2 * h)
+    return (H + H.T) / 2
+
+
+def _newton_polish(theta: np.ndarray, data: _Data, tol: float = 1e-9, max_steps: int = 10):
+    """Newton steps from BFGS's optimum until the gradient is below ``tol``.
+
+    BFGS stops where its path happens to reach ``gtol``, and that path depends on the last bits
+    of the processor's arithmetic; a few Newton steps take every machine to the same optimum,
+    far below the 7 significant digits results are stored with (RESULTS_CONTRACT.md, Precision).
+    The Hessian is computed once, at BFGS's optimum (near the optimum that is enough).
+
+    Returns
+    -------
+    tuple
+        (theta, -REML log-likelihood at theta).
+    """
+    nll, grad = _reml_and_grad(theta, data)
+    hess = _hessian(theta, data)
+    for _ in range(max_steps):
+        if np.max(np.abs(grad)) < tol:
+            break
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            break
+        cand = theta - step
+        c_nll, c_grad = _reml_and_grad(cand, data)
+        if not np.isfinite(c_nll) or c_nll > nll + 1e-9 * abs(nll):
+            break
+        theta, nll, grad = cand, c_nll, c_grad
+    return theta, nll
 
 
 def lsmeans(f: MMRMFit, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -312,22 +367,25 @@ def lsmeans(f: MMRMFit, level: float = config.CI_LEVEL) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``term`` (``lsmean`` or ``difference``), ``group`` (arm, or the contrast),
         ``visit_month``, ``estimate``, ``se``, ``df`` (Satterthwaite), ``ci_low``, ``ci_high``,
-        ``p_value``, ``n`` (participants observed at the visit: per arm, or both).
+        ``p_value``, ``n`` (participants in the model: of the arm for an LS mean, of both arms for
+        the difference; the same at every visit, RESULTS_CONTRACT.md) and ``n_visit`` (participants
+        observed at that visit).
     """
     v = len(f.visits)
+    n_arm = {arm: f.n_by_arm.get(arm, 0) for arm in config.ARMS}
     rows = []
     for j, visit in enumerate(f.visits):
         for arm in config.ARMS:
             c = np.zeros(3 * v)
             c[j], c[v + j], c[2 * v + j] = 1.0, float(arm == config.ARMS[0]), f.baseline_mean
             r = f.contrast(c, level)
-            rows.append({"term": "lsmean", "group": arm, "visit_month": visit, **r,
-                         "n": f.n_by_arm_visit.get((arm, visit), 0)})
+            rows.append({"term": "lsmean", "group": arm, "visit_month": visit, **r, "n": n_arm[arm],
+                         "n_visit": f.n_by_arm_visit.get((arm, visit), 0)})
         c = np.zeros(3 * v)
         c[v + j] = 1.0
         r = f.contrast(c, level)
         rows.append({"term": "difference", "group": config.CONTRAST, "visit_month": visit, **r,
-                     "n": sum(f.n_by_arm_visit.get((a, visit), 0) for a in config.ARMS)})
+                     "n": f.n_subjects, "n_visit": sum(f.n_by_arm_visit.get((a, visit), 0) for a in config.ARMS)})
     return pd.DataFrame(rows)
 
 
@@ -336,9 +394,54 @@ FALLBACK_METHOD = ("random-intercept linear mixed model (statsmodels MixedLM, RE
                    "the unstructured MMRM did not converge; residual df")
 
 
+MIN_PER_ARM_VISIT = 2  # a visit enters the model when each arm has at least this many values there
+
+
+def modelled_visits(data: pd.DataFrame, visits=config.POST_BASELINE_VISITS) -> tuple[list, dict]:
+    """Which visits an MMRM can estimate on ``data`` (:func:`analysis_set`), and why not the others.
+
+    A visit is modelled when each arm has at least :data:`MIN_PER_ARM_VISIT` participants observed
+    there (an arm effect and a variance need them).
+
+    Returns
+    -------
+    tuple
+        (sorted list of the modelled visits, dict visit -> reason for each visit left out).
+    """
+    counts = data.groupby(["visit_month", "arm"]).size()
+    kept, reasons = [], {}
+    for visit in sorted(int(v) for v in visits):
+        short = [arm for arm in config.ARMS if int(counts.get((visit, arm), 0)) < MIN_PER_ARM_VISIT]
+        if not short:
+            kept.append(visit)
+        elif all(int(counts.get((visit, arm), 0)) == 0 for arm in config.ARMS):
+            reasons[visit] = f"no participant observed at month {visit}"
+        else:
+            reasons[visit] = (f"fewer than {MIN_PER_ARM_VISIT} participants observed at month {visit} in "
+                              + " and ".join(short))
+    return kept, reasons
+
+
+def _empty_rows(visits, reasons: dict, n_arm: dict) -> pd.DataFrame:
+    rows = []
+    for visit in visits:
+        for arm in config.ARMS:
+            rows.append({"term": "lsmean", "group": arm, "visit_month": visit, "n": n_arm.get(arm, 0), "n_visit": 0,
+                         "method": f"{METHOD}; not estimable: {reasons[visit]}"})
+        rows.append({"term": "difference", "group": config.CONTRAST, "visit_month": visit,
+                     "n": sum(n_arm.values()), "n_visit": 0, "method": f"{METHOD}; not estimable: {reasons[visit]}"})
+    cols = ["term", "group", "visit_month", "estimate", "se", "df", "ci_low", "ci_high", "p_value", "n", "n_visit", "method"]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float = config.CI_LEVEL,
-         return_fit: bool = False):
+         return_fit: bool = False, visits=config.POST_BASELINE_VISITS):
     """MMRM of the change from baseline in ``measure`` (one function, one tidy table).
+
+    Never raises on a valid dataset: visits where an arm has fewer than
+    :data:`MIN_PER_ARM_VISIT` participants observed are left out of the model and their rows
+    written empty with the reason in ``method``; a model that cannot be fitted at all gives empty
+    rows at every visit, with the reason.
 
     Parameters
     ----------
@@ -349,69 +452,117 @@ def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float 
     fallback : bool
         When the unstructured model does not converge, fit a random-intercept model instead
         (and say so in ``method``) rather than raise.
-
+    level : float
+        Confidence level of the intervals.
     return_fit : bool
-        Also return the :class:`MMRMFit` (None for the fallback).
+        Also return the :class:`MMRMFit` (None for the fallback, or when nothing was fitted).
+    visits : sequence of int
+        The post-baseline visits reported (one row per arm and contrast at each).
 
     Returns
     -------
     pandas.DataFrame
-        :func:`lsmeans` columns plus ``measure`` and ``method``; with ``return_fit``, the
-        tuple (table, fit).
+        Columns ``measure``, then those of :func:`lsmeans`, then ``method``; one block of three
+        rows (two LS means, one difference) per visit of ``visits``, sorted by visit.
+        With ``return_fit``, the tuple (table, fit).
     """
-    data = analysis_set(adeff, measure)
-    try:
-        f = fit(data)
-        out = lsmeans(f, level)
-        out["method"] = METHOD
-    except MMRMConvergenceError as exc:
-        if not fallback:
-            raise
-        f = None
-        out = random_intercept(data, level)
-        out["method"] = f"{FALLBACK_METHOD} ({exc})"
+    visits = sorted(int(v) for v in visits)
+    data = analysis_set(adeff, measure, visits)
+    n_arm = {arm: int(data.loc[data["arm"] == arm, "subject_id"].nunique()) for arm in config.ARMS}
+    kept, reasons = modelled_visits(data, visits)
+    data = data[data["visit_month"].isin(kept)]
+    f = None
+    if not kept:
+        out = _empty_rows([], reasons, n_arm)
+    else:
+        try:
+            f = fit(data, visits=kept)
+            out = lsmeans(f, level)
+            out["method"] = METHOD
+        except (MMRMConvergenceError, np.linalg.LinAlgError) as exc:
+            if not fallback:
+                raise
+            f = None
+            out = random_intercept(data, level, reason=str(exc))
+    missing = [v for v in visits if v not in kept]
+    if missing:
+        out = pd.concat([out, _empty_rows(missing, reasons, n_arm)], ignore_index=True)
+    order = out["term"].map({"lsmean": 0, "difference": 1}) * 2 + (out["group"] == config.ARMS[1])
+    out = out.assign(_o=order).sort_values(["visit_month", "_o"], kind="mergesort")
+    out = out.drop(columns="_o").reset_index(drop=True)
     out.insert(0, "measure", measure)
     return (out, f) if return_fit else out
 
 
-def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: str = "") -> pd.DataFrame:
     """The documented fallback: ``change ~ C(visit) * arm + C(visit) * baseline`` with a random
     intercept per participant (statsmodels MixedLM, REML); residual df.
+
+    statsmodels' convergence warnings are caught one by one and reported in ``method`` (a
+    fallback that did not converge either is not a result: its rows are written empty).
+
+    Parameters
+    ----------
+    df : DataFrame
+        :func:`analysis_set` rows of the modelled visits.
+    level : float
+        Confidence level.
+    reason : str
+        Why the unstructured model was not used (goes into ``method``).
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`lsmeans`.
+        The columns of :func:`lsmeans`, plus ``method``.
     """
-    import statsmodels.formula.api as smf
+    import warnings
 
+    import statsmodels.formula.api as smf
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    method = f"{FALLBACK_METHOD}" + (f" ({reason})" if reason else "")
     d = df.assign(msc=(df["arm"] == config.ARMS[0]).astype(float), visit=df["visit_month"].astype(str))
+    visits = sorted(int(v) for v in d["visit_month"].unique())
+    n_arm = {arm: int(d.loc[d["arm"] == arm, "subject_id"].nunique()) for arm in config.ARMS}
     model = smf.mixedlm("change ~ 0 + C(visit) + C(visit):msc + C(visit):baseline", d, groups=d["subject_id"])
-    res = model.fit(reml=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            res = model.fit(reml=True)
+            failure = "the random-intercept model did not converge either" if any(
+                issubclass(w.category, ConvergenceWarning) for w in caught) or not res.converged else ""
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            res, failure = None, f"the random-intercept model failed too ({type(exc).__name__})"
+    for w in caught:  # anything else is not ours to hide: show it as it would have been shown
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if failure:
+        empty = _empty_rows(visits, {v: failure for v in visits}, n_arm)
+        empty["method"] = f"{method}; not estimable: {failure}"
+        return empty
     names = list(res.fe_params.index)
     cov = res.cov_params().loc[names, names].to_numpy()
     beta = res.fe_params.to_numpy()
     dfree = float(len(d) - len(beta))
     q = sps.t.ppf(0.5 + level / 2, dfree)
     base_mean = float(d.drop_duplicates("subject_id")["baseline"].mean())
+
+    def row(term, group, visit, c, n, n_visit):
+        est, se = float(c @ beta), float(np.sqrt(c @ cov @ c))
+        return {"term": term, "group": group, "visit_month": visit, "estimate": est, "se": se, "df": dfree,
+                "ci_low": est - q * se, "ci_high": est + q * se, "p_value": float(2 * sps.t.sf(abs(est / se), dfree)),
+                "n": n, "n_visit": n_visit, "method": method}
+
     rows = []
-    for visit in sorted(d["visit_month"].unique()):
+    for visit in visits:
         key = f"C(visit)[{visit}]"
-        i0 = names.index(key)
-        im = names.index(f"{key}:msc")
-        ib = names.index(f"{key}:baseline")
+        i0, im, ib = names.index(key), names.index(f"{key}:msc"), names.index(f"{key}:baseline")
+        at_visit = d["visit_month"] == visit
         for arm in config.ARMS:
             c = np.zeros(len(beta))
             c[i0], c[im], c[ib] = 1.0, float(arm == config.ARMS[0]), base_mean
-            est, se = float(c @ beta), float(np.sqrt(c @ cov @ c))
-            rows.append({"term": "lsmean", "group": arm, "visit_month": int(visit), "estimate": est, "se": se,
-                         "df": dfree, "ci_low": est - q * se, "ci_high": est + q * se,
-                         "p_value": float(2 * sps.t.sf(abs(est / se), dfree)),
-                         "n": int(((d["visit_month"] == visit) & (d["arm"] == arm)).sum())})
+            rows.append(row("lsmean", arm, visit, c, n_arm[arm], int((at_visit & (d["arm"] == arm)).sum())))
         c = np.zeros(len(beta))
         c[im] = 1.0
-        est, se = float(c @ beta), float(np.sqrt(c @ cov @ c))
-        rows.append({"term": "difference", "group": config.CONTRAST, "visit_month": int(visit), "estimate": est,
-                     "se": se, "df": dfree, "ci_low": est - q * se, "ci_high": est + q * se,
-                     "p_value": float(2 * sps.t.sf(abs(est / se), dfree)), "n": int((d["visit_month"] == visit).sum())})
+        rows.append(row("difference", config.CONTRAST, visit, c, sum(n_arm.values()), int(at_visit.sum())))
     return pd.DataFrame(rows)

@@ -17,7 +17,7 @@ from .io import atomic_write_text
 
 COLUMNS = ["analysis_id", "group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
 GROUPS = (*config.ARMS, config.CONTRAST, "all")
-DIGITS = 10  # stored precision: enough for any check, stable across platforms
+DIGITS = 7  # significant digits stored (RESULTS_CONTRACT.md, Precision): hides the last-bit noise of another processor
 
 
 def rows(df: pd.DataFrame, analysis_id: str, **fixed) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def check(df: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns of :data:`COLUMNS`; ``visit_month`` and ``n`` as nullable integers,
-        numbers as floats rounded to :data:`DIGITS` significant decimals.
+        numbers as floats rounded to :data:`DIGITS` significant digits.
     """
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -72,11 +72,26 @@ def check(df: pd.DataFrame) -> pd.DataFrame:
     out["visit_month"] = pd.array(pd.to_numeric(out["visit_month"]), dtype="Float64").round().astype("Int64")
     out["n"] = pd.array(pd.to_numeric(out["n"]), dtype="Float64").round().astype("Int64")
     for col in ("estimate", "ci_low", "ci_high", "p_value"):
-        out[col] = pd.to_numeric(out[col]).astype(float).round(DIGITS)
+        out[col] = significant(pd.to_numeric(out[col]).astype(float).to_numpy())
     p = out["p_value"].dropna()
     if ((p < 0) | (p > 1)).any():
         raise ValueError("p_value must lie in [0, 1]")
     out["method"] = out["method"].astype(object).where(out["method"].notna(), "")
+    return out
+
+
+def significant(values, digits: int = DIGITS) -> np.ndarray:
+    """Round to ``digits`` significant digits (NaN and infinities unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        Floats; ``significant(x)`` printed with ``%.7g`` gives back the same number.
+    """
+    x = np.asarray(values, dtype=float)
+    out = x.copy()
+    ok = np.isfinite(x) & (x != 0)
+    out[ok] = [float(f"{v:.{digits - 1}e}") for v in x[ok]]
     return out
 
 
@@ -87,8 +102,9 @@ def sort(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv_text(df: pd.DataFrame) -> str:
-    """Contract CSV text of rows (sorted, ``%.10g`` numbers, empty cells for missing)."""
-    return sort(check(df)).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+    """Contract CSV text of rows (sorted, numbers with :data:`DIGITS` significant digits, empty
+    cells for missing)."""
+    return sort(check(df)).to_csv(index=False, lineterminator="\n", float_format=f"%.{DIGITS}g")
 
 
 def write_part(df: pd.DataFrame, derived_dir, notebook: str) -> Path:
