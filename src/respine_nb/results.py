@@ -2,11 +2,18 @@
 
 Each notebook writes its rows to ``<derived>/results/<notebook>.csv``; :func:`merge`
 joins every part into ``<derived>/results.csv``, sorted by analysis_id, group,
-visit_month. Both writes are atomic, and merging is idempotent, so a notebook run
-alone and the runner agree.
+visit_month, and writes the same numbers as Analysis Results Data (``ard.csv``, the long
+format of the pharmaverse ``cards`` package and the CDISC Analysis Results Standard).
+Every write is atomic, and merging is idempotent, so a notebook run alone and the runner
+agree.
+
+Every analysis_id is listed, with its dataset, population, variable, visit, statistic and
+meaning, in the analysis registry (``registry.csv`` beside this module, :func:`registry`);
+writing a row whose id is not registered is an error.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +25,41 @@ from .io import atomic_write_text
 COLUMNS = ["analysis_id", "group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
 GROUPS = (*config.ARMS, config.CONTRAST, "all")
 DIGITS = 7  # significant digits stored (RESULTS_CONTRACT.md, Precision): hides the last-bit noise of another processor
+
+
+REGISTRY_FILE = Path(__file__).with_name("registry.csv")
+ARD_COLUMNS = ["analysis_id", "group1", "group1_level", "variable", "visit_month", "stat_name", "stat", "method"]
+ARD_STATS = {"estimate": "estimate", "ci_low": "conf.low", "ci_high": "conf.high", "p_value": "p.value", "n": "N"}
+
+
+@lru_cache(maxsize=1)
+def _registry() -> pd.DataFrame:
+    reg = pd.read_csv(REGISTRY_FILE, dtype=str, keep_default_na=False)
+    dup = reg["analysis_id"][reg["analysis_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{REGISTRY_FILE.name}: analysis_id listed twice: {sorted(dup)}")
+    return reg
+
+
+def registry() -> pd.DataFrame:
+    """The analysis registry: what every analysis_id means.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``analysis_id``, ``notebook``, ``dataset``, ``population``, ``variable``,
+        ``visit``, ``groups``, ``statistic``, ``description``; one row per id (a copy).
+    """
+    return _registry().copy()
+
+
+def check_registered(df: pd.DataFrame) -> pd.DataFrame:
+    """Raise ValueError naming every analysis_id of ``df`` that the registry does not list;
+    returns ``df`` unchanged."""
+    unknown = sorted(set(df["analysis_id"]) - set(_registry()["analysis_id"]))
+    if unknown:
+        raise ValueError(f"analysis_id(s) not in the registry ({REGISTRY_FILE.name}): {unknown}")
+    return df
 
 
 def rows(df: pd.DataFrame, analysis_id: str, **fixed) -> pd.DataFrame:
@@ -112,6 +154,7 @@ def write_part(df: pd.DataFrame, derived_dir, notebook: str) -> Path:
     dup = df.duplicated(["analysis_id", "group", "visit_month"], keep=False)
     if dup.any():
         raise ValueError(f"duplicate result rows: {df.loc[dup, ['analysis_id', 'group', 'visit_month']].values.tolist()}")
+    check_registered(df)
     path = Path(derived_dir) / "results" / f"{notebook}.csv"
     atomic_write_text(path, to_csv_text(df))
     return path
@@ -124,8 +167,36 @@ def read(path) -> pd.DataFrame:
     return check(df)
 
 
+def to_ard(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows in the long Analysis Results Data format (RESULTS_CONTRACT.md, ARD).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``analysis_id``, ``group1`` (``ARM``, or empty for a row over all
+        participants), ``group1_level`` (the arm or the contrast), ``variable`` (from the
+        registry), ``visit_month``, ``stat_name`` (``estimate``, ``conf.low``, ``conf.high``,
+        ``p.value``, ``N``), ``stat`` (empty where the row has no such number) and ``method``;
+        five rows per result row, in the order of the sorted results.
+    """
+    res = sort(check(df))
+    variable = _registry().set_index("analysis_id")["variable"]
+    out = []
+    for col, name in ARD_STATS.items():
+        part = pd.DataFrame({
+            "analysis_id": res["analysis_id"], "group1": np.where(res["group"] == "all", "", "ARM"),
+            "group1_level": res["group"].where(res["group"] != "all", ""),
+            "variable": res["analysis_id"].map(variable).fillna(""), "visit_month": res["visit_month"],
+            "stat_name": name, "stat": res[col].astype("Float64"), "method": res["method"],
+            "_row": np.arange(len(res)), "_stat": list(ARD_STATS).index(col)})
+        out.append(part)
+    ard = pd.concat(out, ignore_index=True).sort_values(["_row", "_stat"], kind="mergesort")
+    return ard.drop(columns=["_row", "_stat"]).reset_index(drop=True)[ARD_COLUMNS]
+
+
 def merge(derived_dir) -> Path:
-    """Merge every part under ``<derived_dir>/results/`` into ``<derived_dir>/results.csv``."""
+    """Merge every part under ``<derived_dir>/results/`` into ``<derived_dir>/results.csv``, and
+    write the same numbers as ``<derived_dir>/ard.csv`` (:func:`to_ard`)."""
     derived_dir = Path(derived_dir)
     parts = sorted((derived_dir / "results").glob("*.csv"))
     frames = [read(p) for p in parts]
@@ -133,6 +204,8 @@ def merge(derived_dir) -> Path:
     dup = df.duplicated(["analysis_id", "group", "visit_month"], keep=False)
     if dup.any():
         raise ValueError(f"two notebooks report the same row: {sorted(set(df.loc[dup, 'analysis_id']))}")
+    ard = to_ard(df).to_csv(index=False, lineterminator="\n", float_format=f"%.{DIGITS}g")
+    atomic_write_text(derived_dir / "ard.csv", ard)
     return atomic_write_text(derived_dir / "results.csv", to_csv_text(df))
 
 
