@@ -1,33 +1,48 @@
 """A mixed model for repeated measures (MMRM) with an unstructured covariance, fitted by REML.
 
-statsmodels' MixedLM cannot fit an unstructured *residual* covariance, and no Python package
-does, so this module is the project's one piece of hand-written estimation. It is checked
-against R ``nlme::gls(..., correlation = corSymm(form = ~ k | id), weights = varIdent(form =
-~ 1 | visit), method = "REML")`` and emmeans' Satterthwaite degrees of freedom (tests/).
+statsmodels' MixedLM cannot fit an unstructured *residual* covariance, and no maintained Python
+package does, so this module is the project's one piece of hand-written estimation. It is checked
+against published SAS PROC MIXED output (``type=un``, ``ddfm=satterthwaite``) for the FEV data of
+the R package openpharma/mmrm, and against R ``nlme::gls(..., correlation = corSymm(form = ~ k |
+id), weights = varIdent(form = ~ 1 | visit), method = "REML")`` (tests/test_mmrm.py).
 
-Model (RESULTS_CONTRACT.md): ``change ~ C(visit) * arm + C(visit) * baseline``, written in the
-equivalent cell-means form ``change ~ 0 + C(visit) + C(visit):arm + C(visit):baseline``, with
-residuals of one participant ``~ N(0, Sigma)``, ``Sigma`` unstructured over the visits.
+Two layers:
+
+- the general tool: :func:`fit_mmrm` (a formula and a data frame) or :func:`fit_mmrm_design` (a
+  response vector and a design matrix), each with a subject and a visit column, the covariance
+  unstructured over the visits; then :func:`coefficients`, :func:`contrasts` (any linear
+  combination, Satterthwaite df), :func:`ls_means` and :func:`ls_mean_differences`
+  (emmeans / SAS ``LSMEANS``-style), each returning a tidy DataFrame;
+- the project's analysis (RESULTS_CONTRACT.md): ``change ~ C(visit) * arm + C(visit) * baseline``
+  in its cell-means form ``change ~ 0 + C(visit) + C(visit):arm + C(visit):baseline``,
+  :func:`fit` / :func:`lsmeans` / :func:`mmrm`, thin wrappers of the general tool.
+
+Model: ``y_i = X_i beta + e_i``, ``e_i ~ N(0, Sigma_i)``, where ``Sigma_i`` is the sub-matrix of
+an unstructured ``Sigma`` (visits x visits) for the visits participant ``i`` was observed at
+(missing at random).
 
 Estimation:
 - ``Sigma = L L'`` with ``L`` lower triangular, log-diagonal (so ``Sigma`` stays positive definite);
-- each participant contributes the sub-matrix of ``Sigma`` of the visits observed (missing at
-  random); participants are grouped by missingness pattern so a likelihood evaluation is a few
-  matrix products, whatever the number of participants;
+- participants are grouped by missingness pattern and padded to all visits (zeros where not
+  observed), so a likelihood evaluation is a few array operations whatever the number of
+  participants or patterns;
 - fixed effects by generalised least squares given ``Sigma``; the REML log-likelihood is
   maximised over the Cholesky parameters by BFGS with the analytic gradient, from a starting
   value taken from OLS residuals, then polished by Newton steps until the gradient is below
   1e-9, so that every processor reaches the same optimum to far more than the 7 significant
   digits results are stored with;
-- standard errors are model-based, ``(X' V^-1 X)^-1`` (as nlme); degrees of freedom for each
-  contrast by Satterthwaite's approximation, with the covariance of the variance parameters
-  from the numerical Hessian of the REML log-likelihood.
+- standard errors are model-based, ``(X' V^-1 X)^-1`` (as nlme and SAS without ``empirical``);
+  degrees of freedom for each contrast by Satterthwaite's approximation, with the covariance of
+  the variance parameters from the numerical Hessian of the REML log-likelihood (five-point
+  differences of the analytic gradient).
 
 Failure to converge raises :class:`MMRMConvergenceError`; :func:`mmrm` can then fall back to a
 random-intercept model (statsmodels MixedLM), and says so in ``method``.
 """
 from __future__ import annotations
 
+import ast
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +51,12 @@ from scipy import optimize
 from scipy import stats as sps
 
 from . import config
+
+__all__ = [
+    "MMRMConvergenceError", "MMRMRankError", "MMRMFit", "fit_mmrm", "fit_mmrm_design", "coefficients", "contrasts",
+    "ls_means", "ls_mean_differences", "analysis_set", "fit", "lsmeans", "modelled_visits", "mmrm",
+    "random_intercept", "METHOD", "FALLBACK_METHOD", "MIN_PER_ARM_VISIT",
+]
 
 
 class MMRMConvergenceError(RuntimeError):
@@ -48,25 +69,30 @@ class MMRMFit:
 
     Attributes
     ----------
-    visits : list of int
+    visits : list
+        The visits, in the order of the rows and columns of ``sigma``.
     beta : ndarray
-        Fixed effects, ordered: visit intercepts, arm x visit, baseline x visit.
+        Fixed effects, in the order of ``names``.
     cov_beta : ndarray
-        Model-based covariance of ``beta``.
+        Model-based covariance of ``beta``, ``(X' V^-1 X)^-1``.
     sigma : ndarray
         Fitted unstructured covariance (visits x visits).
     loglik : float
-        REML log-likelihood (as R ``logLik(gls)``).
+        REML log-likelihood (as R ``logLik(gls)``; SAS prints ``-2 Res Log Likelihood``).
     converged : bool
     iterations : int
         BFGS iterations before the Newton polish (path-dependent: never print it).
     n_subjects, n_obs : int
-    n_by_arm : dict
-        Participants in the model per arm.
-    baseline_mean : float
-        Mean baseline over participants, where LS-means are evaluated.
+        Participants and observations in the model.
     theta : ndarray
         Cholesky parameters at the optimum.
+    names : list of str
+        Names of the fixed effects (the design matrix's columns).
+    formula : str or None
+        The formula, for a fit by :func:`fit_mmrm`.
+    n_by_arm_visit, n_by_arm, baseline_mean
+        Set by :func:`fit` (the project's model) only: participants per arm and visit, per arm,
+        and the mean baseline over participants (where :func:`lsmeans` evaluates).
     """
 
     visits: list
@@ -78,11 +104,14 @@ class MMRMFit:
     iterations: int
     n_subjects: int
     n_obs: int
-    n_by_arm_visit: dict
-    baseline_mean: float
     theta: np.ndarray
-    _data: object = field(repr=False, default=None)
+    names: list = field(default_factory=list)
+    formula: str | None = None
+    n_by_arm_visit: dict = field(default_factory=dict)
+    baseline_mean: float = float("nan")
     n_by_arm: dict = field(default_factory=dict)
+    _data: object = field(repr=False, default=None)
+    _terms: object = field(repr=False, default=None)  # (patsy DesignInfo, model rows) of a formula fit
 
     @property
     def correlation(self) -> pd.DataFrame:
@@ -95,6 +124,7 @@ class MMRMFit:
 
     def contrast(self, c: np.ndarray, level: float = config.CI_LEVEL, df_method: str = "satterthwaite") -> dict:
         """Estimate, SE, df, CI and p of the linear combination ``c' beta``."""
+        c = np.asarray(c, dtype=float)
         est = float(c @ self.beta)
         var = float(c @ self.cov_beta @ c)
         se = np.sqrt(var)
@@ -140,31 +170,66 @@ def _derivative(f, x: np.ndarray, direction: np.ndarray, h: float = 1e-3):
 
 @dataclass
 class _Data:
+    """Participants padded to all visits and grouped by missingness pattern.
+
+    ``y`` (n, v) and ``X`` (n, v, p) hold zeros at the visits a participant was not observed at.
+    Participants are ordered by pattern (patterns sorted by their tuple of visit indices), then by
+    subject; pattern ``k`` (visits ``mask[k]``) holds rows ``starts[k]:starts[k] + counts[k]``.
+    """
+
     v: int  # number of visits
-    patterns: list  # (visit index array, y (n x s), X (n x s x p))
-    p: int
+    p: int  # number of fixed effects
+    y: np.ndarray
+    X: np.ndarray
+    mask: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    n_obs: int
+
+    @property
+    def pattern(self) -> np.ndarray:
+        """Pattern index of each participant (row)."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    @property
+    def patterns(self) -> list:
+        """(visit indices, y (n_k x s), X (n_k x s x p)) per pattern, unpadded."""
+        out = []
+        for m, a, n in zip(self.mask, self.starts, self.counts):
+            idx = np.flatnonzero(m)
+            out.append((idx, self.y[a:a + n][:, idx], self.X[a:a + n][:, idx, :]))
+        return out
 
 
-def _design(df: pd.DataFrame, visits: list):
-    """Per-participant arrays in the cell-means parametrisation."""
-    v = len(visits)
-    vidx = {vis: i for i, vis in enumerate(visits)}
-    p = 3 * v
-    groups = {}
-    for sid, g in df.groupby("subject_id", sort=True):
-        g = g.sort_values("visit_month")
-        idx = tuple(vidx[int(x)] for x in g["visit_month"])
-        msc = float(g["arm"].iloc[0] == config.ARMS[0])
-        base = float(g["baseline"].iloc[0])
-        X = np.zeros((len(idx), p))
-        for row, j in enumerate(idx):
-            X[row, j] = 1.0
-            X[row, v + j] = msc
-            X[row, 2 * v + j] = base
-        groups.setdefault(idx, []).append((g["change"].to_numpy(dtype=float), X))
-    patterns = [(np.array(idx), np.stack([y for y, _ in items]), np.stack([x for _, x in items]))
-                for idx, items in sorted(groups.items())]
-    return _Data(v=v, patterns=patterns, p=p)
+def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_index: np.ndarray, v: int) -> _Data:
+    """Pad observations (one row each) to participants x visits and group them by pattern.
+
+    ``subject_code`` are integers 0..n-1 in the subjects' sorted order, so that the arrays (and the
+    floating-point sums over them) do not depend on the order of the input rows.
+    """
+    n_sub = int(subject_code.max()) + 1
+    p = X.shape[1]
+    flat = subject_code.astype(np.int64) * v + visit_index.astype(np.int64)
+    if np.unique(flat).size < flat.size:
+        raise ValueError("a subject has more than one observation at the same visit")
+    observed = np.zeros(n_sub * v, dtype=bool)
+    observed[flat] = True
+    observed = observed.reshape(n_sub, v)
+    Y = np.zeros(n_sub * v)
+    Y[flat] = y
+    Xp = np.zeros((n_sub * v, p))
+    Xp[flat] = X
+    uniq, inverse = np.unique(observed, axis=0, return_inverse=True)
+    keys = [tuple(np.flatnonzero(row)) for row in uniq]
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[sorted(range(len(keys)), key=lambda k: keys[k])] = np.arange(len(keys))
+    pattern = rank[inverse.reshape(-1)]
+    order = np.lexsort((np.arange(n_sub), pattern))
+    counts = np.bincount(pattern, minlength=len(keys))
+    mask = np.zeros((len(keys), v), dtype=bool)
+    mask[rank] = uniq
+    return _Data(v=v, p=p, y=Y.reshape(n_sub, v)[order], X=Xp.reshape(n_sub, v, p)[order], mask=mask,
+                 starts=np.concatenate([[0], np.cumsum(counts)[:-1]]), counts=counts, n_obs=int(flat.size))
 
 
 def _tril_index(v):
@@ -178,20 +243,32 @@ def _sigma(theta: np.ndarray, v: int) -> np.ndarray:
     return L @ L.T
 
 
+def _pattern_matrices(data: _Data, sigma: np.ndarray):
+    """Per pattern: Sigma of the observed visits padded with the identity, and its inverse padded
+    with zeros (n_patterns x v x v each)."""
+    m = data.mask.astype(float)
+    outer = m[:, :, None] * m[:, None, :]
+    padded = sigma[None, :, :] * outer + np.eye(data.v)[None, :, :] * (1.0 - m)[:, None, :]
+    return padded, np.linalg.inv(padded) * outer
+
+
 def _gls(data: _Data, sigma: np.ndarray):
-    """GLS fixed effects given Sigma: (beta, cov_beta, per-pattern inverses, X' V^-1 X)."""
-    XtWX = np.zeros((data.p, data.p))
-    XtWy = np.zeros(data.p)
-    inv = []
-    for idx, Y, X in data.patterns:
-        W = np.linalg.inv(sigma[np.ix_(idx, idx)])
-        inv.append(W)
-        WX = np.matmul(W, X)  # (n, s, p)
-        Xf, WXf = X.reshape(-1, data.p), WX.reshape(-1, data.p)
-        XtWX += Xf.T @ WXf
-        XtWy += WXf.T @ Y.reshape(-1)
+    """GLS fixed effects given Sigma.
+
+    Returns
+    -------
+    tuple
+        (beta, cov_beta, inverse Sigma per pattern (padded with zeros), X' V^-1 X, inverse Sigma
+        per participant, Sigma per pattern (padded with the identity)).
+    """
+    padded, W = _pattern_matrices(data, sigma)
+    Wi = W[data.pattern]  # (n, v, v)
+    WX = np.matmul(Wi, data.X)  # (n, v, p)
+    Xf, WXf = data.X.reshape(-1, data.p), WX.reshape(-1, data.p)
+    XtWX = Xf.T @ WXf
+    XtWy = WXf.T @ data.y.reshape(-1)
     C = np.linalg.inv(XtWX)
-    return C @ XtWy, C, inv, XtWX
+    return C @ XtWy, C, W, XtWX, Wi, padded
 
 
 def _reml_and_grad(theta: np.ndarray, data: _Data):
@@ -199,21 +276,19 @@ def _reml_and_grad(theta: np.ndarray, data: _Data):
     v = data.v
     sigma = _sigma(theta, v)
     try:
-        beta, C, inv, XtWX = _gls(data, sigma)
+        beta, C, W, XtWX, Wi, padded = _gls(data, sigma)
     except np.linalg.LinAlgError:
         return np.inf, np.zeros_like(theta)
-    n_obs = sum(Y.size for _, Y, _ in data.patterns)
-    nll = 0.5 * (n_obs - data.p) * np.log(2 * np.pi)
-    G = np.zeros((v, v))  # d(-loglik)/d(Sigma), as a full symmetric matrix derivative
-    for (idx, Y, X), W in zip(data.patterns, inv):
-        n, s = Y.shape
-        R = Y - X @ beta  # (n, s)
-        sign, logdet = np.linalg.slogdet(sigma[np.ix_(idx, idx)])
-        WR = R @ W  # rows are W r_i (W symmetric)
-        nll += 0.5 * (n * logdet + float(np.sum(WR * R)))
-        XC = X @ C  # (n, s, p)
-        M = XC.transpose(1, 0, 2).reshape(s, -1) @ X.transpose(1, 0, 2).reshape(s, -1).T  # sum_i X_i C X_i'
-        G[np.ix_(idx, idx)] += 0.5 * (n * W - WR.T @ WR - W @ M @ W)
+    _, logdet = np.linalg.slogdet(padded)  # log det of each pattern's Sigma (identity padding adds 0)
+    R = data.y - data.X @ beta  # (n, v), zeros where not observed
+    WR = np.matmul(Wi, R[:, :, None])[:, :, 0]  # rows W_i r_i
+    nll = 0.5 * (data.n_obs - data.p) * np.log(2 * np.pi)
+    nll += 0.5 * (float(data.counts @ logdet) + float(np.sum(WR * R)))
+    XC = data.X @ C  # (n, v, p)
+    M = np.add.reduceat(np.matmul(XC, data.X.transpose(0, 2, 1)), data.starts, axis=0)  # sum_i X_i C X_i'
+    RR = np.add.reduceat(WR[:, :, None] * WR[:, None, :], data.starts, axis=0)  # sum_i W r_i r_i' W
+    # d(-loglik)/d(Sigma), as a full symmetric matrix derivative
+    G = 0.5 * np.sum(data.counts[:, None, None] * W - RR - W @ M @ W, axis=0)
     sign, logdet_xtwx = np.linalg.slogdet(XtWX)
     nll += 0.5 * logdet_xtwx
     # chain rule: Sigma = L L' -> d/dL = 2 G L (G symmetric); log-diagonal -> times L_jj
@@ -228,16 +303,13 @@ def _reml_and_grad(theta: np.ndarray, data: _Data):
 def _start(data: _Data) -> np.ndarray:
     """Cholesky parameters of a starting Sigma from OLS residuals (pairwise covariances)."""
     v = data.v
-    Xall = np.concatenate([X.reshape(-1, data.p) for _, _, X in data.patterns])
-    yall = np.concatenate([Y.reshape(-1) for _, Y, _ in data.patterns])
-    beta = np.linalg.lstsq(Xall, yall, rcond=None)[0]
-    S = np.zeros((v, v))
-    N = np.zeros((v, v))
-    for idx, Y, X in data.patterns:
-        R = Y - X @ beta
-        S[np.ix_(idx, idx)] += R.T @ R
-        N[np.ix_(idx, idx)] += len(R)
-    S = S / np.maximum(N, 1)
+    obs = np.zeros(data.y.shape, dtype=bool)
+    for m, a, n in zip(data.mask, data.starts, data.counts):
+        obs[a:a + n] = m
+    beta = np.linalg.lstsq(data.X[obs], data.y[obs], rcond=None)[0]
+    R = (data.y - data.X @ beta) * obs
+    N = obs.astype(float).T @ obs.astype(float)
+    S = (R.T @ R) / np.maximum(N, 1)
     d = np.sqrt(np.clip(np.diag(S), 1e-6, None))
     corr = np.clip(S / np.outer(d, d), -0.95, 0.95)
     np.fill_diagonal(corr, 1.0)
@@ -247,6 +319,450 @@ def _start(data: _Data) -> np.ndarray:
     L = np.linalg.cholesky(Sig)
     L[np.diag_indices(v)] = np.log(np.diag(L))
     return L[_tril_index(v)]
+
+
+class MMRMRankError(ValueError):
+    """The design matrix is not of full column rank (a fixed effect is not estimable)."""
+
+
+def _optimise(data: _Data, max_iter: int, gtol: float):
+    """REML fit of the Cholesky parameters: BFGS, then the Newton polish.
+
+    Returns
+    -------
+    tuple
+        (theta, -REML log-likelihood, BFGS iterations).
+    """
+    theta0 = _start(data)
+    res = optimize.minimize(_reml_and_grad, theta0, args=(data,), jac=True, method="BFGS",
+                            options={"maxiter": max_iter, "gtol": gtol})
+    grad_norm = float(np.max(np.abs(res.jac))) if res.jac is not None and len(res.jac) else np.inf
+    # BFGS may stop on "precision loss" at the optimum: judge convergence by the gradient itself
+    if not np.isfinite(res.fun) or grad_norm > 1e-3:
+        raise MMRMConvergenceError(
+            f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
+    theta, nll = _newton_polish(res.x, data)
+    if np.linalg.cond(_sigma(theta, data.v)) > 1e12:
+        raise MMRMConvergenceError("fitted covariance is singular (condition number > 1e12)")
+    return theta, nll, int(res.nit)
+
+
+def _visit_levels(values, visits) -> list:
+    """The visits modelled: ``visits`` as given, or the distinct values sorted."""
+    if visits is None:
+        try:
+            return sorted(pd.unique(pd.Series(values)))
+        except TypeError as exc:
+            raise ValueError("visit values cannot be sorted: pass visits=[...] in order") from exc
+    levels = list(visits)
+    if not levels or len(set(levels)) < len(levels):
+        raise ValueError("visits must be a non-empty list of distinct values")
+    return levels
+
+
+def _fit_arrays(y, X, subject, visit, visits: list, names: list, max_iter: int, gtol: float) -> MMRMFit:
+    """Check the arrays, fit, and return the :class:`MMRMFit` (the core of every entry point)."""
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
+    subject, visit = np.asarray(subject), np.asarray(visit)
+    if y.ndim != 1 or X.ndim != 2 or not (len(y) == len(X) == len(subject) == len(visit)):
+        raise ValueError("y (n), X (n x p), subject (n) and visit (n) must have the same number of rows")
+    if len(names) != X.shape[1]:
+        raise ValueError(f"{X.shape[1]} design columns but {len(names)} names")
+    if not (np.isfinite(y).all() and np.isfinite(X).all()):
+        raise ValueError("y and X must be finite (drop the rows with missing values first)")
+    if pd.isna(subject).any() or pd.isna(visit).any():
+        raise ValueError("subject and visit must not be missing")
+    visit_index = pd.Index(visits).get_indexer(visit)
+    if (visit_index < 0).any():
+        raise ValueError(f"visit values not in visits: {sorted(set(visit[visit_index < 0].tolist()), key=str)}")
+    n_at = np.bincount(visit_index, minlength=len(visits))
+    if (n_at == 0).any():
+        raise ValueError(f"no observation at visit {visits[int(np.argmin(n_at))]!r}")
+    p = X.shape[1]
+    rank = np.linalg.matrix_rank(X) if len(X) else 0
+    if rank < p:
+        raise MMRMRankError(f"the design matrix has rank {rank} < {p} columns: a fixed effect is not "
+                            "estimable (a level never observed, or a covariate collinear with others)")
+    if len(y) <= p:
+        raise ValueError(f"{len(y)} observations for {p} fixed effects: REML needs more")
+    try:
+        codes, uniques = pd.factorize(subject, sort=True)
+    except TypeError:  # mixed types: order by their text
+        codes, uniques = pd.factorize(pd.Series(subject).astype(str).to_numpy(), sort=True)
+    data = _build_data(y, X, codes, visit_index, len(visits))
+    theta, nll, nit = _optimise(data, max_iter, gtol)
+    sigma = _sigma(theta, data.v)
+    beta, C = _gls(data, sigma)[:2]
+    return MMRMFit(visits=list(visits), beta=beta, cov_beta=C, sigma=sigma, loglik=-float(nll), converged=True,
+                   iterations=nit, n_subjects=int(len(uniques)), n_obs=int(len(y)), theta=theta,
+                   names=list(names), _data=data)
+
+
+def fit_mmrm(formula: str, data: pd.DataFrame, subject: str, visit: str, visits=None,
+             max_iter: int = 500, gtol: float = 1e-6) -> MMRMFit:
+    """Fit an MMRM with an unstructured covariance over visits, from a formula, by REML.
+
+    Parameters
+    ----------
+    formula : str
+        A patsy formula, e.g. ``"change ~ C(visit_month) * arm + C(visit_month) * baseline + C(site)"``
+        (treatment coding; ``C(x, Treatment("ref"))`` chooses the reference level). Names in the
+        formula are looked up in ``data``, then in the caller's namespace (``np`` is available).
+    data : DataFrame
+        One row per observation. Rows with a missing value in a variable of the formula are
+        dropped (as SAS and R do); ``data`` is not modified.
+    subject : str
+        Column identifying the participant (the unit whose residuals are correlated).
+    visit : str
+        Column identifying the visit: the covariance is unstructured over its values.
+    visits : list, optional
+        The visits modelled, in the order of the covariance matrix; rows at other visits are
+        dropped. Default: the visits observed, sorted.
+    max_iter, gtol : int, float
+        BFGS settings (the optimum is then polished to |gradient| < 1e-9 by Newton steps).
+
+    Returns
+    -------
+    MMRMFit
+        ``beta`` in the order of ``names`` (the design matrix's column names); use
+        :func:`coefficients`, :func:`contrasts`, :func:`ls_means`, :func:`ls_mean_differences`.
+
+    Raises
+    ------
+    ValueError
+        On a bad argument, a formula patsy cannot evaluate, a subject observed twice at one visit,
+        a visit without observations, or a rank-deficient design (:class:`MMRMRankError`).
+    MMRMConvergenceError
+        When REML does not converge.
+    """
+    import patsy
+
+    if not isinstance(formula, str) or "~" not in formula:
+        raise ValueError("formula must be a string 'response ~ terms'")
+    if not isinstance(data, pd.DataFrame):
+        raise ValueError("data must be a pandas DataFrame")
+    for col in (subject, visit):
+        if col not in data.columns:
+            raise ValueError(f"column {col!r} not in data")
+    d = data.reset_index(drop=True)  # a new frame: the caller's is never modified
+    if d[subject].isna().any() or d[visit].isna().any():
+        raise ValueError("subject and visit must not be missing")
+    if visits is not None:
+        visits = _visit_levels(None, visits)
+        d = d[d[visit].isin(visits)]
+    env = patsy.EvalEnvironment.capture(1).with_outer_namespace({"np": np})
+    try:
+        yd, Xd = patsy.dmatrices(formula, d, eval_env=env, NA_action="drop", return_type="dataframe")
+    except patsy.PatsyError as exc:
+        raise ValueError(f"formula {formula!r}: {exc}") from exc
+    if yd.shape[1] != 1:
+        raise ValueError("the response must be one numeric column")
+    rows = d.loc[Xd.index]
+    visits = _visit_levels(rows[visit], visits)
+    f = _fit_arrays(yd.iloc[:, 0].to_numpy(dtype=float), Xd.to_numpy(dtype=float), rows[subject].to_numpy(),
+                    rows[visit].to_numpy(), visits, list(Xd.columns), max_iter, gtol)
+    f.formula = formula
+    used = sorted(set(_variables(Xd.design_info, rows.columns)) | {subject, visit}, key=list(rows.columns).index)
+    f._terms = (Xd.design_info, rows[used].reset_index(drop=True), subject)
+    return f
+
+
+def fit_mmrm_design(y, X, subject, visit, visits=None, names=None, max_iter: int = 500,
+                    gtol: float = 1e-6) -> MMRMFit:
+    """Fit an MMRM with an unstructured covariance over visits, from a design matrix, by REML.
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        The response, one value per observation (no missing values).
+    X : array-like or DataFrame, shape (n, p)
+        The fixed-effects design matrix, of full column rank (include the intercept yourself).
+    subject, visit : array-like, shape (n,)
+        Participant and visit of each observation (at most one observation per participant
+        and visit).
+    visits : list, optional
+        The order of the visits in the covariance matrix (default: the values sorted); every
+        value of ``visit`` must be in it.
+    names : list of str, optional
+        Names of the columns of ``X`` (default: the DataFrame's columns, else ``x0``, ``x1``, ...).
+    max_iter, gtol : int, float
+        BFGS settings (then a Newton polish to |gradient| < 1e-9).
+
+    Returns
+    -------
+    MMRMFit
+        For estimates use :func:`coefficients` and :func:`contrasts` (LS means need the factor
+        structure of a formula: :func:`fit_mmrm`).
+
+    Raises
+    ------
+    ValueError
+        On mismatched lengths, missing values, a subject observed twice at one visit, a visit
+        without observations, or a rank-deficient ``X`` (:class:`MMRMRankError`).
+    MMRMConvergenceError
+        When REML does not converge.
+    """
+    if names is None:
+        names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else [f"x{j}" for j in range(np.shape(X)[1])]
+    visit = np.asarray(visit)
+    return _fit_arrays(y, X, subject, visit, _visit_levels(visit, visits), list(names), max_iter, gtol)
+
+
+def _table(fit: MMRMFit, L: np.ndarray, level: float) -> pd.DataFrame:
+    """Estimate, se, df, t_value, ci_low, ci_high, p_value for each row of ``L``."""
+    rows = []
+    for c in L:
+        r = fit.contrast(c, level)
+        rows.append({"estimate": r["estimate"], "se": r["se"], "df": r["df"], "t_value": r["estimate"] / r["se"],
+                     "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_value": r["p_value"]})
+    return pd.DataFrame(rows, columns=["estimate", "se", "df", "t_value", "ci_low", "ci_high", "p_value"])
+
+
+def coefficients(fit: MMRMFit, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """The fixed effects with model-based SEs and Satterthwaite df (SAS "Solution for Fixed Effects").
+
+    Parameters
+    ----------
+    fit : MMRMFit
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fixed effect: ``term``, ``estimate``, ``se``, ``df`` (Satterthwaite),
+        ``t_value``, ``ci_low``, ``ci_high``, ``p_value`` (two-sided, t on ``df``).
+    """
+    out = _table(fit, np.eye(len(fit.beta)), level)
+    out.insert(0, "term", fit.names)
+    return out
+
+
+def contrasts(fit: MMRMFit, L, labels=None, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Linear combinations ``L beta`` with model-based SEs and Satterthwaite df.
+
+    Parameters
+    ----------
+    fit : MMRMFit
+    L : array-like (p,) or (k, p), or DataFrame
+        One contrast per row, in the order of ``fit.names``; a DataFrame's columns are matched to
+        ``fit.names`` by name (absent names count as 0) and its index gives the labels.
+    labels : list of str, optional
+        One label per contrast (default: the DataFrame's index, else ``c1``, ``c2``, ...).
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per contrast: ``contrast`` (the label), ``estimate``, ``se``, ``df``
+        (Satterthwaite), ``t_value``, ``ci_low``, ``ci_high``, ``p_value``.
+    """
+    if isinstance(L, pd.DataFrame):
+        unknown = [c for c in L.columns if c not in fit.names]
+        if unknown:
+            raise ValueError(f"contrast columns not among the fixed effects: {unknown}")
+        labels = list(L.index) if labels is None else labels
+        L = L.reindex(columns=fit.names, fill_value=0.0).to_numpy(dtype=float)
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    if L.ndim != 2 or L.shape[1] != len(fit.beta):
+        raise ValueError(f"each contrast needs {len(fit.beta)} coefficients")
+    labels = [f"c{i + 1}" for i in range(len(L))] if labels is None else list(labels)
+    if len(labels) != len(L):
+        raise ValueError("one label per contrast")
+    out = _table(fit, L, level)
+    out.insert(0, "contrast", labels)
+    return out
+
+
+def _code_variables(code: str) -> list:
+    """Names a patsy factor's code refers to (``C(visit, Treatment(3))`` -> visit, C, Treatment; ``Q("a b")``)."""
+    names = []
+    for node in ast.walk(ast.parse(code, mode="eval")):
+        if isinstance(node, ast.Name):
+            names.append(node.id)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q"
+              and node.args and isinstance(node.args[0], ast.Constant)):
+            names.append(node.args[0].value)
+    return names
+
+
+def _variables(design_info, columns) -> dict:
+    """Data columns a formula uses: name -> categories (tuple) for a categorical factor, None for numeric."""
+    out = {}
+    for factor, info in design_info.factor_infos.items():
+        used = [n for n in _code_variables(factor.code) if n in columns]
+        if info.type == "categorical":
+            if len(used) != 1:
+                raise ValueError(f"LS means need each categorical factor to be one column, not {factor.code!r}")
+            levels = tuple(info.categories)
+            if used[0] in out and out[used[0]] != levels:
+                raise ValueError(f"{used[0]!r} enters the model both as a factor and otherwise")
+            out[used[0]] = levels
+        else:
+            for name in used:
+                if out.get(name) is not None:
+                    raise ValueError(f"{name!r} enters the model both as a factor and as a number")
+                out[name] = None
+    return out
+
+
+def _key(combo: tuple):
+    """A groupby index key: the tuple for several columns, the value for one."""
+    return combo if len(combo) > 1 else combo[0]
+
+
+def _ls_mean_matrix(fit: MMRMFit, keys: list, weights: str, covariates: str, at) -> tuple:
+    """Rows of L (one per combination of ``keys``' levels) and the grid of those combinations."""
+    if fit._terms is None:
+        raise ValueError("LS means need a model fitted from a formula (fit_mmrm); use contrasts() otherwise")
+    if weights not in ("equal", "proportional"):
+        raise ValueError("weights must be 'equal' or 'proportional'")
+    if covariates not in ("observations", "subjects"):
+        raise ValueError("covariates must be 'observations' or 'subjects'")
+    import patsy
+
+    design_info, frame, subject = fit._terms
+    variables = _variables(design_info, frame.columns)
+    factors = {k: v for k, v in variables.items() if v is not None}
+    at = dict(at or {})
+    for k in keys:
+        if k not in factors:
+            raise ValueError(f"{k!r} is not a categorical variable of the model (those are {sorted(factors)})")
+    for k, value in at.items():
+        if k not in variables or k in keys:
+            raise ValueError(f"at: {k!r} is not a variable of the model other than the LS-means factors")
+        if k in factors and value not in factors[k]:
+            raise ValueError(f"at: {value!r} is not a level of {k!r}")
+    values = {}
+    for name, levels in variables.items():
+        if name in at:
+            values[name] = [at[name]]
+        elif levels is not None:
+            values[name] = list(levels)
+        elif covariates == "observations":
+            values[name] = [float(frame[name].mean())]
+        else:
+            values[name] = [float(frame.groupby(subject, sort=True)[name].mean().mean())]
+    averaged = [name for name in variables if name not in keys]
+    key_grid = list(itertools.product(*(values[k] for k in keys)))
+    avg_grid = list(itertools.product(*(values[a] for a in averaged)))
+    if weights == "equal":
+        w = np.full(len(avg_grid), 1.0 / len(avg_grid))
+    else:
+        avg_factors = [a for a in averaged if a in factors and a not in at]
+        pos = [averaged.index(a) for a in avg_factors]
+        freq = frame.groupby(avg_factors, sort=False).size() if avg_factors else None
+        w = np.array([1.0 if freq is None else float(freq.get(_key(tuple(combo[i] for i in pos)), 0))
+                      for combo in avg_grid])
+        w = w / w.sum()
+    grid = pd.DataFrame([dict(zip(keys + averaged, kc + ac)) for kc in key_grid for ac in avg_grid],
+                        columns=keys + averaged)
+    D = np.asarray(patsy.build_design_matrices([design_info], grid, NA_action="raise")[0])
+    L = np.einsum("kap,a->kp", D.reshape(len(key_grid), len(avg_grid), -1), w)
+    cells = pd.DataFrame(key_grid, columns=keys)
+    n_obs = frame.groupby(keys, sort=False).size()
+    cells["n_obs"] = [int(n_obs.get(_key(kc), 0)) for kc in key_grid]
+    return L, cells
+
+
+def _as_list(x) -> list:
+    return [] if x is None else [x] if isinstance(x, str) else list(x)
+
+
+def ls_means(fit: MMRMFit, specs, by=None, weights: str = "equal", covariates: str = "observations",
+             at: dict | None = None, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Least-squares means (estimated marginal means), as SAS ``LSMEANS`` and R ``emmeans``.
+
+    Each LS mean is the model's prediction on a reference grid: numeric covariates at their mean
+    (over the observations in the model, as SAS and emmeans; or over participants), the
+    categorical variables not in ``specs``/``by`` averaged over their levels with equal weights
+    (SAS and emmeans default) or with the observed proportions of their combinations among the
+    observations in the model (emmeans ``weights = "proportional"``).
+
+    Parameters
+    ----------
+    fit : MMRMFit
+        From :func:`fit_mmrm` (a formula).
+    specs : str or list of str
+        Categorical variable(s) (data columns) whose levels get an LS mean each, e.g. ``"arm"``.
+    by : str or list of str, optional
+        Categorical variable(s) to condition on, e.g. the visit column.
+    weights : {"equal", "proportional"}
+        How the other categorical variables are averaged.
+    covariates : {"observations", "subjects"}
+        Numeric covariates at their mean over observations, or over participants (the mean of
+        each participant's mean: for a baseline value, the mean baseline of the participants).
+    at : dict, optional
+        Fixed values of other variables (a number for a covariate, a level for a factor).
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per combination of levels (``by`` slowest, then ``specs``, in the model's level
+        order): the ``by`` and ``specs`` columns, ``estimate``, ``se``, ``df`` (Satterthwaite),
+        ``t_value``, ``ci_low``, ``ci_high``, ``p_value`` (against 0) and ``n_obs`` (observations
+        in the model at that combination).
+    """
+    keys = _as_list(by) + _as_list(specs)
+    if not _as_list(specs):
+        raise ValueError("specs: name at least one categorical variable")
+    L, cells = _ls_mean_matrix(fit, keys, weights, covariates, at)
+    return pd.concat([cells[keys], _table(fit, L, level), cells[["n_obs"]]], axis=1)
+
+
+def ls_mean_differences(fit: MMRMFit, specs: str, by=None, reference=None, weights: str = "equal",
+                        covariates: str = "observations", at: dict | None = None,
+                        level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Differences of LS means between each level of ``specs`` and a reference level, within ``by``.
+
+    For an arm contrast per visit: ``ls_mean_differences(fit, "arm", by="visit", reference="Sham")``
+    (SAS ``LSMEANS arm*visit / diff slice=visit`` restricted to the same visit).
+
+    Parameters
+    ----------
+    fit : MMRMFit
+        From :func:`fit_mmrm`.
+    specs : str
+        The categorical variable compared (e.g. the arm).
+    by : str or list of str, optional
+        Variables within whose levels the comparison is made (e.g. the visit).
+    reference : optional
+        The level subtracted (default: the first level in the model's order).
+    weights, covariates, at, level
+        As in :func:`ls_means` (they cancel in the difference unless a covariate interacts).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ``by`` combination and non-reference level: the ``by`` columns,
+        ``contrast`` (``"<level> - <reference>"``), ``level``, ``reference``, ``estimate``,
+        ``se``, ``df`` (Satterthwaite), ``t_value``, ``ci_low``, ``ci_high``, ``p_value``.
+    """
+    if not isinstance(specs, str):
+        raise ValueError("specs: one categorical variable")
+    by = _as_list(by)
+    L, cells = _ls_mean_matrix(fit, by + [specs], weights, covariates, at)
+    levels = list(dict.fromkeys(cells[specs]))
+    reference = levels[0] if reference is None else reference
+    if reference not in levels:
+        raise ValueError(f"reference {reference!r} is not a level of {specs!r} ({levels})")
+    rows, Ld = [], []
+    n_levels = len(levels)
+    for start in range(0, len(cells), n_levels):  # cells: by slowest, specs fastest
+        block = cells.iloc[start:start + n_levels]
+        ref = L[start + levels.index(reference)]
+        for i, lev in enumerate(levels):
+            if lev == reference:
+                continue
+            rows.append({**{b: block[b].iloc[0] for b in by}, "contrast": f"{lev} - {reference}",
+                         "level": lev, "reference": reference})
+            Ld.append(L[start + i] - ref)
+    head = pd.DataFrame(rows, columns=by + ["contrast", "level", "reference"])
+    return pd.concat([head, _table(fit, np.array(Ld).reshape(-1, len(fit.beta)), level)], axis=1)
 
 
 def analysis_set(adeff: pd.DataFrame, measure: str, visits=config.POST_BASELINE_VISITS) -> pd.DataFrame:
@@ -268,7 +784,10 @@ def analysis_set(adeff: pd.DataFrame, measure: str, visits=config.POST_BASELINE_
 
 
 def fit(df: pd.DataFrame, visits=None, max_iter: int = 500, gtol: float = 1e-6) -> MMRMFit:
-    """Fit the unstructured-covariance MMRM by REML.
+    """Fit the project's MMRM (``change ~ C(visit) * arm + C(visit) * baseline``) by REML.
+
+    A thin wrapper of :func:`fit_mmrm_design` with the cell-means design
+    ``change ~ 0 + C(visit) + C(visit):arm + C(visit):baseline`` (the same model).
 
     Parameters
     ----------
@@ -280,9 +799,12 @@ def fit(df: pd.DataFrame, visits=None, max_iter: int = 500, gtol: float = 1e-6) 
     Returns
     -------
     MMRMFit
+        ``beta`` ordered: visit intercepts, arm (BM-MSC) x visit, baseline x visit.
 
     Raises
     ------
+    ValueError
+        Without both arms at every visit.
     MMRMConvergenceError
         When BFGS ends with a gradient above 1e-3, or the fitted covariance is singular.
     """
@@ -294,27 +816,18 @@ def fit(df: pd.DataFrame, visits=None, max_iter: int = 500, gtol: float = 1e-6) 
     counts = df.groupby(["arm", "visit_month"]).size()
     if len(counts) < 2 * len(visits):
         raise ValueError("MMRM needs observations in both arms at every visit")
-    data = _design(df, visits)
-    theta0 = _start(data)
-    res = optimize.minimize(_reml_and_grad, theta0, args=(data,), jac=True, method="BFGS",
-                            options={"maxiter": max_iter, "gtol": gtol})
-    grad_norm = float(np.max(np.abs(res.jac))) if res.jac is not None and len(res.jac) else np.inf
-    # BFGS may stop on "precision loss" at the optimum: judge convergence by the gradient itself
-    if not np.isfinite(res.fun) or grad_norm > 1e-3:
-        raise MMRMConvergenceError(
-            f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
-    theta, nll = _newton_polish(res.x, data)
-    sigma = _sigma(theta, data.v)
-    if np.linalg.cond(sigma) > 1e12:
-        raise MMRMConvergenceError("fitted covariance is singular (condition number > 1e12)")
-    beta, C, _, _ = _gls(data, sigma)
+    month = df["visit_month"].astype(int).to_numpy()
+    at_visit = (month[:, None] == np.array(visits)[None, :]).astype(float)
+    treated = (df["arm"] == config.ARMS[0]).to_numpy(dtype=float)[:, None]
+    X = np.hstack([at_visit, at_visit * treated, at_visit * df["baseline"].to_numpy(dtype=float)[:, None]])
+    names = ([f"C(visit)[{m}]" for m in visits] + [f"C(visit)[{m}]:arm[{config.ARMS[0]}]" for m in visits]
+             + [f"C(visit)[{m}]:baseline" for m in visits])
+    fitted = _fit_arrays(df["change"].to_numpy(dtype=float), X, df["subject_id"].to_numpy(), month, visits, names,
+                         max_iter, gtol)
     subj = df.drop_duplicates("subject_id")
-    fitted = MMRMFit(
-        visits=visits, beta=beta, cov_beta=C, sigma=sigma, loglik=-float(nll), converged=True,
-        iterations=int(res.nit), n_subjects=int(subj.shape[0]), n_obs=int(len(df)),
-        n_by_arm_visit={(a, int(v)): int(n) for (a, v), n in counts.items()},
-        baseline_mean=float(subj["baseline"].mean()), theta=theta, _data=data,
-        n_by_arm={a: int(n) for a, n in subj.groupby("arm").size().items()})
+    fitted.n_by_arm_visit = {(a, int(v)): int(n) for (a, v), n in counts.items()}
+    fitted.baseline_mean = float(subj["baseline"].mean())
+    fitted.n_by_arm = {a: int(n) for a, n in subj.groupby("arm").size().items()}
     return fitted
 
 
@@ -479,7 +992,7 @@ def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float 
             f = fit(data, visits=kept)
             out = lsmeans(f, level)
             out["method"] = METHOD
-        except (MMRMConvergenceError, np.linalg.LinAlgError) as exc:
+        except (MMRMConvergenceError, MMRMRankError, np.linalg.LinAlgError) as exc:
             if not fallback:
                 raise
             f = None
