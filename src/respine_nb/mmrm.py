@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import ast
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -133,6 +133,40 @@ class MMRMFit:
         return {"estimate": est, "se": se, "df": df, "ci_low": est - q * se, "ci_high": est + q * se,
                 "p_value": float(2 * sps.t.sf(abs(est / se), df))}
 
+    def with_covariance(self, sigma) -> MMRMFit:
+        """The same model with the covariance held at ``sigma`` (SAS ``PARMS ... / NOITER``).
+
+        Fixed effects, their covariance, the REML log-likelihood and the Satterthwaite df are
+        evaluated at ``sigma`` instead of at the REML optimum: to reproduce another program's
+        output at its own estimate of the covariance, or for a sensitivity analysis.
+
+        Parameters
+        ----------
+        sigma : array-like or DataFrame (visits x visits)
+            Positive definite, rows and columns in the order of ``visits`` (a DataFrame is
+            reordered by its labels).
+
+        Returns
+        -------
+        MMRMFit
+            A new fit (this one is unchanged).
+        """
+        if isinstance(sigma, pd.DataFrame):
+            sigma = sigma.loc[self.visits, self.visits]
+        sigma = np.asarray(sigma, dtype=float)
+        v = len(self.visits)
+        if sigma.shape != (v, v) or not np.allclose(sigma, sigma.T):
+            raise ValueError(f"sigma must be a symmetric {v} x {v} matrix")
+        try:
+            L = np.linalg.cholesky(sigma)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError("sigma must be positive definite") from exc
+        L[np.diag_indices(v)] = np.log(np.diag(L))
+        theta = L[_tril_index(v)]
+        beta, C = _gls(self._data, _sigma(theta, v))[:2]
+        return replace(self, beta=beta, cov_beta=C, sigma=_sigma(theta, v), theta=theta,
+                       loglik=-_reml_and_grad(theta, self._data)[0], converged=False, iterations=0)
+
     def _satterthwaite(self, c: np.ndarray) -> float:
         """Satterthwaite df: 2 (c'Cc)^2 / (g' A g), g = d(c'Cc)/d(theta), A = cov(theta-hat)."""
         grad = np.array([c @ dC @ c for dC in self._dcov_beta()])
@@ -168,6 +202,12 @@ def _derivative(f, x: np.ndarray, direction: np.ndarray, h: float = 1e-3):
     return (8 * (f1 - b1) - (f2 - b2)) / (12 * h)
 
 
+#: Largest number of elements of the per-pattern cross-products ``sum_i X_ia X_ib'`` (n_patterns x v x v
+#: x p x p) kept to make a likelihood evaluation independent of the number of participants; above it
+#: (many visits and fixed effects) evaluations work on the participants' arrays directly.
+MAX_CROSS_PRODUCTS = 8_000_000
+
+
 @dataclass
 class _Data:
     """Participants padded to all visits and grouped by missingness pattern.
@@ -175,6 +215,8 @@ class _Data:
     ``y`` (n, v) and ``X`` (n, v, p) hold zeros at the visits a participant was not observed at.
     Participants are ordered by pattern (patterns sorted by their tuple of visit indices), then by
     subject; pattern ``k`` (visits ``mask[k]``) holds rows ``starts[k]:starts[k] + counts[k]``.
+    ``XX[k, a, b]`` = sum over the pattern's participants of ``X_ia X_ib'`` and ``Xy[k, a, b]`` of
+    ``X_ia y_ib`` (None when larger than :data:`MAX_CROSS_PRODUCTS`).
     """
 
     v: int  # number of visits
@@ -185,6 +227,8 @@ class _Data:
     starts: np.ndarray
     counts: np.ndarray
     n_obs: int
+    XX: np.ndarray | None = None
+    Xy: np.ndarray | None = None
 
     @property
     def pattern(self) -> np.ndarray:
@@ -201,7 +245,8 @@ class _Data:
         return out
 
 
-def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_index: np.ndarray, v: int) -> _Data:
+def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_index: np.ndarray, v: int,
+                max_cross_products: int | None = None) -> _Data:
     """Pad observations (one row each) to participants x visits and group them by pattern.
 
     ``subject_code`` are integers 0..n-1 in the subjects' sorted order, so that the arrays (and the
@@ -228,8 +273,18 @@ def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_in
     counts = np.bincount(pattern, minlength=len(keys))
     mask = np.zeros((len(keys), v), dtype=bool)
     mask[rank] = uniq
-    return _Data(v=v, p=p, y=Y.reshape(n_sub, v)[order], X=Xp.reshape(n_sub, v, p)[order], mask=mask,
+    data = _Data(v=v, p=p, y=Y.reshape(n_sub, v)[order], X=Xp.reshape(n_sub, v, p)[order], mask=mask,
                  starts=np.concatenate([[0], np.cumsum(counts)[:-1]]), counts=counts, n_obs=int(flat.size))
+    limit = MAX_CROSS_PRODUCTS if max_cross_products is None else max_cross_products
+    if len(keys) * v * v * p * p <= limit:
+        XX = np.empty((len(keys), v, v, p, p))
+        Xy = np.empty((len(keys), v, v, p))
+        for k, (start, n) in enumerate(zip(data.starts, counts)):
+            Xk, yk = data.X[start:start + n], data.y[start:start + n]
+            XX[k] = np.tensordot(Xk, Xk, axes=([0], [0])).transpose(0, 2, 1, 3)  # (a, b, p, q)
+            Xy[k] = np.tensordot(Xk, yk, axes=([0], [0])).transpose(0, 2, 1)  # (a, b, p)
+        data.XX, data.Xy = XX, Xy
+    return data
 
 
 def _tril_index(v):
@@ -258,37 +313,43 @@ def _gls(data: _Data, sigma: np.ndarray):
     Returns
     -------
     tuple
-        (beta, cov_beta, inverse Sigma per pattern (padded with zeros), X' V^-1 X, inverse Sigma
-        per participant, Sigma per pattern (padded with the identity)).
+        (beta, cov_beta, inverse Sigma per pattern (padded with zeros), X' V^-1 X, Sigma per
+        pattern (padded with the identity)).
     """
     padded, W = _pattern_matrices(data, sigma)
-    Wi = W[data.pattern]  # (n, v, v)
-    WX = np.matmul(Wi, data.X)  # (n, v, p)
-    Xf, WXf = data.X.reshape(-1, data.p), WX.reshape(-1, data.p)
-    XtWX = Xf.T @ WXf
-    XtWy = WXf.T @ data.y.reshape(-1)
+    p = data.p
+    if data.XX is not None:  # from the per-pattern cross-products: cost independent of n
+        Wf = W.reshape(-1)
+        XtWX = (Wf @ data.XX.reshape(Wf.size, p * p)).reshape(p, p)
+        XtWy = Wf @ data.Xy.reshape(Wf.size, p)
+    else:
+        WX = np.matmul(W[data.pattern], data.X)  # (n, v, p)
+        Xf, WXf = data.X.reshape(-1, p), WX.reshape(-1, p)
+        XtWX = Xf.T @ WXf
+        XtWy = WXf.T @ data.y.reshape(-1)
     C = np.linalg.inv(XtWX)
-    return C @ XtWy, C, W, XtWX, Wi, padded
+    return C @ XtWy, C, W, XtWX, padded
 
 
 def _reml_and_grad(theta: np.ndarray, data: _Data):
     """-REML log-likelihood and its gradient with respect to the Cholesky parameters."""
-    v = data.v
+    v, p = data.v, data.p
     sigma = _sigma(theta, v)
     try:
-        beta, C, W, XtWX, Wi, padded = _gls(data, sigma)
+        beta, C, W, XtWX, padded = _gls(data, sigma)
     except np.linalg.LinAlgError:
         return np.inf, np.zeros_like(theta)
     _, logdet = np.linalg.slogdet(padded)  # log det of each pattern's Sigma (identity padding adds 0)
     R = data.y - data.X @ beta  # (n, v), zeros where not observed
-    WR = np.matmul(Wi, R[:, :, None])[:, :, 0]  # rows W_i r_i
-    nll = 0.5 * (data.n_obs - data.p) * np.log(2 * np.pi)
-    nll += 0.5 * (float(data.counts @ logdet) + float(np.sum(WR * R)))
-    XC = data.X @ C  # (n, v, p)
-    M = np.add.reduceat(np.matmul(XC, data.X.transpose(0, 2, 1)), data.starts, axis=0)  # sum_i X_i C X_i'
-    RR = np.add.reduceat(WR[:, :, None] * WR[:, None, :], data.starts, axis=0)  # sum_i W r_i r_i' W
+    RR = np.add.reduceat(R[:, :, None] * R[:, None, :], data.starts, axis=0)  # sum_i r_i r_i' per pattern
+    if data.XX is not None:  # sum_i X_i C X_i' per pattern
+        M = (data.XX.reshape(-1, p * p) @ C.reshape(-1)).reshape(-1, v, v)
+    else:
+        M = np.add.reduceat(np.matmul(data.X @ C, data.X.transpose(0, 2, 1)), data.starts, axis=0)
+    nll = 0.5 * (data.n_obs - p) * np.log(2 * np.pi)
+    nll += 0.5 * (float(data.counts @ logdet) + float(np.sum(W * RR)))
     # d(-loglik)/d(Sigma), as a full symmetric matrix derivative
-    G = 0.5 * np.sum(data.counts[:, None, None] * W - RR - W @ M @ W, axis=0)
+    G = 0.5 * np.sum(data.counts[:, None, None] * W - W @ (RR + M) @ W, axis=0)
     sign, logdet_xtwx = np.linalg.slogdet(XtWX)
     nll += 0.5 * logdet_xtwx
     # chain rule: Sigma = L L' -> d/dL = 2 G L (G symmetric); log-diagonal -> times L_jj
@@ -306,7 +367,8 @@ def _start(data: _Data) -> np.ndarray:
     obs = np.zeros(data.y.shape, dtype=bool)
     for m, a, n in zip(data.mask, data.starts, data.counts):
         obs[a:a + n] = m
-    beta = np.linalg.lstsq(data.X[obs], data.y[obs], rcond=None)[0]
+    Xf = data.X.reshape(-1, data.p)  # rows of unobserved visits are zero: they add nothing
+    beta = np.linalg.solve(Xf.T @ Xf, Xf.T @ data.y.reshape(-1))
     R = (data.y - data.X @ beta) * obs
     N = obs.astype(float).T @ obs.astype(float)
     S = (R.T @ R) / np.maximum(N, 1)
@@ -380,7 +442,9 @@ def _fit_arrays(y, X, subject, visit, visits: list, names: list, max_iter: int, 
     if (n_at == 0).any():
         raise ValueError(f"no observation at visit {visits[int(np.argmin(n_at))]!r}")
     p = X.shape[1]
-    rank = np.linalg.matrix_rank(X) if len(X) else 0
+    # rank as numpy's matrix_rank(X), from the R of X's QR decomposition (the same singular values)
+    sv = np.linalg.svd(np.linalg.qr(X, mode="r"), compute_uv=False) if len(X) else np.zeros(1)
+    rank = int(np.sum(sv > sv.max() * max(X.shape) * np.finfo(float).eps)) if sv.max() > 0 else 0
     if rank < p:
         raise MMRMRankError(f"the design matrix has rank {rank} < {p} columns: a fixed effect is not "
                             "estimable (a level never observed, or a covariate collinear with others)")
