@@ -149,7 +149,8 @@ class MMRMFit:
         Returns
         -------
         MMRMFit
-            A new fit (this one is unchanged).
+            A new fit (this one is unchanged), with ``converged`` False and ``iterations`` 0:
+            nothing was optimised.
         """
         if isinstance(sigma, pd.DataFrame):
             sigma = sigma.loc[self.visits, self.visits]
