@@ -507,3 +507,13 @@ def test_speed_of_the_formula_route():
         out = mmrm.ls_mean_differences(f, "arm", by="visit_month", reference="Sham")
         assert time.perf_counter() - t0 < limit, n
         assert f.n_subjects == n and len(out) == 5 and out["df"].gt(0.5 * n - 20).all()
+
+
+def test_a_rank_deficient_model_is_reported_not_raised():
+    """The same baseline for everybody makes baseline x visit collinear with the visit: fit raises
+    MMRMRankError (a ValueError), mmrm() writes empty rows that say why."""
+    eff = derive.adeff(synthetic.generate(4, 25, 25)).assign(baseline=50.0)
+    with pytest.raises(mmrm.MMRMRankError, match="rank 10 < 15"):
+        mmrm.fit(mmrm.analysis_set(eff, "odi"))
+    out = mmrm.mmrm(eff, "odi")
+    assert len(out) == 15 and out["estimate"].isna().all() and out["method"].str.contains("rank 10 < 15").all()
