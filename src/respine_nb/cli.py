@@ -19,7 +19,20 @@ def _generate(args) -> int:
     from . import io, synthetic
     from .schema import CONTRACT_VERSION
 
-    out = Path(args.out)
+    from .parameters import generator_defaults
+
+    out = Path(args.out) if args.out else config.SYNTHETIC_DIR
+    settings = {"seed": args.seed, "parameters": {"n_msc": args.n_msc, "n_sham": args.n_sham, "exact": not args.free,
+                                                  "p_responder_msc": args.p_msc, "p_responder_sham": args.p_sham}}
+    default = generator_defaults()
+    if out.expanduser().resolve() == config.SYNTHETIC_DIR.resolve() and settings != default:
+        given = {**{"seed": args.seed}, **settings["parameters"]}
+        changed = ", ".join(f"{k} = {v}" for k, v in given.items()
+                            if v != {**{"seed": default["seed"]}, **default["parameters"]}[k])
+        print(f"error: {config.SYNTHETIC_DIR.relative_to(config.ROOT)} is the committed cohort; it is only written "
+              f"with the default settings (these differ: {changed}). Give another folder, e.g. "
+              f"--out data/raw/seed-{args.seed}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if out.exists() and not out.is_dir():
         print(f"error: --out {out} exists and is not a folder", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -32,9 +45,7 @@ def _generate(args) -> int:
         "generator": "respine_nb.synthetic",
         "generator_version": synthetic.GENERATOR_VERSION,
         "contract_version": CONTRACT_VERSION,
-        "seed": args.seed,
-        "parameters": {"n_msc": args.n_msc, "n_sham": args.n_sham, "exact": not args.free,
-                       "p_responder_msc": args.p_msc, "p_responder_sham": args.p_sham},
+        **settings,
         "files": {name: {"rows": len(tables[name.removesuffix('.csv')]), "sha256": h}
                   for name, h in sorted(sums.items())},
     }
@@ -93,6 +104,9 @@ def _report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .parameters import help_text
+    from .synthetic import RESPONDER_FRACTION
+
     p = argparse.ArgumentParser(prog="respine-nb", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"respine-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,20 +115,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     g.add_argument("--n-msc", type=int, default=config.DEFAULT_N["BM-MSC"])
     g.add_argument("--n-sham", type=int, default=config.DEFAULT_N["Sham"])
-    g.add_argument("--p-msc", type=float, default=39 / 53, help="responder proportion, BM-MSC (evaluable, month 12)")
-    g.add_argument("--p-sham", type=float, default=31 / 45, help="responder proportion, sham")
+    g.add_argument("--p-msc", type=float, default=RESPONDER_FRACTION["BM-MSC"],
+                   help="responder proportion, BM-MSC (evaluable, month 12)")
+    g.add_argument("--p-sham", type=float, default=RESPONDER_FRACTION["Sham"], help="responder proportion, sham")
     g.add_argument("--free", action="store_true", help="draw the month-12 counts instead of fixing them")
-    g.add_argument("--out", default=str(config.SYNTHETIC_DIR))
+    g.add_argument("--out", default=None, help="output folder (default: the committed cohort, data/raw/synthetic, "
+                   "which only the default settings may overwrite)")
     g.set_defaults(func=_generate)
 
     v = sub.add_parser("validate", help="check a dataset folder against the data contract")
     v.add_argument("dir")
     v.set_defaults(func=_validate)
 
-    r = sub.add_parser("run", help="validate, derive and execute the notebooks")
+    r = sub.add_parser("run", help="validate, derive and execute the notebooks", epilog=help_text(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--data", default=None, help="dataset folder (default: the synthetic cohort)")
     r.add_argument("--out", default=None, help="output folder (required with --data or -p)")
-    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (listed below); checked before anything runs")
     r.add_argument("--only", nargs="+", default=None, help="notebook names (e.g. 01_cohort)")
     r.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: cores)")
     r.add_argument("--derive-only", action="store_true", help="stop after the analysis datasets")
