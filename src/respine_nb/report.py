@@ -100,7 +100,8 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         The run's results.csv.
     params : dict, optional
         The run's parameters (its manifest's ``parameters``; defaults for those not given): the
-        labels name its visit and population, and the MMRM rows are those of its visit.
+        labels name its population and visit (a row's own ``visit_month`` when it has one), and
+        the MMRM rows are those of its visit.
 
     Returns
     -------
@@ -117,7 +118,8 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         if aid.startswith("secondary.mmrm"):
             sel = sel[sel["visit_month"] == settings["visit_month"]]
         for _, r in sel.iterrows():
-            out.append({"result": label.format(**fill), "group": r["group"],
+            visit = fill["visit_month"] if pd.isna(r["visit_month"]) else int(r["visit_month"])  # the row knows best
+            out.append({"result": label.format(**{**fill, "visit_month": visit}), "group": r["group"],
                         "visit": "" if pd.isna(r["visit_month"]) else str(int(r["visit_month"])),
                         "estimate [95 % CI]": _fmt_row(r, kind), "p": tables.fmt_p(r["p_value"]),
                         "n": "" if pd.isna(r["n"]) else str(int(r["n"]))})
