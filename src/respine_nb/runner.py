@@ -198,15 +198,23 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
 
 
 def declared_parameters(path: Path) -> set:
-    """Names of the notebook's ``parameters``-tagged cell (read by ``papermill.inspect_notebook``).
+    """Names of the notebook's ``parameters``-tagged cell, as papermill reads them.
+
+    ``papermill.inspect_notebook`` needs the notebook's kernelspec; a notebook without one (which
+    :func:`_execute` runs with the ``python3`` kernel) is read by papermill's Python translator.
 
     Returns
     -------
     set of str
     """
     import papermill as pm
+    from papermill.translators import PythonTranslator
 
-    return set(pm.inspect_notebook(str(path)))
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.get("kernelspec", {}).get("name"):
+        return set(pm.inspect_notebook(str(path)))
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    return {p.name for p in PythonTranslator.inspect(cells[0])} if cells else set()
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
