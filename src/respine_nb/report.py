@@ -127,7 +127,12 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
 
 
 def _markdown_html(text: str) -> str:
-    """The few Markdown marks of :func:`parameters.setting` (bold, code) as HTML, the rest escaped."""
+    """The few Markdown marks of :func:`parameters.setting` (bold, code) as HTML, the rest escaped.
+
+    Returns
+    -------
+    str
+    """
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", out)

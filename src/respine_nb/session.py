@@ -134,7 +134,13 @@ class Session:
 
     @property
     def rule(self) -> dict:
-        """The responder-rule arguments of this run (declared ones, defaults for the others)."""
+        """The responder-rule arguments of this run (declared ones, defaults for the others).
+
+        Returns
+        -------
+        dict
+            ``vas_abs_mm``, ``vas_rel``, ``odi_rel``, ``odi_rule`` (for derive and stats).
+        """
         return parameters.rule(self.params)
 
     def record(self, rows: pd.DataFrame) -> pd.DataFrame:
