@@ -71,6 +71,9 @@ VAS_REL = 0.20  # ... AND >= 20 % of baseline
 ODI_REL = 0.20  # ODI criterion: improvement >= 20 % of baseline (relative reading)
 ODI_ABS = 20.0  # ODI criterion under the absolute reading: >= 20 points
 ODI_RULES = ("relative", "absolute")
+# Populations of the responder endpoint: the evaluable (published), all randomised with non-responder
+# imputation, and the treated (received the allocated procedure) among the evaluable.
+POPULATIONS = ("evaluable", "nri", "treated")
 MCID = {"vas_pain": 15.0, "odi": 10.0}  # Ostelo 2008
 
 # --------------------------------------------------------------------------- generator defaults

@@ -26,38 +26,41 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import __version__, config, io, results, tables
+from . import __version__, config, io, parameters, results, tables
 
 REPORTS_DIR = config.ROOT / "reports"
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", flags=re.S | re.I)
 _EXTERNAL_LINK = re.compile(r"<link\b[^>]*href=\"https?://[^\"]*\"[^>]*>", flags=re.I)
 
-# Headline rows: (analysis_id, label, kind) where kind says how to print the estimate.
+# Headline rows: (analysis_id, label, kind) where kind says how to print the estimate. Labels name
+# the run's visit and population (``{visit_month}``, ``{population}``, ``{immunology_visit}``: see
+# :func:`headline`), never a fixed one.
 HEADLINE = (
     ("cohort.randomized", "Randomised", "count"),
-    ("cohort.evaluable", "Evaluable for the primary endpoint", "count"),
-    ("primary.responders", "Responders at month 12 (among evaluable)", "proportion"),
+    ("cohort.evaluable", "Evaluable for the primary endpoint at month {visit_month}", "count"),
+    ("primary.responders", "Responders at month {visit_month} ({population})", "proportion"),
     ("primary.risk_difference", "Difference in responders (Newcombe CI; Yates chi-square)", "difference"),
     ("primary.fisher", "Odds ratio, conditional MLE (Fisher exact)", "ratio"),
     ("primary.nri.risk_difference", "Difference, non-responder imputation", "difference"),
     ("primary.mi.risk_difference", "Difference, multiple imputation", "difference"),
-    ("secondary.mmrm.vas_pain", "VAS change, BM-MSC minus sham (MMRM, mm)", "mean"),
-    ("secondary.mmrm.odi", "ODI change, BM-MSC minus sham (MMRM, points)", "mean"),
-    ("mri.t2.change", "T2 change to month 12 (ms)", "mean"),
+    ("secondary.mmrm.vas_pain", "VAS change at month {visit_month}, BM-MSC minus sham (MMRM, mm)", "mean"),
+    ("secondary.mmrm.odi", "ODI change at month {visit_month}, BM-MSC minus sham (MMRM, points)", "mean"),
+    ("mri.t2.change", "T2 change to month {visit_month} (ms)", "mean"),
     ("mri.t2.ancova", "T2 change, BM-MSC minus sham (ANCOVA, ms)", "mean"),
     ("ttr.km_median", "Median time to first response (months)", "mean"),
     ("ttr.cox_hr", "Hazard ratio of first response (Cox)", "ratio"),
     ("safety.sae", "Participants with a serious adverse event", "proportion"),
     ("safety.related_sae", "Participants with a related serious adverse event", "proportion"),
-    ("immunology.anti_hla", "Anti-HLA positive at month 6", "proportion"),
+    ("immunology.anti_hla", "Anti-HLA positive at month {immunology_visit}", "proportion"),
 )
 
 TRIAL_SUMMARY = (
     "RESPINE (NCT03737461; Pers et al., Ann Rheum Dis 2024) randomised 114 adults with chronic low back "
     "pain from single-level degenerative disc disease to one intradiscal injection of 20 million "
-    "allogeneic bone-marrow mesenchymal stromal cells (BM-MSC) or a sham procedure. The primary endpoint "
-    "was response at month 12 (VAS improved by at least 20 % and 20 mm, or ODI by at least 20 %): 74 % "
-    "vs 69 %, p = 0.77. This report re-runs the trial's analyses with the respine-notebooks collection."
+    "allogeneic bone-marrow mesenchymal stromal cells (BM-MSC) or a sham procedure. The published primary "
+    "endpoint was response one year after the injection (VAS improved by at least 20 % and 20 mm, or ODI by "
+    "at least 20 % of baseline): 74 % vs 69 %, p = 0.77. This report re-runs the trial's analyses with the "
+    "respine-notebooks collection."
 )
 
 CSS = """
@@ -88,27 +91,51 @@ def _fmt_row(row: pd.Series, kind: str) -> str:
     return tables.fmt_ci(e, lo, hi, digits=1)
 
 
-def headline(rows: pd.DataFrame) -> pd.DataFrame:
+def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
     """The headline results as a paper prints them.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        The run's results.csv.
+    params : dict, optional
+        The run's parameters (its manifest's ``parameters``; defaults for those not given): the
+        labels name its population and visit (a row's own ``visit_month`` when it has one), and
+        the MMRM rows are those of its visit.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``result``, ``group``, ``visit``, ``estimate [95 % CI]``, ``p``, ``n``; rows in
-        :data:`HEADLINE` order (those present in ``rows``), contrasts only at month 12 for the
-        MMRM rows.
+        :data:`HEADLINE` order (those present in ``rows``).
     """
+    settings = {**parameters.defaults(), **(params or {})}
+    fill = {"visit_month": settings["visit_month"], "immunology_visit": settings["immunology_visit"],
+            "population": parameters.POPULATION_SHORT[settings["population"]]}
     out = []
     for aid, label, kind in HEADLINE:
         sel = rows[rows["analysis_id"] == aid]
         if aid.startswith("secondary.mmrm"):
-            sel = sel[sel["visit_month"] == config.PRIMARY_VISIT]
+            sel = sel[sel["visit_month"] == settings["visit_month"]]
         for _, r in sel.iterrows():
-            out.append({"result": label, "group": r["group"],
+            visit = fill["visit_month"] if pd.isna(r["visit_month"]) else int(r["visit_month"])  # the row knows best
+            out.append({"result": label.format(**{**fill, "visit_month": visit}), "group": r["group"],
                         "visit": "" if pd.isna(r["visit_month"]) else str(int(r["visit_month"])),
                         "estimate [95 % CI]": _fmt_row(r, kind), "p": tables.fmt_p(r["p_value"]),
                         "n": "" if pd.isna(r["n"]) else str(int(r["n"]))})
     return pd.DataFrame(out, columns=["result", "group", "visit", "estimate [95 % CI]", "p", "n"])
+
+
+def _markdown_html(text: str) -> str:
+    """The few Markdown marks of :func:`parameters.setting` (bold, code) as HTML, the rest escaped.
+
+    Returns
+    -------
+    str
+    """
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
 def notebook_html(path: Path, code: bool = True) -> str:
@@ -145,10 +172,9 @@ def _manifest(paths: dict) -> dict:
     from .runner import _git_commit, _versions, data_manifest
 
     data = paths["data"]
-    files = io.read_manifest(data).get("files", {})
+    sums = {p.name: io.sha256_file(p) for p in sorted(data.glob("*.csv"))}
     return {"respine_nb": __version__, "git_commit": _git_commit(), "data_dir": "data/raw/synthetic (default run)",
-            "inputs_sha256": {k: v["sha256"] for k, v in files.items()}, "data_manifest": data_manifest(data),
-            "parameters": {}, "versions": _versions()}
+            "inputs_sha256": sums, "data_manifest": data_manifest(data, sums), "parameters": {}, "versions": _versions()}
 
 
 def _table_html(df: pd.DataFrame, numeric=()) -> str:
@@ -162,16 +188,20 @@ def _table_html(df: pd.DataFrame, numeric=()) -> str:
 
 def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: list) -> str:
     """The report's index page (see module doc)."""
-    synthetic = bool(manifest.get("data_manifest", {}).get("synthetic"))
-    banner = ('<p class="banner"><strong>Synthetic data.</strong> These results come from a synthetic cohort '
-              "calibrated to the published aggregates, not from the trial's patients.</p>" if synthetic else "")
+    from .session import synthetic_banner
+
+    data = manifest.get("data_manifest") or {}
+    banner_text = synthetic_banner(data, bool(data.get("files_match")))
+    banner = f'<p class="banner">{_markdown_html(banner_text)}</p>' if banner_text else ""
+    params = manifest.get("parameters") or {}
+    setting = parameters.setting({**{k: v for k, v in parameters.defaults().items()
+                                     if k in ("visit_month", *parameters.RULE, "population")}, **params})
     links = "".join(
         f'<li><a href="notebooks/{p.stem}.html">{html.escape(_title(p))}</a> '
         f'(<a href="notebooks/{p.stem}-no-code.html">without code</a>)</li>' for p in notebooks)
     gallery = "".join(f'<a href="figures/{f.name}"><img src="figures/{f.name}" alt="{html.escape(f.stem)}"></a>'
                       for f in figures)
     sums = pd.DataFrame(sorted(manifest.get("inputs_sha256", {}).items()), columns=["input file", "sha256"])
-    params = manifest.get("parameters") or {}
     versions = manifest.get("versions", {})
     facts = pd.DataFrame([
         ("respine_nb", manifest.get("respine_nb", "")), ("git commit", manifest.get("git_commit", "")),
@@ -188,8 +218,9 @@ def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: lis
 <h1>RESPINE: re-run of the trial's analyses</h1>
 {banner}
 <p>{html.escape(TRIAL_SUMMARY)}</p>
+<p>{_markdown_html(setting)}</p>
 <h2 id="results">Headline results</h2>
-{_table_html(headline(rows), numeric=("estimate [95 % CI]", "p", "n"))}
+{_table_html(headline(rows, params), numeric=("estimate [95 % CI]", "p", "n"))}
 <p>Proportions in %, differences in percentage points, 95 % confidence intervals in brackets. Every
 number of the run, with its method, is in <a href="results.csv">results.csv</a>.</p>
 <h2 id="notebooks">Notebooks</h2>

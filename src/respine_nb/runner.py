@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import __version__, config, derive, io
+from . import __version__, config, derive, io, parameters
 
 KERNEL = "python3"
 _STOP = threading.Event()  # set on SIGINT/SIGTERM: running notebooks must not publish their output
@@ -198,17 +198,23 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
 
 
 def declared_parameters(path: Path) -> set:
-    """Names assigned in the notebook's ``parameters``-tagged cell."""
-    import ast
+    """Names of the notebook's ``parameters``-tagged cell, as papermill reads them.
+
+    ``papermill.inspect_notebook`` needs the notebook's kernelspec; a notebook without one (which
+    :func:`_execute` runs with the ``python3`` kernel) is read by papermill's Python translator.
+
+    Returns
+    -------
+    set of str
+    """
+    import papermill as pm
+    from papermill.translators import PythonTranslator
 
     nb = nbformat.read(path, as_version=4)
-    names = set()
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            for node in ast.parse(cell.source).body:
-                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-                names |= {t.id for t in targets if isinstance(t, ast.Name)}
-    return names
+    if nb.metadata.get("kernelspec", {}).get("name"):
+        return set(pm.inspect_notebook(str(path)))
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    return {p.name for p in PythonTranslator.inspect(cells[0])} if cells else set()
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
@@ -240,8 +246,26 @@ def remove_partial_files(folders) -> list:
 
 
 def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=False) -> int:
-    """Validate, derive and execute the notebooks; returns the exit status (0, 1 or 2)."""
+    """Check the parameters, validate, derive and execute the notebooks.
+
+    Parameters are checked first (against :mod:`respine_nb.parameters`, then against the
+    notebooks' parameters cells), before any data is read or kernel started.
+
+    Returns
+    -------
+    int
+        The exit status: 0, 1 (a notebook failed) or 2 (bad arguments or data).
+    """
     params = dict(params or {})
+    paths_given = sorted(set(params) & set(parameters.PATHS))
+    if paths_given:
+        print(f"error: set {', '.join(paths_given)} with --data / --out, not with -p", file=sys.stderr)
+        return 2
+    try:
+        params = parameters.check(params)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     default = data is None and out is None and not params
     if not default and out is None:
         print("error: --out OUT is required with --data or -p (only the default run writes into the "
@@ -266,10 +290,17 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    declared = {p.stem: declared_parameters(p) for p in paths}
+    unused = sorted(set(params) - set().union(*declared.values())) if declared else sorted(params)
+    if unused:
+        print(f"error: parameter(s) {', '.join(unused)} not used by the notebook(s) "
+              f"{', '.join(p.stem for p in paths)}", file=sys.stderr)
+        return 2
+
     if data is None and not (config.SYNTHETIC_DIR / "subjects.csv").exists():
         from .cli import main as cli_main
 
-        cli_main(["generate", "--out", str(config.SYNTHETIC_DIR)])
+        cli_main(["generate"])
     try:
         dataset = io.load_dataset(data_dir)
     except FileNotFoundError as exc:
@@ -278,17 +309,19 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     except io.DataValidationError as exc:
         print(exc.report())
         return 2
-    declared = {p.stem: declared_parameters(p) for p in paths}
-    unknown = sorted(set(params) - set().union(*declared.values())) if declared else sorted(params)
-    if unknown:
-        print(f"error: no notebook declares parameter(s) {unknown}", file=sys.stderr)
+    if default and not data_manifest(data_dir, dataset.sha256).get("files_match"):
+        print(f"error: {data_dir.relative_to(config.ROOT)} does not match its MANIFEST.json: the default run "
+              "writes the committed results only from the committed cohort (restore it with git, or run "
+              "with --data and --out)", file=sys.stderr)
         return 2
 
     started = datetime.now(timezone.utc)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     tmpdir = None
     try:
-        io.write_tables(derive.derive_all(dataset.tables), derived_dir)
+        settings = {**parameters.defaults(), **params}  # the run's visit and responder rule
+        io.write_tables(derive.derive_all(dataset.tables, settings["visit_month"], **parameters.rule(settings)),
+                        derived_dir)
         if derive_only:
             print(f"derived analysis datasets written to {derived_dir}")
             return 0
@@ -326,7 +359,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 "finished": finished.isoformat(timespec="seconds"),
                 "data_dir": str(data_dir),
                 "inputs_sha256": dataset.sha256,
-                "data_manifest": data_manifest(data_dir),
+                "data_manifest": data_manifest(data_dir, dataset.sha256),
                 "parameters": params,
                 "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error}
                               for o in outcomes},
@@ -348,7 +381,28 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     return 1 if failed else 0
 
 
-def data_manifest(folder: Path) -> dict:
-    """The generator facts of a dataset folder (empty for data without MANIFEST.json)."""
+def data_manifest(folder: Path, sha256: dict | None = None) -> dict:
+    """The generator facts of a dataset folder (empty for data without MANIFEST.json).
+
+    Parameters
+    ----------
+    folder : Path
+        The dataset folder.
+    sha256 : dict, optional
+        Input file name -> sha256 of the loaded data; when given, ``files_match`` says whether
+        they are exactly the manifest's files.
+
+    Returns
+    -------
+    dict
+        ``synthetic``, ``generator_version``, ``seed``, ``parameters`` (and ``files_match``).
+    """
+    from .session import manifest_matches
+
     m = io.read_manifest(folder)
-    return {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")} if m else {}
+    if not m:
+        return {}
+    out = {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")}
+    if sha256 is not None:
+        out["files_match"] = manifest_matches(m, sha256)
+    return out

@@ -1,10 +1,17 @@
-"""What every notebook does first and last: resolve folders, load, derive, record, list outputs.
+"""What every notebook does first and last: check parameters, resolve folders, load, derive,
+record, list outputs.
 
-A notebook calls :func:`start` with its parameters; paths resolve through
-:mod:`respine_nb.config`, never the working directory, so the same notebook runs
-in JupyterLab, under plain papermill or under the runner. Defaults (``None``):
-the committed synthetic dataset, and the repository's own data/derived/ and
-figures/ (the default run). With ``out_dir`` set, everything goes under it.
+A notebook calls :func:`start` with its name and every parameter of its parameters cell; they
+are checked against :mod:`respine_nb.parameters` (a ValueError naming the parameter and what is
+allowed). Paths resolve through :mod:`respine_nb.config`, never the working directory, so the
+same notebook runs in JupyterLab, under plain papermill or under the runner. Where the outputs go:
+
+- ``out_dir`` (or the ``RESPINE_NB_OUT`` environment variable, used by the test suite): under it;
+- else, the default parameters on the committed synthetic cohort: the repository's own
+  data/derived/ and figures/ (the default run);
+- else (exploring in JupyterLab with a changed parameter or other data): under
+  ``runs/lab-<what changed>/``, so exploring never overwrites the committed results; the
+  notebook's last cell says where.
 """
 from __future__ import annotations
 
@@ -14,11 +21,71 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config, derive, io, plots, results
+from . import config, derive, io, parameters, plots, results
 
 
 SYNTHETIC_BANNER = ("**Synthetic data.** These participants were simulated by `respine_nb.synthetic`, calibrated "
                     "to the published aggregates of RESPINE; they are not the trial's patients.")
+MANIFEST_MISMATCH = ("**MANIFEST.json does not match these files.** The folder's manifest describes a synthetic "
+                     "dataset, but the sha256 of the input files differ from it (an edited or partial copy?): "
+                     "these data are not presented as that synthetic cohort.")
+
+
+def manifest_matches(manifest: dict, sha256: dict) -> bool:
+    """True when the input files are exactly those of the manifest, byte for byte.
+
+    Parameters
+    ----------
+    manifest : dict
+        A dataset folder's MANIFEST.json (see :func:`io.read_manifest`).
+    sha256 : dict
+        Input file name -> sha256 of the loaded dataset (:attr:`io.Dataset.sha256`).
+
+    Returns
+    -------
+    bool
+    """
+    files = manifest.get("files") or {}
+    return bool(files) and set(files) == set(sha256) and all(files[k].get("sha256") == sha256[k] for k in files)
+
+
+def is_default_generator(manifest: dict) -> bool:
+    """True when the manifest records the generator settings of the committed cohort.
+
+    Returns
+    -------
+    bool
+    """
+    default = parameters.generator_defaults()
+    return manifest.get("seed") == default["seed"] and manifest.get("parameters") == default["parameters"]
+
+
+def synthetic_banner(manifest: dict, matches: bool) -> str:
+    """The banner of a synthetic dataset: empty for data that are not synthetic, a warning when
+    the files do not match their manifest, else what generated them.
+
+    Parameters
+    ----------
+    manifest : dict
+        MANIFEST.json of the data folder (its ``synthetic``, ``seed`` and ``parameters``).
+    matches : bool
+        Whether the input files match the manifest (:func:`manifest_matches`).
+
+    Returns
+    -------
+    str
+        Markdown; "calibrated to the published aggregates" only for the default generator settings.
+    """
+    if not manifest.get("synthetic"):
+        return ""
+    if not matches:
+        return MANIFEST_MISMATCH
+    if is_default_generator(manifest):
+        return SYNTHETIC_BANNER
+    settings = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                         for k, v in sorted((manifest.get("parameters") or {}).items()))
+    return (f"**Synthetic data.** These participants were simulated by `respine_nb.synthetic` with seed "
+            f"{manifest.get('seed')} and settings {settings or 'unknown'}; they are not the trial's patients.")
 
 
 @dataclass
@@ -36,9 +103,16 @@ class Session:
     derived_dir, figures_dir : Path
         Where results and figures go.
     is_default_data : bool
-        True for the committed synthetic cohort, whose published counts the notebook asserts.
+        True for the committed synthetic cohort (matching its MANIFEST.json), whose published
+        counts the notebook asserts.
     synthetic : bool
-        True when the data folder's MANIFEST.json says the data are synthetic.
+        True when the data folder's MANIFEST.json says the data are synthetic and matches them.
+    params : dict
+        The notebook's checked parameters (without the folders).
+    banner : str
+        The synthetic-data banner, or the manifest-mismatch warning, or empty.
+    redirected_to : str
+        ``runs/lab-...`` (relative to the repository) when an exploration was sent there, else empty.
     """
 
     name: str
@@ -48,12 +122,26 @@ class Session:
     figures_dir: Path
     is_default_data: bool
     synthetic: bool
+    params: dict = field(default_factory=dict)
+    banner: str = ""
+    redirected_to: str = ""
     written: list = field(default_factory=list)
     _rows: list = field(default_factory=list)
 
     @property
     def tables(self) -> dict:
         return self.data.tables
+
+    @property
+    def rule(self) -> dict:
+        """The responder-rule arguments of this run (declared ones, defaults for the others).
+
+        Returns
+        -------
+        dict
+            ``vas_abs_mm``, ``vas_rel``, ``odi_rel``, ``odi_rule`` (for derive and stats).
+        """
+        return parameters.rule(self.params)
 
     def record(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Keep result rows (contract columns; see :func:`results.rows`); returns them for display."""
@@ -72,6 +160,9 @@ class Session:
     def finish(self) -> pd.DataFrame:
         """Write the results part, merge results.csv, and list what was written (relative paths).
 
+        When the outputs were sent under runs/ (exploring with other parameters or data), a
+        sentence says where first.
+
         Returns
         -------
         pandas.DataFrame
@@ -84,13 +175,20 @@ class Session:
         files = [*self.written, part, merged]
         listed = sorted({self._logical(p) for p in files})
         kinds = [Path(f).suffix.lstrip(".") for f in listed]
+        if self.redirected_to:
+            from IPython.display import Markdown, display
+
+            display(Markdown(f"These parameters or data differ from the defaults, so the files below were written "
+                             f"under `{self.redirected_to}/` (relative to the repository), not into the committed "
+                             "data/derived/ and figures/."))
         return pd.DataFrame({"file": listed, "kind": kinds})
 
 
     def header(self, full: bool = False):
-        """What the reader must know about the data before any result: participants per arm (or
-        the whole validation summary with ``full``), the dataset's warnings, and a banner when
-        the data are synthetic.
+        """What the reader must know before any result: a banner when the data are synthetic (or
+        when they do not match their manifest), the setting (visit, responder rule, population:
+        :func:`parameters.setting`), participants per arm (or the whole validation summary with
+        ``full``) and the dataset's warnings.
 
         Returns
         -------
@@ -101,9 +199,8 @@ class Session:
         summary = self.data.summary()
         lines = summary.splitlines()
         text = "```\n" + (summary if full else "\n".join([lines[1], *[ln for ln in lines if ln.startswith(("warnings", "  - "))]])) + "\n```"
-        if self.synthetic:
-            text = (SYNTHETIC_BANNER + "\n\n") + text
-        return Markdown(text)
+        setting = parameters.setting(self.params)
+        return Markdown("\n\n".join(part for part in (self.banner, setting, text) if part))
 
     def _logical(self, path) -> str:
         path = Path(path).resolve()
@@ -115,8 +212,8 @@ class Session:
         return path.name
 
 
-def start(name: str, data_dir=None, out_dir=None) -> Session:
-    """Resolve folders, load and validate the data, apply the figure theme.
+def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
+    """Check the parameters, resolve folders, load and validate the data, apply the figure theme.
 
     Parameters
     ----------
@@ -125,30 +222,58 @@ def start(name: str, data_dir=None, out_dir=None) -> Session:
     data_dir : str or Path, optional
         Dataset folder (default: the committed synthetic cohort).
     out_dir : str or Path, optional
-        Output root (default: the repository's data/derived and figures).
+        Output root (default: see the module doc).
+    **params
+        Every other parameter of the notebook's parameters cell, by name.
 
     Returns
     -------
     Session
+
+    Raises
+    ------
+    ValueError
+        For an undeclared parameter or a value outside what :mod:`respine_nb.parameters` allows.
     """
+    checked = parameters.check({"data_dir": data_dir, "out_dir": out_dir, **params})
+    params = {k: v for k, v in checked.items() if k not in parameters.PATHS}
     data = Path(data_dir).expanduser().resolve() if data_dir else config.SYNTHETIC_DIR
     out_dir = out_dir or os.environ.get(config.OUT_ENV)  # the test suite sends nbval's writes elsewhere
     dataset = io.load_dataset(data)
+    manifest = io.read_manifest(data)
+    matches = manifest_matches(manifest, dataset.sha256)
+    is_default_data = (data.resolve() == config.SYNTHETIC_DIR.resolve() and matches
+                       and is_default_generator(manifest))
+    redirected_to = ""
     if out_dir:
         root = Path(out_dir).expanduser().resolve()
-        derived_dir, figures_dir = root / "derived", root / "figures"
+    elif is_default_data and not parameters.changed(params):
+        root = config.ROOT.resolve()
+    else:  # exploring: never into the committed results
+        folder = parameters.lab_folder(params, None if is_default_data else data.name)
+        root = config.RUNS_DIR.resolve() / folder
+        redirected_to = f"{config.RUNS_DIR.name}/{folder}"
+    if root == config.ROOT.resolve():
+        derived_dir, figures_dir = config.DERIVED_DIR, config.FIGURES_DIR
     else:
-        root, derived_dir, figures_dir = config.ROOT.resolve(), config.DERIVED_DIR, config.FIGURES_DIR
+        derived_dir, figures_dir = root / "derived", root / "figures"
     plots.theme()
     pd.set_option("display.max_colwidth", 120)  # file names and methods are shown whole
-    manifest = io.read_manifest(data)
     return Session(
         name=name, data=dataset, root=root, derived_dir=derived_dir, figures_dir=figures_dir,
-        is_default_data=data.resolve() == config.SYNTHETIC_DIR.resolve(),
-        synthetic=bool(manifest.get("synthetic", False)),
+        is_default_data=is_default_data, synthetic=bool(manifest.get("synthetic")) and matches,
+        params=params, banner=synthetic_banner(manifest, matches), redirected_to=redirected_to,
     )
 
 
-def derived(session: Session, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> dict:
-    """The analysis datasets of the session's data (see :func:`derive.derive_all`)."""
-    return derive.derive_all(session.tables, visit_month, **thresholds)
+def derived(session: Session, visit_month: int | None = None, **thresholds) -> dict:
+    """The analysis datasets of the session's data (see :func:`derive.derive_all`), at the
+    session's visit and with its responder rule unless given.
+
+    Returns
+    -------
+    dict
+        Name -> DataFrame.
+    """
+    visit = session.params.get("visit_month", config.PRIMARY_VISIT) if visit_month is None else visit_month
+    return derive.derive_all(session.tables, visit, **{**session.rule, **thresholds})
