@@ -144,8 +144,9 @@ class Session:
         return parameters.rule(self.params)
 
     def record(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """Keep result rows (contract columns; see :func:`results.rows`); returns them for display."""
-        checked = results.check(rows)
+        """Keep result rows (contract columns; see :func:`results.rows`; every analysis_id must be
+        in the analysis registry); returns them for display."""
+        checked = results.check_registered(results.check(rows))
         self._rows.append(checked)
         return checked
 
