@@ -269,11 +269,12 @@ def test_not_estimable_rows_say_why():
 
 def test_site_adjusted_or_pools_small_sites():
     # was: a site with one participant made the site-adjusted odds ratio "not estimable (separation)"
-    d = frame(20, 10, 15, 15).assign(site=["A"] * 28 + ["tiny", "small"] + ["B"] * 30)
-    assert list(stats.site_strata(d["site"]).unique()) == ["A", "pooled small sites", "B"]
-    assert list(stats.site_strata(d["site"].iloc[1:]).unique()) == ["A", None, "B"]  # one left: dropped
-    got = stats.logistic_or(d.iloc[1:], covariates=["site"]).iloc[0]
-    ref = stats.logistic_or(d.iloc[1:].drop(index=28), covariates=["site"]).iloc[0]
+    two = pd.Series(["A"] * 28 + ["tiny", "small"] + ["B"] * 30)
+    assert list(stats.site_strata(two).unique()) == ["A", "pooled small sites", "B"]
+    d = frame(20, 10, 15, 15).assign(site=["A", "B"] * 14 + ["tiny"] + ["A", "B"] * 15 + ["B"])
+    assert list(stats.site_strata(d["site"]).unique()) == ["A", "B", None]  # a stratum of one: dropped
+    got = stats.logistic_or(d, covariates=["site"]).iloc[0]
+    ref = stats.logistic_or(d.drop(index=28), covariates=["site"]).iloc[0]
     assert np.isfinite(got["estimate"]) and got["estimate"] == pytest.approx(ref["estimate"]) and got["n"] == 59
 
 

@@ -154,6 +154,11 @@ def wilson_ci(x: int, n: int, level: float = config.CI_LEVEL) -> tuple[float, fl
     return (0.0 if x == 0 else max(0.0, centre - half)), (1.0 if x == n else min(1.0, centre + half))
 
 
+def _relabel(method: str, new: str) -> str:
+    """Replace the method text of :func:`proportions`, keeping a "not estimable" reason."""
+    return method.replace("proportion; Wilson score CI", new, 1)
+
+
 def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
                 level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Proportion with ``outcome`` True per arm, with Wilson score CI; missing outcomes excluded.
@@ -885,7 +890,8 @@ def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.Dat
             p.insert(0, "measure", m)
             rows.append(p)
     out = pd.concat(rows, ignore_index=True)
-    out["method"] = [f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI" for m in out["measure"]]
+    out["method"] = [_relabel(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
+                     for m, old in zip(out["measure"], out["method"])]
     return out
 
 
@@ -895,12 +901,14 @@ def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``.
+        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``,
+        ``method`` (with the reason where nobody was evaluable, e.g. a visit nobody reached).
     """
     d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
     rows = [proportions(d[d["visit_month"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
     out = pd.concat(rows, ignore_index=True)
-    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high"]]
+    out["method"] = [_relabel(m, "proportion of evaluable; Wilson score CI") for m in out["method"]]
+    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"]]
 
 
 def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -1081,7 +1089,7 @@ def grade_worsening(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
     d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
     d = d.assign(worse=(d["pfirrmann_grade"] > d["base_pfirrmann_grade"]).to_numpy(dtype=bool))
     out = proportions(d, outcome="worse")
-    out["method"] = "proportion with a higher grade than at baseline; Wilson CI"
+    out["method"] = [_relabel(m, "proportion with a higher grade than at baseline; Wilson CI") for m in out["method"]]
     return out
 
 
@@ -1269,12 +1277,15 @@ def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL):
         # precision 1e-10: lifelines' default (1e-7) stops about 1e-4 short of R's coefficient
         fit, reason = _fit_quietly(lambda: CoxPHFitter(alpha=1 - level).fit(d, "time", "event",
                                                                             fit_options={"precision": 1e-10}))
+    if not reason:
+        s = fit.summary.loc["msc"]
+        b, se, z = float(s["coef"]), float(s["se(coef)"]), _z(level)
+        if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
+            reason = "the model did not converge (infinite confidence bound)"
     if reason:
         row = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "coef": np.nan,
                "se": np.nan, "method": not_estimable(method, reason)}
     else:
-        s = fit.summary.loc["msc"]
-        b, se, z = float(s["coef"]), float(s["se(coef)"]), _z(level)
         row = {"estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)), "ci_high": float(np.exp(b + z * se)),
                "p_value": float(s["p"]), "coef": b, "se": se, "method": method}
     out = pd.DataFrame([{"group": config.CONTRAST, **row, "n": len(d), "events": int(d["event"].sum())}])
@@ -1383,6 +1394,10 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
                               "p_value": np.nan, "n": len(d), "method": not_estimable(method, reason)}])
     s = fit.summary.loc[("lambda_", "msc")]
     b, se, z = float(s["coef"]), float(s["se(coef)"]), _z(level)
+    if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": np.nan, "n": len(d),
+                              "method": not_estimable(method, "the model did not converge (infinite confidence bound)")}])
     return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)),
                           "ci_high": float(np.exp(b + z * se)), "p_value": float(s["p"]), "n": len(d),
                           "method": method}])
@@ -1469,10 +1484,11 @@ def ae_overview(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame:
             who = set(hit.loc[hit["arm"] == arm, "subject_id"]) & ids if len(hit) else set()
             n, x = len(ids), len(who)
             lo, hi = wilson_ci(x, n)
+            method = "participants with >= 1 event / treated; Wilson CI"
             rows.append({"category": key, "label": label, "group": arm, "events": x, "n": n,
                          "estimate": x / n if n else np.nan, "ci_low": lo, "ci_high": hi,
                          "n_events": int((hit["arm"] == arm).sum()) if len(hit) else 0,
-                         "method": "participants with >= 1 event / treated; Wilson CI"})
+                         "method": method if n else not_estimable(method, f"no treated participant in {arm}")})
     return pd.DataFrame(rows)
 
 
@@ -1549,7 +1565,8 @@ def new_sensitisation(immunology: pd.DataFrame, subjects: pd.DataFrame, by_visit
     per = later.groupby("subject_id")["pos"].any().rename("new").reset_index()
     per = per.merge(subjects[["subject_id", "arm"]], on="subject_id")
     out = proportions(per, outcome="new")
-    out["method"] = f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI"
+    out["method"] = [_relabel(m, f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI")
+                     for m in out["method"]]
     return out
 
 

@@ -1,6 +1,8 @@
 """Table 1 and publication tables (built with tableone)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -69,7 +71,10 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         else:
             df[c] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
     nonnormal = skewed(df, [c for c in cols if c not in categorical])
-    with np.errstate(divide="ignore", invalid="ignore"):  # the SMD of a constant variable is 0/0: shown empty
+    # An SD of fewer than 2 values (an arm with one measured participant) and the SMD of a constant
+    # variable are undefined: tableone shows them empty; only those two expected messages are silenced.
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0 for slice", RuntimeWarning)
         return TableOne(
             df, columns=cols, categorical=categorical, nonnormal=nonnormal, groupby="arm",
             order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
