@@ -112,3 +112,28 @@ def test_no_input_mutated(default_tables):
     derive.derive_all(default_tables)
     for k, v in default_tables.items():
         pd.testing.assert_frame_equal(v, before[k])
+
+
+def test_subgroup_levels_with_a_missing_baseline_vas():
+    # was: "boolean value of NA is ambiguous" as soon as one baseline VAS was missing
+    adsl = pd.DataFrame({"subject_id": ["a", "b", "c", "d"], "sex": ["F", "M", "F", "M"], "age": [30, 45, 50, 39],
+                         "pfirrmann_grade": pd.array([4, 6, pd.NA, 3], dtype="Int64"),
+                         "disc_level": ["L4-L5", "L5-S1", "L2-L3", "L4-L5"],
+                         "base_vas_pain": pd.array([60.0, pd.NA, 70.0, 80.0], dtype="Float64")})
+    before = adsl.copy()
+    got = derive.subgroup_levels(adsl)
+    assert list(got["vas_group"]) == ["<= 70 mm", None, "<= 70 mm", "> 70 mm"]
+    assert list(got["grade_group"]) == ["4-5", "6-8", None, "1-3"]
+    assert list(got["age_group"]) == ["< 40", ">= 40", ">= 40", "< 40"]
+    pd.testing.assert_frame_equal(adsl, before)
+
+
+def test_treated_population_and_its_deprecated_alias(tables):
+    resp = derive.responders(tables, 12).assign(treated=lambda d: [True] * (len(d) - 1) + [False])
+    treated = derive.population(resp, "treated")
+    assert len(treated) == len(resp) - 1 and treated["treated"].all()
+    pd.testing.assert_frame_equal(derive.population(resp, "per_protocol"), treated)
+    assert "treated" in derive.POPULATIONS and "per_protocol" not in derive.POPULATIONS
+    assert derive.POPULATION_LABELS["treated"] == "Treated (as randomised, received the procedure)"
+    with pytest.raises(ValueError, match="population"):
+        derive.population(resp, "pp")

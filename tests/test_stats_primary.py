@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import derive, stats
+from respine_nb import config, derive, stats
 
 TOL = 1e-6  # closed-form values
 
@@ -195,18 +195,87 @@ def test_mi_on_default_data(default_tables):
 
 def test_tipping_point_corners(default_tables):
     resp = derive.responders(default_tables, 12)
-    tp = stats.tipping_point(resp).set_index(["assumed_msc", "assumed_sham"])
+    tp = stats.tipping_point(resp).set_index(["responders_msc", "responders_sham"])
     nri = stats.primary_analysis(derive.population(resp, "nri")).set_index("analysis").loc["risk_difference"]
-    assert tp.loc[(0.0, 0.0), "estimate"] == pytest.approx(nri["estimate"])
-    assert tp.loc[(0.0, 0.0), "p_value"] == pytest.approx(nri["p_value"])
+    assert tp.loc[(0, 0), "estimate"] == pytest.approx(nri["estimate"])
+    assert tp.loc[(0, 0), "p_value"] == pytest.approx(nri["p_value"])
     # all non-evaluable responders: (39 + 5) / 58 vs (31 + 11) / 56
-    assert tp.loc[(1.0, 1.0), "estimate"] == pytest.approx(44 / 58 - 42 / 56)
+    assert tp.loc[(5, 11), "estimate"] == pytest.approx(44 / 58 - 42 / 56)
+
+
+def test_tipping_point_enumerates_every_count_once(default_tables):
+    # was: 11 x 11 proportions rounded half-even to counts, 66 distinct scenarios among "121"
+    resp = derive.responders(default_tables, 12)
+    tp = stats.tipping_point(resp)
+    assert len(tp) == 6 * 12 and not tp.duplicated(["responders_msc", "responders_sham"]).any()
+    assert set(tp["responders_msc"]) == set(range(6)) and set(tp["responders_sham"]) == set(range(12))
+    assert (tp["not_evaluable_msc"] == 5).all() and (tp["not_evaluable_sham"] == 11).all()
+    assert (tp["n_msc"] == 58).all() and (tp["events_msc"] == 39 + tp["responders_msc"]).all()
+    assert not tp["method"].str.contains("evenly spaced").any()
+
+
+def test_tipping_point_spaces_large_counts_evenly():
+    resp = frame(300, 100, 200, 200)
+    resp = pd.concat([resp, pd.DataFrame({"arm": ["BM-MSC"] * 900 + ["Sham"] * 40,
+                                          "responder": pd.array([pd.NA] * 940, dtype="boolean")})], ignore_index=True)
+    tp = stats.tipping_point(resp)
+    msc, sham = sorted(set(tp["responders_msc"])), sorted(set(tp["responders_sham"]))
+    assert len(msc) == 31 and msc[0] == 0 and msc[-1] == 900 and len(sham) == 31 and sham[-1] == 40
+    assert len(tp) == 31 * 31 and "31 evenly spaced counts from 0 to k for BM-MSC (k = 900) and Sham (k = 40)" in tp["method"].iloc[0]
+
+
+def test_tipping_point_without_non_evaluable_is_one_scenario():
+    tp = stats.tipping_point(frame(10, 5, 8, 7))
+    assert len(tp) == 1 and tp["estimate"].iloc[0] == pytest.approx(10 / 15 - 8 / 15)
 
 
 def test_threshold_grid_contains_the_primary_analysis(default_tables):
     grid = stats.threshold_grid(stats.wide_outcomes(default_tables))
-    row = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & np.isclose(grid["odi_rel"], 0.2)].iloc[0]
+    row = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & np.isclose(grid["odi_threshold"], 0.2)].iloc[0]
     assert row["estimate"] == pytest.approx(39 / 53 - 31 / 45) and row["p_value"] == pytest.approx(0.772996800192)
+    assert (grid["odi_rule"] == "relative").all()
+
+
+def test_threshold_grid_absolute_rule_uses_points(default_tables):
+    # was: odi_rel ignored under the absolute rule, four identical panels labelled 10-40 %
+    wide = stats.wide_outcomes(default_tables)
+    grid = stats.threshold_grid(wide, odi_rule="absolute")
+    assert sorted(grid["odi_threshold"].unique()) == list(stats.ODI_ABS_GRID) and config.ODI_ABS in stats.ODI_ABS_GRID
+    by_odi = grid.groupby("odi_threshold")["estimate"].apply(tuple)
+    assert by_odi.nunique() == len(by_odi)  # every ODI threshold gives its own panel
+    at20 = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & (grid["odi_threshold"] == 20)].iloc[0]
+    resp = derive.responders(default_tables, 12, odi_rule="absolute")
+    x1, n1, x2, n2 = stats.counts(resp)
+    assert at20["estimate"] == pytest.approx(x1 / n1 - x2 / n2)
+    with pytest.raises(ValueError, match="odi_rule"):
+        stats.threshold_grid(wide, odi_rule="points")
+
+
+def test_not_estimable_rows_say_why():
+    empty_sham = frame(5, 3, 0, 0)
+    p1 = stats.primary_analysis(empty_sham).set_index(["analysis", "group"])
+    sham = p1.loc[("responders", "Sham")]
+    assert np.isnan(sham["estimate"]) and sham["method"] == "proportion; Wilson score CI; not estimable: no evaluable participant in Sham"
+    for a in ("risk_difference", "fisher", "odds_ratio"):
+        row = p1.xs(a, level="analysis").iloc[0]
+        assert np.isnan(row["estimate"]) and row["method"].endswith("not estimable: no evaluable participant in Sham"), a
+    everyone = stats.primary_analysis(frame(8, 0, 8, 0)).set_index("analysis")
+    assert everyone.loc["risk_difference", "estimate"] == 0 and np.isnan(everyone.loc["risk_difference", "p_value"])
+    assert everyone.loc["risk_difference", "method"].endswith("p not estimable: every participant responded")
+    # R: fisher.test(matrix(c(8, 0, 8, 0), 2))$p.value -> 1 (the odds ratio is undefined)
+    assert everyone.loc["fisher", "p_value"] == 1 and np.isnan(everyone.loc["fisher", "estimate"])
+    assert everyone.loc["odds_ratio", "method"].endswith("not estimable: every participant responded")
+
+
+def test_site_adjusted_or_pools_small_sites():
+    # was: a site with one participant made the site-adjusted odds ratio "not estimable (separation)"
+    two = pd.Series(["A"] * 28 + ["tiny", "small"] + ["B"] * 30)
+    assert list(stats.site_strata(two).unique()) == ["A", "pooled small sites", "B"]
+    d = frame(20, 10, 15, 15).assign(site=["A", "B"] * 14 + ["tiny"] + ["A", "B"] * 15 + ["B"])
+    assert list(stats.site_strata(d["site"]).unique()) == ["A", "B", None]  # a stratum of one: dropped
+    got = stats.logistic_or(d, covariates=["site"]).iloc[0]
+    ref = stats.logistic_or(d.drop(index=28), covariates=["site"]).iloc[0]
+    assert np.isfinite(got["estimate"]) and got["estimate"] == pytest.approx(ref["estimate"]) and got["n"] == 59
 
 
 def test_interaction_p_against_r():

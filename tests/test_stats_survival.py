@@ -88,3 +88,51 @@ def test_durability_and_status(default_tables):
     dur = stats.durability(st).set_index("group")
     assert dur.loc["BM-MSC", "responders_at_start"] == 39 and dur.loc["Sham", "responders_at_start"] == 31
     assert (dur["n"] + dur["not_evaluable_later"] == dur["responders_at_start"]).all()
+
+
+def test_cox_ci_at_another_level():
+    # was: at a level other than 0.95 the bounds were exponentiated twice
+    r = stats.cox(TTE, level=0.90)[0].iloc[0]
+    # R: exp(confint(coxph(Surv(time, event) ~ msc, data = d), level = 0.90))
+    assert r["ci_low"] == pytest.approx(0.6492674132, rel=1e-6) and r["ci_high"] == pytest.approx(1.6439784754, rel=1e-6)
+    assert r["estimate"] == pytest.approx(1.0331416418, rel=1e-7)
+
+
+def test_weibull_interval_at_another_level():
+    # was: KeyError 'coef lower 95%' at any level other than 0.95
+    got = stats.weibull_interval(TTE, level=0.90).iloc[0]
+    # R: exp(confint(survreg(Surv(ifelse(left == 0, NA, left), right, type = "interval2") ~ msc, d,
+    #                        dist = "weibull"), level = 0.90))["msc", ]   (right = NA when inf)
+    #    0.2647043548 3.6976137980; lifelines stops 6e-5 short on the coefficient (see above)
+    assert got["ci_low"] == pytest.approx(0.2647043548, rel=5e-4)
+    assert got["ci_high"] == pytest.approx(3.6976137980, rel=5e-4)
+
+
+def test_survival_not_estimable_without_events():
+    none = TTE.assign(event=False, right=np.inf, left=TTE["time"])
+    for row in (stats.cox(none)[0], stats.logrank(none), stats.weibull_interval(none)):
+        assert np.isnan(row["estimate"].iloc[0] if "estimate" in row else row["p_value"].iloc[0])
+        assert row["method"].iloc[0].endswith("not estimable: no event in either arm")
+    assert stats.cox(none)[1] is None
+    ph = stats.ph_test(None, stats.cox(none)[2])
+    assert np.isnan(ph["p_value"].iloc[0]) and "not estimable" in ph["method"].iloc[0]
+    km = stats.km_summary(none)
+    assert km["estimate"].isna().all() and km["method"].str.endswith("not estimable: median not reached").all()
+
+
+def test_survival_with_an_empty_arm():
+    msc = TTE[TTE["arm"] == "BM-MSC"]
+    assert stats.cox(msc)[0]["method"].iloc[0].endswith("not estimable: no participant evaluable after baseline in Sham")
+    assert stats.logrank(msc)["method"].iloc[0].endswith("no participant evaluable after baseline in Sham")
+    km = stats.km_summary(msc).set_index("group")
+    assert km.loc["Sham", "n"] == 0 and np.isnan(km.loc["Sham", "estimate"])
+    assert set(stats.turnbull(msc)["group"]) == {"BM-MSC"}
+    shamless = msc.assign(event=False)  # no event in one arm only: the hazard ratio would be 0 or infinite
+    assert "not estimable: no event in" in stats.cox(pd.concat([shamless, TTE[TTE["arm"] == "Sham"]]))[0]["method"].iloc[0]
+
+
+def test_durability_when_month_24_not_reached():
+    status = pd.DataFrame({"subject_id": ["a", "b", "c"], "arm": ["BM-MSC", "Sham", "BM-MSC"], "visit_month": [12, 12, 12],
+                           "status": ["responder", "responder", "non-responder"]})
+    d = stats.durability(status)
+    assert d["estimate"].isna().all() and d["method"].str.endswith("not estimable: no participant reached month 24").all()

@@ -259,7 +259,13 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
     }
 
 
-POPULATIONS = ("evaluable", "nri", "per_protocol")
+POPULATIONS = ("evaluable", "nri", "treated")
+POPULATION_LABELS = {
+    "evaluable": "Evaluable (as randomised, responder status known)",
+    "nri": "All randomised (not evaluable counted as non-responders)",
+    "treated": "Treated (as randomised, received the procedure)",
+}
+DEPRECATED_POPULATIONS = {"per_protocol": "treated"}  # old name, accepted as an alias
 
 
 def population(resp: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -268,20 +274,26 @@ def population(resp: pd.DataFrame, name: str) -> pd.DataFrame:
     - ``evaluable``: every randomised participant; the not evaluable have a missing
       ``responder`` and drop out of the proportions (the published analysis);
     - ``nri``: every randomised participant, not evaluable counted as non-responders;
-    - ``per_protocol``: participants who received the allocated procedure (evaluable ones).
+    - ``treated``: participants who received the allocated procedure, analysed in their
+      randomised arm (the not evaluable drop out as in ``evaluable``). This is not a
+      per-protocol population (no protocol deviation is recorded in the data);
+      ``per_protocol``, its former name, is accepted as a deprecated alias.
+
+    Labels for headings are in :data:`POPULATION_LABELS`.
 
     Returns
     -------
     pandas.DataFrame
         A filtered or filled copy of ``resp`` (:func:`responders`).
     """
+    name = DEPRECATED_POPULATIONS.get(name, name)
     if name == "evaluable":
         return resp.copy()
     if name == "nri":
         out = resp.copy()
         out["responder"] = out["responder"].fillna(False).astype("boolean")
         return out
-    if name == "per_protocol":
+    if name == "treated":
         return resp[resp["treated"].astype(bool)].copy()
     raise ValueError(f"population must be one of {POPULATIONS}, not {name!r}")
 
@@ -295,17 +307,23 @@ def subgroup_levels(adsl_df: pd.DataFrame) -> pd.DataFrame:
         Columns ``subject_id``, ``sex``, ``age_group`` (``< 40`` / ``>= 40``), ``grade_group``
         (modified Pfirrmann ``4-5`` / ``6-8``, or ``1-3``), ``level_group`` (``L5-S1``, ``L4-L5``,
         ``L1-L4``), ``vas_group`` (baseline VAS ``<= median`` / ``> median``, median of all
-        randomised).
+        randomised with a baseline VAS); a missing value gives a missing level (None).
     """
     d = adsl_df
-    grade = d["pfirrmann_grade"].astype("Float64")
-    vas = d["base_vas_pain"].astype("Float64")
-    med = float(vas.median())
-    return pd.DataFrame({
-        "subject_id": d["subject_id"].to_numpy(),
-        "sex": d["sex"].astype(object).to_numpy(),
-        "age_group": np.where(d["age"].astype(float) < 40, "< 40", ">= 40"),
-        "grade_group": np.select([grade <= 3, grade <= 5], ["1-3", "4-5"], default="6-8"),
-        "level_group": np.where(d["disc_level"].isin(["L4-L5", "L5-S1"]), d["disc_level"].astype(object), "L1-L4"),
-        "vas_group": np.where(vas.isna(), None, np.where(vas > med, f"> {med:g} mm", f"<= {med:g} mm")),
-    })
+    grade = d["pfirrmann_grade"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    vas = d["base_vas_pain"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    age = d["age"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    med = float(np.nanmedian(vas)) if np.isfinite(vas).any() else np.nan
+
+    def cut(x, conditions, labels):
+        return np.where(np.isnan(x), None, np.select(conditions, labels[:-1], default=labels[-1]).astype(object))
+
+    with np.errstate(invalid="ignore"):
+        return pd.DataFrame({
+            "subject_id": d["subject_id"].to_numpy(),
+            "sex": d["sex"].astype(object).to_numpy(),
+            "age_group": cut(age, [age < 40], ["< 40", ">= 40"]),
+            "grade_group": cut(grade, [grade <= 3, grade <= 5], ["1-3", "4-5", "6-8"]),
+            "level_group": np.where(d["disc_level"].isin(["L4-L5", "L5-S1"]), d["disc_level"].astype(object), "L1-L4"),
+            "vas_group": cut(vas, [vas > med], [f"> {med:g} mm", f"<= {med:g} mm"]),
+        })

@@ -86,6 +86,82 @@ def _arm_legend(ax, **kw):
     ax.legend(handles=handles, **kw)
 
 
+SIGNIFICANT_DIGITS = 7
+
+
+def stable(data, digits: int = SIGNIFICANT_DIGITS):
+    """A copy of ``data`` with its float values rounded to ``digits`` significant digits.
+
+    Every figure function passes its inputs through this first, so that numbers differing in
+    their last bits between processors (BLAS, libm) draw the same picture and the saved PNG/PDF
+    bytes do not depend on that noise. Non-float columns, the index and ``attrs`` are kept.
+
+    Parameters
+    ----------
+    data : DataFrame, Series, float or None
+        What a figure draws; anything else is returned as is.
+
+    Returns
+    -------
+    Same type as ``data``
+        Rounded copy (``None`` stays ``None``).
+    """
+    if isinstance(data, pd.DataFrame):
+        out = data.copy()
+        for col in out.columns:
+            if pd.api.types.is_float_dtype(out[col].dtype):
+                out[col] = stable(out[col], digits)
+        return out
+    if isinstance(data, pd.Series):
+        if not pd.api.types.is_float_dtype(data.dtype):
+            if data.dtype == object:  # a row of a mixed frame (e.g. the overall estimate of a forest plot)
+                return data.map(lambda v: stable(v, digits) if isinstance(v, float) else v)
+            return data.copy()
+        vals = _round_sig(data.to_numpy(dtype=float, na_value=np.nan), digits)
+        return pd.Series(vals, index=data.index, name=data.name).astype(data.dtype)
+    if isinstance(data, (float, np.floating)):
+        return float(_round_sig(np.array([data], dtype=float), digits)[0])
+    return data
+
+
+def _round_sig(a: np.ndarray, digits: int) -> np.ndarray:
+    finite = np.isfinite(a) & (a != 0)
+    mag = np.zeros_like(a)
+    mag[finite] = np.floor(np.log10(np.abs(a[finite])))
+    scale = 10.0 ** (digits - 1 - mag)
+    return np.where(finite, np.round(a * scale) / scale, a)
+
+
+def _no_data(ax, text: str = "no data") -> None:
+    """An empty panel: a short centred text, no ticks."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _err(estimate, low, high, scale: float = 1.0):
+    """Error-bar lengths [below, above] from an estimate and its CI, never negative (a Wilson bound may
+    sit a rounding error on the wrong side of a 0 or 1 estimate); NaN where unknown."""
+    e, lo, hi = (np.asarray(v, dtype=float) * scale for v in (estimate, low, high))
+    return [np.clip(e - lo, 0, None), np.clip(hi - e, 0, None)]
+
+
+def _boxes(ax, groups: list, colors: list, width: float = 0.5, alpha: float = 0.35) -> None:
+    """Box plots (median, quartiles, 1.5 IQR whiskers, no fliers) at positions 0..k-1; empty groups skipped."""
+    for pos, (vals, colour) in enumerate(zip(groups, colors)):
+        vals = np.asarray(vals, dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if not len(vals):
+            continue
+        bp = ax.boxplot([vals], positions=[pos], widths=width, orientation="vertical", showfliers=False,
+                        patch_artist=True, manage_ticks=False)
+        for box in bp["boxes"]:
+            box.set(facecolor=colour, alpha=alpha, edgecolor="0.25")
+        for part in ("whiskers", "caps", "medians"):
+            for line in bp[part]:
+                line.set(color="0.25", lw=1)
+
+
 # --------------------------------------------------------------------------- cohort
 
 
@@ -117,7 +193,7 @@ def consort(flow_table: pd.DataFrame):
     -------
     matplotlib.figure.Figure
     """
-    flow = _flow_dict(flow_table)
+    flow = _flow_dict(stable(flow_table))
     has_screening = flow.get("screened") is not None
     fig = plt.figure(figsize=(DOUBLE_COLUMN_IN, 7.4 if has_screening else 6.0))
     ax = fig.add_axes([0, 0, 1, 1])
@@ -175,11 +251,16 @@ def completeness_heatmap(table: pd.DataFrame):
     -------
     matplotlib.figure.Figure
     """
+    table = stable(table)
     pct = table.pivot(index="arm", columns="visit_month", values="proportion").reindex(list(config.ARMS))
     counts = table.pivot(index="arm", columns="visit_month", values="n_observed").reindex(list(config.ARMS))
     total = table.pivot(index="arm", columns="visit_month", values="n_randomized").reindex(list(config.ARMS))
-    annot = counts.astype(int).astype(str) + "/" + total.astype(int).astype(str)
+    annot = pd.DataFrame([[f"{int(c)}/{int(t)}" if pd.notna(c) and pd.notna(t) else "" for c, t in zip(cr, tr)]
+                          for cr, tr in zip(counts.to_numpy(), total.to_numpy())], index=pct.index, columns=pct.columns)
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.7, 1.8))
+    if pct.empty:
+        _no_data(ax)
+        return fig
     sns.heatmap(pct * 100, annot=annot, fmt="", vmin=50, vmax=100, cmap="Blues", cbar_kws={"label": "% observed"},
                 linewidths=0.5, ax=ax)
     ax.set_xlabel("Visit (month)")
@@ -202,14 +283,19 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
     -------
     matplotlib.figure.Figure
     """
+    adsl = stable(adsl[["arm", *variables]].astype({c: float for c in variables}))
     fig, axes = plt.subplots(1, len(variables), figsize=(DOUBLE_COLUMN_IN, 2.4))
     for ax, (col, label) in zip(np.atleast_1d(axes), variables.items()):
-        data = adsl[["arm", col]].dropna().astype({col: float})
-        sns.boxplot(data=data, x="arm", y=col, hue="arm", order=list(config.ARMS), palette=ARM_COLORS,
-                    width=0.5, fliersize=0, boxprops={"alpha": 0.35}, ax=ax, legend=False)
-        jitter_points(ax, data, "arm", col, list(config.ARMS))
-        ax.set_xlabel("")
+        data = adsl[["arm", col]].dropna()
         ax.set_ylabel(label)
+        if data.empty:
+            _no_data(ax)
+            continue
+        _boxes(ax, [data.loc[data["arm"] == a, col] for a in config.ARMS], [ARM_COLORS[a] for a in config.ARMS])
+        jitter_points(ax, data, "arm", col, list(config.ARMS))
+        ax.set_xticks(range(len(config.ARMS)), config.ARMS)
+        ax.set_xlim(-0.5, len(config.ARMS) - 0.5)
+        ax.set_xlabel("")
     fig.tight_layout()
     return fig
 
@@ -227,12 +313,17 @@ def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int)
     -------
     matplotlib.figure.Figure
     """
+    props, composition = stable(props), stable(composition)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 2.8), gridspec_kw={"width_ratios": [1, 1.3]})
     for i, arm in enumerate(config.ARMS):
-        r = props[props["group"] == arm].iloc[0]
+        hit = props[props["group"] == arm]
+        if hit.empty or pd.isna(hit["estimate"].iloc[0]):
+            a1.text(i, 50, "no evaluable\nparticipant", ha="center", va="center", fontsize=7, color="0.4")
+            continue
+        r = hit.iloc[0]
         a1.bar(i, r["estimate"] * 100, color=ARM_COLORS[arm], width=0.6, alpha=0.85)
-        a1.errorbar(i, r["estimate"] * 100, yerr=[[100 * (r["estimate"] - r["ci_low"])], [100 * (r["ci_high"] - r["estimate"])]],
-                    color="black", capsize=4, lw=1)
+        below, above = _err([r["estimate"]], [r["ci_low"]], [r["ci_high"]], 100)
+        a1.errorbar(i, r["estimate"] * 100, yerr=[below, above], color="black", capsize=4, lw=1)
         a1.text(i, 3, f"{int(r['events'])}/{int(r['n'])}", ha="center", va="bottom", color="white", fontsize=8)
     a1.set_xticks(range(len(config.ARMS)), config.ARMS)
     a1.set_ylim(0, 100)
@@ -242,7 +333,10 @@ def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int)
     for i, arm in enumerate(config.ARMS):
         bottom = 0.0
         for comp in ("both", "VAS only", "ODI only"):
-            v = composition[(composition["group"] == arm) & (composition["component"] == comp)]["proportion"].iloc[0] * 100
+            hit = composition[(composition["group"] == arm) & (composition["component"] == comp)]["proportion"]
+            v = float(hit.iloc[0]) * 100 if len(hit) else np.nan
+            if not np.isfinite(v):
+                continue
             a2.bar(i, v, bottom=bottom, color=ARM_COLORS[arm], alpha=shades[comp], width=0.6, edgecolor="white",
                    label=comp if i == 0 else None)
             if v >= 4:
@@ -256,58 +350,96 @@ def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int)
     return fig
 
 
-def tipping_heatmap(tp: pd.DataFrame, observed: tuple | None = None):
-    """Heatmap of the p-value over assumed responder proportions among the non-evaluable.
+def _cell_labels(values: pd.DataFrame, fmt) -> np.ndarray:
+    """Annotation strings of a heatmap; empty where the value is missing."""
+    return np.array([[fmt(v) if pd.notna(v) else "" for v in row] for row in values.to_numpy()], dtype=object)
 
-    Cells with p < 0.05 are outlined; the annotation is the risk difference (percentage points).
+
+def tipping_heatmap(tp: pd.DataFrame):
+    """Heatmap of the p-value over the number of non-evaluable participants assumed to respond, per arm.
+
+    ``tp`` is :func:`respine_nb.stats.tipping_point`: rows are BM-MSC counts, columns sham counts
+    (each axis says "of k", the arm's number of non-evaluable). Cells with p < 0.05 are outlined;
+    the annotation (grids up to 12 x 12) is the risk difference in percentage points.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    p = tp.pivot(index="assumed_msc", columns="assumed_sham", values="p_value").sort_index(ascending=False)
-    d = tp.pivot(index="assumed_msc", columns="assumed_sham", values="estimate").sort_index(ascending=False)
+    tp = stable(tp)
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.75, 4.2))
-    sns.heatmap(p, cmap="viridis_r", vmin=0, vmax=1, annot=(d * 100).round(0).astype(int), fmt="d",
-                annot_kws={"fontsize": 5.5}, cbar_kws={"label": "p (Yates chi-square)"}, linewidths=0.3, ax=ax)
-    sig = tp.pivot(index="assumed_msc", columns="assumed_sham", values="significant").sort_index(ascending=False)
-    for (i, j), s in np.ndenumerate(sig.to_numpy()):
-        if s:
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="#D55E00", lw=1.5))
-    ax.set_xticklabels([f"{v:.0%}" for v in p.columns], rotation=0)
-    ax.set_yticklabels([f"{v:.0%}" for v in p.index], rotation=0)
-    ax.set_xlabel("Assumed responders among non-evaluable, sham")
-    ax.set_ylabel("... BM-MSC")
-    ax.set_title("Tipping point: difference in % points (cells); red outline: p < 0.05")
+    if tp.empty:
+        _no_data(ax)
+        return fig
+    k1, k2 = int(tp["not_evaluable_msc"].iloc[0]), int(tp["not_evaluable_sham"].iloc[0])
+    piv = lambda col: tp.pivot(index="responders_msc", columns="responders_sham", values=col).sort_index(ascending=False)  # noqa: E731
+    p, d, sig = piv("p_value"), piv("estimate"), piv("significant")
+    small = max(p.shape) <= 12
+    sns.heatmap(p.astype(float), cmap="viridis_r", vmin=0, vmax=1,
+                annot=_cell_labels(d * 100, lambda v: f"{v:.0f}") if small else False, fmt="",
+                annot_kws={"fontsize": 5.5}, cbar_kws={"label": "p (Yates chi-square)"}, linewidths=0.3 if small else 0,
+                ax=ax)
+    for (i, j), flag in np.ndenumerate(sig.to_numpy()):
+        if flag is True or flag == 1:
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="#D55E00", lw=1.5 if small else 0.8))
+    step = lambda n: max(1, int(np.ceil(n / 12)))  # noqa: E731
+    sx, sy = step(len(p.columns)), step(len(p.index))
+    ax.set_xticks(np.arange(len(p.columns))[::sx] + 0.5, [str(int(v)) for v in p.columns][::sx], rotation=0)
+    ax.set_yticks(np.arange(len(p.index))[::sy] + 0.5, [str(int(v)) for v in p.index][::sy], rotation=0)
+    ax.set_xlabel(f"Sham: non-evaluable participants assumed to respond (of {k2})")
+    ax.set_ylabel(f"BM-MSC: ... (of {k1})")
+    ax.set_title("Tipping point: difference in % points" + (" (cells)" if small else "") + "; red outline: p < 0.05")
     return fig
 
 
-def threshold_heatmaps(grid: pd.DataFrame, chosen: tuple):
+def _chosen_thresholds(chosen, rule: str) -> tuple:
+    """(vas_abs_mm, vas_rel, odi threshold) from a tuple or from a rule dict (the notebooks' ``rule``)."""
+    if isinstance(chosen, dict):
+        odi = chosen.get("odi_rel", config.ODI_REL) if rule == "relative" else chosen.get("odi_abs", config.ODI_ABS)
+        return chosen.get("vas_abs_mm", config.VAS_ABS_MM), chosen.get("vas_rel", config.VAS_REL), odi
+    return tuple(chosen)
+
+
+def threshold_heatmaps(grid: pd.DataFrame, chosen):
     """One heatmap of the risk difference per ODI threshold, VAS thresholds on the axes.
 
-    ``chosen`` = (vas_abs_mm, vas_rel, odi_rel) of the analysis, outlined.
+    ``grid`` is :func:`respine_nb.stats.threshold_grid`; its ODI thresholds are fractions of
+    baseline (relative rule, titles in %) or points (absolute rule, titles in points).
+    ``chosen`` is the analysis' rule: a tuple (vas_abs_mm, vas_rel, odi threshold in the grid's
+    unit) or the notebooks' rule dict (``vas_abs_mm``, ``vas_rel``, ``odi_rel``, ``odi_rule``,
+    optional ``odi_abs``); its cell is outlined when it lies on the grid.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    odis = sorted(grid["odi_rel"].unique())
-    fig, axes = plt.subplots(1, len(odis), figsize=(DOUBLE_COLUMN_IN, 2.6), sharey=True)
-    lim = max(0.05, float(np.nanmax(np.abs(grid["estimate"]))))
-    for k, (ax, o) in enumerate(zip(np.atleast_1d(axes), odis)):
-        g = grid[grid["odi_rel"] == o].pivot(index="vas_abs_mm", columns="vas_rel", values="estimate").sort_index(ascending=False)
-        sns.heatmap(g * 100, cmap="RdBu_r", vmin=-lim * 100, vmax=lim * 100, center=0, ax=ax,
-                    annot=(g * 100).round(0).astype(int), fmt="d", annot_kws={"fontsize": 5},
+    grid = stable(grid)
+    rule = str(grid["odi_rule"].iloc[0]) if len(grid) else "relative"
+    vas_abs, vas_rel, odi_chosen = _chosen_thresholds(chosen, rule)
+    odis = sorted(grid["odi_threshold"].unique())
+    fig, axes = plt.subplots(1, max(1, len(odis)), figsize=(DOUBLE_COLUMN_IN, 2.6), sharey=True, squeeze=False)
+    axes = axes.ravel()
+    finite = grid["estimate"].to_numpy(dtype=float)
+    finite = finite[np.isfinite(finite)]
+    lim = max(0.05, float(np.abs(finite).max())) if len(finite) else 0.05
+    if not odis:
+        _no_data(axes[0])
+    for k, (ax, o) in enumerate(zip(axes, odis)):
+        g = grid[grid["odi_threshold"] == o].pivot(index="vas_abs_mm", columns="vas_rel", values="estimate")
+        g = g.sort_index(ascending=False).astype(float)
+        sns.heatmap(g * 100, cmap="RdBu_r", vmin=-lim * 100, vmax=lim * 100, ax=ax,  # symmetric: 0 is white
+                    annot=_cell_labels(g * 100, lambda v: f"{v:.0f}"), fmt="", annot_kws={"fontsize": 5},
                     cbar=k == len(odis) - 1, cbar_kws={"label": "BM-MSC minus sham (% points)"})
-        ax.set_xticklabels([f"{v:.0%}" for v in g.columns], rotation=90)
-        ax.set_title(f"ODI >= {o:.0%}")
+        ax.set_xticks(np.arange(len(g.columns)) + 0.5, [f"{v:.0%}" for v in g.columns], rotation=90)
+        ax.set_yticks(np.arange(len(g.index)) + 0.5, [f"{v:g}" for v in g.index], rotation=0)
+        ax.set_title(f"ODI >= {o:.0%}" if rule == "relative" else f"ODI >= {o:g} points")
         ax.set_xlabel("VAS relative")
         ax.set_ylabel("VAS absolute (mm)" if k == 0 else "")
-        if np.isclose(o, chosen[2]):
-            i = list(g.index).index(chosen[0]) if chosen[0] in list(g.index) else None
-            j = [np.isclose(c, chosen[1]) for c in g.columns].index(True) if any(np.isclose(c, chosen[1]) for c in g.columns) else None
-            if i is not None and j is not None:
-                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=1.5))
+        if np.isclose(o, odi_chosen):
+            rows = [i for i, v in enumerate(g.index) if np.isclose(v, vas_abs)]
+            cols = [j for j, v in enumerate(g.columns) if np.isclose(v, vas_rel)]
+            if rows and cols:
+                ax.add_patch(plt.Rectangle((cols[0], rows[0]), 1, 1, fill=False, edgecolor="black", lw=1.5))
     fig.tight_layout()
     return fig
 
@@ -319,13 +451,16 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
     -------
     matplotlib.figure.Figure
     """
+    sub, overall = stable(sub), stable(overall)
     n = len(sub) + (2 if overall is not None else 0) + sub["subgroup"].nunique()
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN, 0.22 * n + 0.8))
     y, labels, ys = 0, [], []
     if overall is not None:
-        ax.errorbar(overall["estimate"] * 100, y, xerr=[[100 * (overall["estimate"] - overall["ci_low"])],
-                    [100 * (overall["ci_high"] - overall["estimate"])]], fmt="D", color="black", capsize=2, ms=4)
-        labels.append("All evaluable")
+        est = float(overall["estimate"])
+        if np.isfinite(est):
+            ax.errorbar(est * 100, y, xerr=_err([est], [overall["ci_low"]], [overall["ci_high"]], 100), fmt="D",
+                        color="black", capsize=2, ms=4)
+        labels.append("All evaluable" if np.isfinite(est) else "All evaluable (not estimable)")
         ys.append(y)
         y -= 2
     for name, g in sub.groupby("subgroup", sort=False):
@@ -335,13 +470,15 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
         y -= 1
         for _, r in g.iterrows():
             if np.isfinite(r["estimate"]):
-                ax.errorbar(r["estimate"] * 100, y, xerr=[[100 * (r["estimate"] - r["ci_low"])],
-                            [100 * (r["ci_high"] - r["estimate"])]], fmt="s", color=ARM_COLORS["BM-MSC"], capsize=2, ms=3)
+                ax.errorbar(r["estimate"] * 100, y, xerr=_err([r["estimate"]], [r["ci_low"]], [r["ci_high"]], 100),
+                            fmt="s", color=ARM_COLORS["BM-MSC"], capsize=2, ms=3)
             labels.append(f"    {r['level']}  ({int(r['events_msc'])}/{int(r['n_msc'])} vs {int(r['events_sham'])}/{int(r['n_sham'])})")
             ys.append(y)
             y -= 1
     ax.axvline(0, color="0.4", lw=0.8, ls="--")
     ax.set_yticks(ys, labels)
+    if not ys:
+        _no_data(ax)
     ax.set_xlabel("Responders, BM-MSC minus sham (% points, 95 % Newcombe CI)")
     ax.set_xlim(-100, 100)
     fig.tight_layout()
@@ -373,6 +510,7 @@ def by_visit(table: pd.DataFrame, panels: dict, y: str = "mean", ylabel: str | N
     -------
     matplotlib.figure.Figure
     """
+    table = stable(table)
     nrows = int(np.ceil(len(panels) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(DOUBLE_COLUMN_IN, 2.3 * nrows), squeeze=False)
     scale = 100 if percent else 1
@@ -380,15 +518,18 @@ def by_visit(table: pd.DataFrame, panels: dict, y: str = "mean", ylabel: str | N
         d = table[table["measure"] == measure]
         visits = sorted(d["visit_month"].unique())
         pos = {v: i for i, v in enumerate(visits)}
+        ax.set_title(title)
+        if not np.isfinite(d[y].to_numpy(dtype=float)).any():
+            _no_data(ax)
+            continue
         for arm in config.ARMS:
             a = d[d["group"] == arm].sort_values("visit_month")
-            x = np.array([pos[v] for v in a["visit_month"]]) + _DODGE[arm]
-            ax.errorbar(x, a[y] * scale, yerr=[(a[y] - a["ci_low"]) * scale, (a["ci_high"] - a[y]) * scale],
+            x = np.array([pos[v] for v in a["visit_month"]], dtype=float) + _DODGE[arm]
+            ax.errorbar(x, a[y].to_numpy(dtype=float) * scale, yerr=_err(a[y], a["ci_low"], a["ci_high"], scale),
                         color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], ms=3.5, lw=1.2, capsize=2, label=arm)
         if zero_line:
             ax.axhline(0, color="0.5", lw=0.7, ls="--")
         _visit_axis(ax, visits)
-        ax.set_title(title)
         ax.set_ylabel(ylabel or "")
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
@@ -405,7 +546,7 @@ def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 
     matplotlib.figure.Figure
     """
     rng = np.random.default_rng(seed)
-    d = adeff[(adeff["measure"] == measure) & adeff["value"].notna()]
+    d = stable(adeff[(adeff["measure"] == measure) & adeff["value"].notna()])
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 2.5), sharey=True)
     visits = list(config.VISITS)
     pos = {v: i for i, v in enumerate(visits)}
@@ -418,6 +559,8 @@ def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 
                     alpha=0.6, marker="o", ms=1.5)
         _visit_axis(ax, visits)
         ax.set_title(f"{arm}: {len(pick)} participants at random")
+        if not pick:
+            _no_data(ax)
     axes[0].set_ylabel(config.MEASURE_LABELS[measure])
     fig.tight_layout()
     return fig
@@ -446,11 +589,15 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
     """
     d = admri[admri["visit_month"] == visit_month].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
     grades = sorted(int(g) for g in d["pfirrmann_grade"].unique())
-    data = pd.DataFrame({"grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
-                         "t2": d["t2_np_ms"].astype(float).to_numpy(), "arm": d["arm"].astype(str).to_numpy()})
+    data = stable(pd.DataFrame({"grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
+                                "t2": d["t2_np_ms"].astype(float).to_numpy(), "arm": d["arm"].astype(str).to_numpy()}))
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN * 1.3, 2.6))
-    sns.boxplot(data=data, x="grade", y="t2", order=[str(g) for g in grades], color="0.85", width=0.5,
-                fliersize=0, ax=ax)
+    if data.empty:
+        _no_data(ax)
+        return fig
+    _boxes(ax, [data.loc[data["grade"] == str(g), "t2"] for g in grades], ["0.85"] * len(grades), alpha=1.0)
+    ax.set_xticks(range(len(grades)), [str(g) for g in grades])
+    ax.set_xlim(-0.5, len(grades) - 0.5)
     rng = np.random.default_rng(1)
     for i, g in enumerate(grades):
         for arm in config.ARMS:
@@ -471,6 +618,7 @@ def baseline_vs_followup(pairs: pd.DataFrame, visit_month: int, label: str = "T2
     -------
     matplotlib.figure.Figure
     """
+    pairs = stable(pairs)
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN * 0.8, 2.8), sharex=True, sharey=True)
     lo = float(np.nanmin(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 0.0
     hi = float(np.nanmax(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 1.0
@@ -481,6 +629,8 @@ def baseline_vs_followup(pairs: pd.DataFrame, visit_month: int, label: str = "T2
         ax.scatter(d["baseline"], d["value"], s=9, color=ARM_COLORS[arm], alpha=0.8, linewidths=0)
         ax.set_title(f"{arm} (n = {len(d)})")
         ax.set_xlabel(f"Baseline {label}")
+        if d.empty:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
     axes[0].set_ylabel(f"Month {visit_month} {label}")
     fig.tight_layout()
     return fig
@@ -493,6 +643,8 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
     -------
     matplotlib.figure.Figure
     """
+    pairs = stable(pairs)
+    adeff = stable(adeff[adeff["measure"].isin(measures) & (adeff["visit_month"] == visit_month)])
     fig, axes = plt.subplots(1, len(measures), figsize=(DOUBLE_COLUMN_IN, 2.6))
     for ax, m in zip(np.atleast_1d(axes), measures):
         ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
@@ -505,6 +657,8 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
         ax.axvline(0, color="0.6", lw=0.6)
         ax.set_xlabel(f"T2 change to month {visit_month} (ms)")
         ax.set_ylabel(f"Change in {config.MEASURE_LABELS[m]}")
+        if d.empty:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
     _arm_legend(np.atleast_1d(axes)[0], loc="best")
     fig.tight_layout()
     return fig
@@ -526,10 +680,15 @@ def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
     """
     from lifelines import KaplanMeierFitter
 
+    adtte, npmle = stable(adtte), stable(npmle)
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.75, 3.6))
     ticks = [0, *config.POST_BASELINE_VISITS]
+    if adtte.empty:
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
     for arm in config.ARMS:
         d = adtte[adtte["arm"] == arm]
+        if d.empty:
+            continue
         kmf = KaplanMeierFitter().fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
         kmf.plot_cumulative_density(ax=ax, ci_show=True, color=ARM_COLORS[arm], lw=1.5, ci_alpha=0.15)
         if npmle is not None:
@@ -541,7 +700,8 @@ def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
     ax.set_ylim(0, 1)
     ax.set_xlabel("Month")
     ax.set_ylabel("Cumulative proportion responding")
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right")
     # number at risk entering each visit (not yet responded, still followed: time >= visit)
     trans = ax.get_xaxis_transform()
     ax.text(-0.5, -0.30, "At risk", transform=trans, ha="right", va="center", fontsize=7, fontweight="bold")
@@ -570,6 +730,10 @@ def status_grid(status: pd.DataFrame):
     visits = sorted(status["visit_month"].unique())
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 4.2))
     for ax, arm in zip(axes, config.ARMS):
+        if not (status["arm"] == arm).any():
+            ax.set_title(f"{arm} (n = 0)")
+            _no_data(ax)
+            continue
         w = status[status["arm"] == arm].pivot(index="subject_id", columns="visit_month", values="status")[visits]
         m = w.map(codes.get).astype(int)
         m = m.sort_values(list(reversed(visits)), kind="mergesort").sort_values(visits, kind="mergesort")
@@ -601,6 +765,7 @@ def ae_onset(adae: pd.DataFrame):
     """
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.8, 2.2))
     rng = np.random.default_rng(1)
+    adae = stable(adae)
     ae = adae[adae["saffl"].astype(bool)] if len(adae) else adae
     for i, arm in enumerate(config.ARMS):
         for sev, marker in SEVERITY_MARKERS.items():

@@ -13,6 +13,20 @@ import pandas as pd
 
 from . import config
 
+NOT_ESTIMABLE = "not estimable"
+
+
+def not_estimable(method: str, reason: str) -> str:
+    """The ``method`` text of a row whose number cannot be estimated: ``"<method>; not estimable: <reason>"``."""
+    return f"{method}; {NOT_ESTIMABLE}: {reason}"
+
+
+def _arms_without(counts_by_arm: dict, what: str = "evaluable participant") -> str:
+    """Reason naming the arms with a zero count (``"no evaluable participant in Sham"``), or ``""``."""
+    empty = [arm for arm in config.ARMS if counts_by_arm.get(arm, 0) == 0]
+    return f"no {what} in {' or '.join(empty)}" if empty else ""
+
+
 # --------------------------------------------------------------------------- cohort
 
 
@@ -136,7 +150,13 @@ def wilson_ci(x: int, n: int, level: float = config.CI_LEVEL) -> tuple[float, fl
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at x = 0 (x = n) the bound is exactly 0 (1), as in R; the formula leaves a rounding error
+    return (0.0 if x == 0 else max(0.0, centre - half)), (1.0 if x == n else min(1.0, centre + half))
+
+
+def _relabel(method: str, new: str) -> str:
+    """Replace the method text of :func:`proportions`, keeping a "not estimable" reason."""
+    return method.replace("proportion; Wilson score CI", new, 1)
 
 
 def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
@@ -147,14 +167,17 @@ def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
     -------
     pandas.DataFrame
         One row per arm (config order): ``group``, ``events``, ``n``, ``estimate``,
-        ``ci_low``, ``ci_high``, ``method``.
+        ``ci_low``, ``ci_high``, ``method`` (estimate NaN and the reason in ``method`` when an
+        arm has no participant with a known outcome).
     """
     rows = []
+    method = "proportion; Wilson score CI"
     for arm in config.ARMS:
         y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
         x, n = int(y.sum()), int(len(y))
         lo, hi = wilson_ci(x, n, level)
-        rows.append((arm, x, n, x / n if n else np.nan, lo, hi, "proportion; Wilson score CI"))
+        rows.append((arm, x, n, x / n if n else np.nan, lo, hi,
+                     method if n else not_estimable(method, f"no evaluable participant in {arm}")))
     return pd.DataFrame(rows, columns=["group", "events", "n", "estimate", "ci_low", "ci_high", "method"])
 
 
@@ -203,11 +226,18 @@ def risk_difference(x1: int, n1: int, x2: int, n2: int, level: float = config.CI
     pandas.DataFrame
         One row: ``group`` (the contrast), ``estimate``, ``ci_low``, ``ci_high``,
         ``p_value`` (R ``chisq.test`` default), ``statistic`` (Yates chi-square), ``n``, ``method``.
+        NaN with the reason in ``method`` when an arm has no participant (estimate, CI, p) or
+        when everyone or no one responded (p only).
     """
     est, lo, hi, stat, p = _rd(x1, n1, x2, n2, level)
+    method = "Newcombe hybrid score CI; Yates chi-square"
+    if min(n1, n2) == 0:
+        method = not_estimable(method, _arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
+    elif np.isnan(p):
+        method += "; p not estimable: " + ("every participant responded" if x1 + x2 == n1 + n2 else "no participant responded")
     return pd.DataFrame([{
         "group": config.CONTRAST, "estimate": est, "ci_low": lo, "ci_high": hi, "p_value": p,
-        "statistic": stat, "n": n1 + n2, "method": "Newcombe hybrid score CI; Yates chi-square",
+        "statistic": stat, "n": n1 + n2, "method": method,
     }])
 
 
@@ -227,19 +257,27 @@ def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LE
     -------
     pandas.DataFrame
         One row: ``group``, ``estimate`` (conditional MLE OR), ``ci_low``, ``ci_high``,
-        ``p_value`` (two-sided), ``n``, ``method``.
+        ``p_value`` (two-sided), ``n``, ``method``. With an empty arm, or when everyone or
+        no one has the event, the odds ratio is NaN with the reason in ``method`` (p is 1 in
+        the latter case, as R ``fisher.test``, NaN with an empty arm).
     """
     from scipy.stats import fisher_exact as _fisher
     from scipy.stats.contingency import odds_ratio
 
+    method = "Fisher exact; conditional MLE odds ratio, exact CI"
+    if min(n1, n2) == 0 or x1 + x2 in (0, n1 + n2):
+        reason = (_arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}) if min(n1, n2) == 0
+                  else "every participant responded" if x1 + x2 else "no participant responded")
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": 1.0 if min(n1, n2) else np.nan, "n": n1 + n2,
+                              "method": not_estimable(method, reason)}])
     table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
     p = float(_fisher(table, alternative="two-sided").pvalue)
     res = odds_ratio(table, kind="conditional")
     ci = res.confidence_interval(confidence_level=level)
     return pd.DataFrame([{
         "group": config.CONTRAST, "estimate": float(res.statistic), "ci_low": float(ci.low),
-        "ci_high": float(ci.high), "p_value": p, "n": n1 + n2,
-        "method": "Fisher exact; conditional MLE odds ratio, exact CI",
+        "ci_high": float(ci.high), "p_value": p, "n": n1 + n2, "method": method,
     }])
 
 
@@ -261,7 +299,8 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
     df : DataFrame
         One row per participant; rows with a missing outcome or covariate are dropped.
     covariates : sequence of str
-        Adjustment terms (categorical columns enter as ``C(col)``).
+        Adjustment terms (categorical columns enter as ``C(col)``; ``site`` as site strata,
+        see :func:`site_strata`).
 
     Returns
     -------
@@ -273,7 +312,10 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
     import statsmodels.api as sm
 
     cols = [outcome, by, *covariates]
-    d = df[cols].dropna()
+    d = df[cols].dropna(subset=[outcome, by])
+    if "site" in covariates:  # strata among the participants analysed
+        d = d.assign(site=site_strata(d["site"]))
+    d = d.dropna()
     y = d[outcome].astype(bool).astype(float).to_numpy()
     X = pd.DataFrame({"const": 1.0, "msc": (d[by] == config.ARMS[0]).astype(float).to_numpy()}, index=d.index)
     for c in covariates:
@@ -285,10 +327,16 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
     method = "logistic regression (binomial GLM); Wald CI" + (f"; adjusted for {', '.join(covariates)}" if covariates else "")
     empty = {"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
              "log_or": np.nan, "se": np.nan, "n": len(d)}
-    if len(np.unique(y)) < 2 or X["msc"].nunique() < 2:
-        return pd.DataFrame([{**empty, "method": method + "; not estimable (no variation)"}])
+    if X["msc"].nunique() < 2:
+        arms = set(d[by])
+        return pd.DataFrame([{**empty, "method": not_estimable(method, _arms_without({a: int(a in arms) for a in config.ARMS}))}])
+    if len(np.unique(y)) < 2:
+        reason = "every participant responded" if y.all() else "no participant responded"
+        return pd.DataFrame([{**empty, "method": not_estimable(method, reason)}])
+    if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
+        return pd.DataFrame([{**empty, "method": not_estimable(method, "arm confounded with the covariates")}])
     if _separated(y, X.to_numpy()):
-        return pd.DataFrame([{**empty, "method": method + "; not estimable (separation)"}])
+        return pd.DataFrame([{**empty, "method": not_estimable(method, "perfect separation")}])
     fit = sm.GLM(y, X, family=sm.families.Binomial()).fit()
     b, se = float(fit.params["msc"]), float(fit.bse["msc"])
     z = _z(level)
@@ -296,6 +344,24 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
         "group": config.CONTRAST, "estimate": np.exp(b), "ci_low": np.exp(b - z * se), "ci_high": np.exp(b + z * se),
         "p_value": float(fit.pvalues["msc"]), "log_or": b, "se": se, "n": len(d), "method": method,
     }])
+
+
+SMALL_SITE = 5  # sites with fewer participants than this are pooled into one stratum (RESULTS_CONTRACT.md)
+POOLED_SITES = "pooled small sites"
+
+
+def site_strata(site: pd.Series, min_size: int = SMALL_SITE) -> pd.Series:
+    """Site strata (RESULTS_CONTRACT.md): sites with fewer than ``min_size`` participants pooled into
+    ``pooled small sites``; a stratum with fewer than 2 participants is dropped (missing).
+
+    Returns
+    -------
+    pandas.Series of object
+        Same index as ``site``; None for a participant whose stratum is dropped.
+    """
+    s = site.astype(str)
+    strata = s.where(s.map(s.value_counts()) >= min_size, POOLED_SITES)
+    return strata.where(strata.map(strata.value_counts()) >= 2, None).astype(object)
 
 
 def _separated(y: np.ndarray, X: np.ndarray) -> bool:
@@ -364,9 +430,9 @@ def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``reason`` and one count column per arm plus ``total``; a last row ``all``.
     """
-    d = resp[~resp["evaluable"]]
-    t = d.groupby(["reason", "arm"]).size().unstack("arm").reindex(columns=list(config.ARMS)).fillna(0).astype(int)
-    t = t.sort_index()
+    d = resp[~resp["evaluable"].astype(bool)]
+    t = (pd.crosstab(d["reason"].astype(str), d["arm"].astype(str)).reindex(columns=list(config.ARMS), fill_value=0)
+         .astype(int).sort_index().rename_axis(index="reason", columns=None))
     t.loc["all"] = t.sum()
     t["total"] = t.sum(axis=1)
     return t.reset_index().rename_axis(columns=None)
@@ -498,7 +564,9 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
     pandas.DataFrame
         One row: ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (t test on
         Rubin's df), ``se``, ``df``, ``fmi``, ``n``, ``m``, ``method``; and per-arm pooled
-        responder proportions in ``estimate_msc`` / ``estimate_sham``.
+        responder proportions in ``estimate_msc`` / ``estimate_sham``. NaN with the reason in
+        ``method`` when an arm is empty or a VAS/ODI column up to the visit has fewer than 2
+        observed values (e.g. nobody reached the visit).
     """
     from scipy.stats import t as tdist
 
@@ -511,6 +579,18 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
     sites = pd.get_dummies(wide["site"].astype(str), prefix="site", drop_first=True, dtype=float)
     num = pd.concat([num.reset_index(drop=True), sites.reset_index(drop=True)], axis=1)
     fixed = ["msc", *sites.columns]
+    method = (f"MICE with predictive mean matching (m = {m}; arm, site, baseline and earlier visits as "
+              "predictors); responder rule per completed dataset; Rubin's rules, Wald variance")
+    n_arm = {arm: int((wide["arm"] == arm).sum()) for arm in config.ARMS}
+    few = [c for c in cols if num[c].notna().sum() < 2]
+    reason = (_arms_without(n_arm, "participant") or
+              (f"fewer than 2 observed values of {', '.join(few)}"
+               + (f" (no participant reached month {visit_month})" if any(c.endswith(f"_{visit_month}") for c in few)
+                  else "") if few else ""))
+    if reason:
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": np.nan, "se": np.nan, "df": np.nan, "fmi": np.nan, "n": len(num), "m": m,
+                              "estimate_msc": np.nan, "estimate_sham": np.nan, "method": not_estimable(method, reason)}])
     bounds = {c: (0.0, 100.0) for c in cols}
     completed = mice_pmm(num, m=m, seed=seed, fixed=fixed) if num[cols].isna().any().any() else [num] * m
     est, var, p1s, p2s = [], [], [], []
@@ -536,8 +616,8 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
         "ci_high": pooled["estimate"] + q * pooled["se"], "p_value": p, "se": pooled["se"], "df": pooled["df"],
         "fmi": pooled["fmi"], "n": len(num), "m": m, "estimate_msc": float(np.mean(p1s)),
         "estimate_sham": float(np.mean(p2s)),
-        "method": f"MICE with predictive mean matching (m = {m}; arm, site, baseline and earlier visits as "
-                  "predictors); responder rule per completed dataset; Rubin's rules, Wald variance",
+        "method": method if np.isfinite(p) else not_estimable(method, "no variance (every or no participant responded "
+                                                                        "in every imputation)"),
     }])
 
 
@@ -571,55 +651,106 @@ def wide_outcomes(tables, measures=("vas_pain", "odi")) -> pd.DataFrame:
 # --------------------------------------------------------------------------- sensitivity grids
 
 
-def tipping_point(resp: pd.DataFrame, steps: int = 11, alpha: float = 0.05) -> pd.DataFrame:
-    """Tipping-point analysis over assumed responder proportions among the non-evaluable.
+TIPPING_MAX_STEPS = 31  # at most this many counts per arm: 0..k when k <= 30, else evenly spaced
 
-    For each pair of assumed proportions (BM-MSC, sham) on a grid 0, 0.1, ..., 1, the
-    non-evaluable participants of each arm contribute ``round(proportion x count)``
-    responders; the difference over all randomised and its Yates chi-square p follow.
+
+def _tipping_counts(k: int, max_steps: int = TIPPING_MAX_STEPS) -> np.ndarray:
+    """0..k, or ``max_steps`` evenly spaced distinct integers from 0 to k (both included) when k is larger."""
+    if k + 1 <= max_steps:
+        return np.arange(k + 1)
+    return np.unique(np.floor(np.linspace(0, k, max_steps) + 0.5).astype(int))
+
+
+def tipping_point(resp: pd.DataFrame, alpha: float = 0.05, max_steps: int = TIPPING_MAX_STEPS) -> pd.DataFrame:
+    """Tipping-point analysis over the number of non-evaluable participants assumed to respond.
+
+    Each arm's k non-evaluable participants (missing ``responder``) are added to its
+    denominator, j of them as responders, for every combination of j in 0..k (BM-MSC) and
+    0..k (sham); the difference over all randomised and its Yates chi-square p follow. When an
+    arm has more than ``max_steps - 1`` non-evaluable participants, an evenly spaced set of
+    ``max_steps`` distinct counts from 0 to k stands for 0..k (said in ``method``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``assumed_msc``, ``assumed_sham`` (proportions), ``imputed_msc``,
-        ``imputed_sham`` (responders added), ``estimate`` (difference), ``ci_low``,
-        ``ci_high`` (Newcombe), ``p_value``, ``significant`` (p < alpha).
+        One row per scenario: ``responders_msc``, ``responders_sham`` (non-evaluable assumed to
+        respond), ``not_evaluable_msc``, ``not_evaluable_sham`` (each arm's k), ``events_msc``,
+        ``n_msc``, ``events_sham``, ``n_sham`` (after adding them), ``estimate`` (difference),
+        ``ci_low``, ``ci_high`` (Newcombe), ``p_value``, ``significant`` (p < alpha),
+        ``method``. Sorted by the two counts.
     """
     x1, n1, x2, n2 = counts(resp)
-    miss1 = int(((resp["arm"] == config.ARMS[0]) & resp["responder"].isna()).sum())
-    miss2 = int(((resp["arm"] == config.ARMS[1]) & resp["responder"].isna()).sum())
-    grid = np.round(np.linspace(0, 1, steps), 10)
+    k1 = int(((resp["arm"] == config.ARMS[0]) & resp["responder"].isna()).sum())
+    k2 = int(((resp["arm"] == config.ARMS[1]) & resp["responder"].isna()).sum())
+    j1s, j2s = _tipping_counts(k1, max_steps), _tipping_counts(k2, max_steps)
+    method = "non-evaluable counted as responders j of k, every combination; Newcombe CI; Yates chi-square"
+    spaced = [f"{arm} (k = {k})" for arm, k, js in ((config.ARMS[0], k1, j1s), (config.ARMS[1], k2, j2s)) if len(js) < k + 1]
+    if spaced:
+        method += f"; {max_steps} evenly spaced counts from 0 to k for {' and '.join(spaced)}"
     rows = []
-    for a1 in grid:
-        for a2 in grid:
-            k1, k2 = int(round(a1 * miss1)), int(round(a2 * miss2))
-            est, lo, hi, _, p = _rd(x1 + k1, n1 + miss1, x2 + k2, n2 + miss2)
-            rows.append((a1, a2, k1, k2, est, lo, hi, p))
-    out = pd.DataFrame(rows, columns=["assumed_msc", "assumed_sham", "imputed_msc", "imputed_sham", "estimate",
-                                      "ci_low", "ci_high", "p_value"])
-    out["significant"] = out["p_value"] < alpha
-    return out
+    for j1 in j1s:
+        for j2 in j2s:
+            a, na, b, nb = x1 + int(j1), n1 + k1, x2 + int(j2), n2 + k2
+            est, lo, hi, _, p = _rd(a, na, b, nb)
+            m = method
+            if min(na, nb) == 0:
+                m = not_estimable(method, _arms_without({config.ARMS[0]: na, config.ARMS[1]: nb}, "participant"))
+            elif np.isnan(p):
+                m += "; p not estimable: " + ("every participant responded" if a + b == na + nb else "no participant responded")
+            rows.append((int(j1), int(j2), k1, k2, a, na, b, nb, est, lo, hi, p, m))
+    out = pd.DataFrame(rows, columns=["responders_msc", "responders_sham", "not_evaluable_msc", "not_evaluable_sham",
+                                      "events_msc", "n_msc", "events_sham", "n_sham", "estimate", "ci_low", "ci_high",
+                                      "p_value", "method"])
+    out["significant"] = (out["p_value"] < alpha).to_numpy(dtype=bool)
+    return out[[*out.columns[:-2], "significant", "method"]]
+
+
+# Threshold grids of the sensitivity analysis: each includes the default of config.py.
+VAS_ABS_GRID = (10, 15, 20, 25, 30, 35, 40)  # mm
+VAS_REL_GRID = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
+ODI_REL_GRID = (0.10, 0.20, 0.30, 0.40)  # fraction of baseline (relative rule)
+ODI_ABS_GRID = (10, 15, 20, 25, 30)  # points (absolute rule)
 
 
 def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
-                   vas_abs=(10, 15, 20, 25, 30, 35, 40), vas_rel=(0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40),
-                   odi_rel=(0.10, 0.20, 0.30, 0.40), odi_rule: str = "relative") -> pd.DataFrame:
+                   vas_abs=VAS_ABS_GRID, vas_rel=VAS_REL_GRID, odi_thresholds=None,
+                   odi_rule: str = "relative") -> pd.DataFrame:
     """Responder risk difference over a grid of thresholds (evaluable participants at each point).
+
+    Parameters
+    ----------
+    wide : DataFrame
+        :func:`wide_outcomes`.
+    vas_abs, vas_rel : sequence of float
+        VAS thresholds: absolute (mm) and relative (fraction of baseline).
+    odi_thresholds : sequence of float, optional
+        ODI thresholds in the unit of ``odi_rule``: fractions of baseline (``relative``, default
+        :data:`ODI_REL_GRID`) or points (``absolute``, default :data:`ODI_ABS_GRID`).
+    odi_rule : str
+        ``relative`` or ``absolute`` (see :func:`respine_nb.endpoints.odi_criterion`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``vas_abs_mm``, ``vas_rel``, ``odi_rel``, ``estimate_msc``, ``estimate_sham``,
-        ``estimate`` (difference), ``ci_low``, ``ci_high`` (Newcombe), ``p_value`` (Yates), ``n``.
+        Columns ``vas_abs_mm``, ``vas_rel``, ``odi_rule``, ``odi_threshold`` (fraction or
+        points), ``estimate_msc``, ``estimate_sham``, ``estimate`` (difference), ``ci_low``,
+        ``ci_high`` (Newcombe), ``p_value`` (Yates), ``n``, ``method`` (with the reason when
+        not estimable, e.g. nobody evaluable in an arm at the visit).
     """
     from . import endpoints
 
+    if odi_rule not in config.ODI_RULES:
+        raise ValueError(f"odi_rule must be one of {config.ODI_RULES}, not {odi_rule!r}")
+    if odi_thresholds is None:
+        odi_thresholds = ODI_REL_GRID if odi_rule == "relative" else ODI_ABS_GRID
     msc = (wide["arm"] == config.ARMS[0]).to_numpy()
     vas = {(a, r): endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
            for a in vas_abs for r in vas_rel}
+    method = f"responder rule at each threshold (ODI {odi_rule}); Newcombe CI; Yates chi-square"
     rows = []
-    for o in odi_rel:
-        om = endpoints.odi_criterion(wide["odi_0"], wide[f"odi_{visit_month}"], rule=odi_rule, rel=o)
+    for o in odi_thresholds:
+        om = endpoints.odi_criterion(wide["odi_0"], wide[f"odi_{visit_month}"], rule=odi_rule,
+                                     **({"rel": o} if odi_rule == "relative" else {"abs_points": o}))
         for a in vas_abs:
             for r in vas_rel:
                 resp = endpoints.responder(vas[(a, r)], om).to_numpy(dtype=float, na_value=np.nan)
@@ -627,9 +758,16 @@ def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
                 x1, n1 = int(resp[ok & msc].sum()), int((ok & msc).sum())
                 x2, n2 = int(resp[ok & ~msc].sum()), int((ok & ~msc).sum())
                 est, lo, hi, _, p = _rd(x1, n1, x2, n2)
-                rows.append((a, r, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, est, lo, hi, p, n1 + n2))
-    return pd.DataFrame(rows, columns=["vas_abs_mm", "vas_rel", "odi_rel", "estimate_msc", "estimate_sham",
-                                       "estimate", "ci_low", "ci_high", "p_value", "n"])
+                m = method
+                if min(n1, n2) == 0:
+                    m = not_estimable(method, _arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
+                elif np.isnan(p):
+                    m += "; p not estimable: " + ("every participant responded" if x1 + x2 == n1 + n2
+                                                  else "no participant responded")
+                rows.append((a, r, odi_rule, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, est, lo, hi, p,
+                             n1 + n2, m))
+    return pd.DataFrame(rows, columns=["vas_abs_mm", "vas_rel", "odi_rule", "odi_threshold", "estimate_msc",
+                                       "estimate_sham", "estimate", "ci_low", "ci_high", "p_value", "n", "method"])
 
 
 def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -752,7 +890,8 @@ def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.Dat
             p.insert(0, "measure", m)
             rows.append(p)
     out = pd.concat(rows, ignore_index=True)
-    out["method"] = [f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI" for m in out["measure"]]
+    out["method"] = [_relabel(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
+                     for m, old in zip(out["measure"], out["method"])]
     return out
 
 
@@ -762,12 +901,14 @@ def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``.
+        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``,
+        ``method`` (with the reason where nobody was evaluable, e.g. a visit nobody reached).
     """
     d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
     rows = [proportions(d[d["visit_month"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
     out = pd.concat(rows, ignore_index=True)
-    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high"]]
+    out["method"] = [_relabel(m, "proportion of evaluable; Wilson score CI") for m in out["method"]]
+    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"]]
 
 
 def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
@@ -779,7 +920,9 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
     -------
     pandas.DataFrame
         pingouin's table (``Source``, ``SS``, ``DF1``, ``DF2``, ``MS``, ``F``, ``p_unc``,
-        ``np2``, ``eps``) plus ``n_completers``.
+        ``np2``, ``eps``) plus ``n_completers`` and ``method``; the three rows with NaN and the
+        reason in ``method`` when the ANOVA cannot be computed (fewer than 2 visits, fewer
+        than 2 completers in an arm, no variation).
     """
     import pingouin as pg
 
@@ -788,8 +931,22 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
     full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
     d = d[full].assign(change=lambda x: x["change"].astype(float), arm=lambda x: x["arm"].astype(str),
                        subject_id=lambda x: x["subject_id"].astype(str))
+    method = "mixed ANOVA of the change (arm between, visit within), completers (pingouin)"
+    per_arm = d.groupby("arm")["subject_id"].nunique().reindex(list(config.ARMS), fill_value=0)
+    reason = ("fewer than 2 post-baseline visits" if d["visit_month"].nunique() < 2 else
+              _arms_without(per_arm.to_dict(), "completer") or
+              ("fewer than 2 completers in an arm" if per_arm.min() < 2 else "") or
+              ("no variation in the change" if d["change"].nunique() < 2 else ""))
+    if reason:
+        out = pd.DataFrame({"Source": ["arm", "visit_month", "Interaction"]})
+        for c in ("SS", "DF1", "DF2", "MS", "F", "p_unc", "np2", "eps"):
+            out[c] = np.nan
+        out["n_completers"] = d["subject_id"].nunique()
+        out["method"] = not_estimable(method, reason)
+        return out
     out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
     out["n_completers"] = d["subject_id"].nunique()
+    out["method"] = method
     return out
 
 
@@ -803,14 +960,15 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per grade: ``grade``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``;
-        ``attrs["spearman"]`` holds Spearman's rho, its p and n over all grades.
+        ``attrs["spearman"]`` holds Spearman's rho, its p and n over all grades (NaN with fewer
+        than 3 participants, one grade or one T2 value).
     """
     import pingouin as pg
 
     d = admri[(admri["visit_month"] == visit_month)].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
     rows = [{"grade": int(g), **mean_ci(x["t2_np_ms"])} for g, x in d.groupby("pfirrmann_grade", sort=True)]
     out = pd.DataFrame(rows)
-    if len(d) >= 3 and d["pfirrmann_grade"].nunique() > 1:
+    if len(d) >= 3 and d["pfirrmann_grade"].nunique() > 1 and d["t2_np_ms"].nunique() > 1:
         c = pg.corr(d["pfirrmann_grade"].astype(float), d["t2_np_ms"].astype(float), method="spearman")
         out.attrs["spearman"] = {"rho": float(c["r"].iloc[0]), "p_value": float(c["p_val"].iloc[0]), "n": len(d)}
     else:
@@ -845,7 +1003,8 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     -------
     pandas.DataFrame
         One row per arm: ``group``, ``n``, ``mean_baseline``, ``mean_value``, ``estimate``
-        (mean change), ``sd``, ``ci_low``, ``ci_high``, ``p_value`` (paired t), ``method``.
+        (mean change), ``sd``, ``ci_low``, ``ci_high``, ``p_value`` (paired t), ``method``
+        (with the reason when fewer than 2 participants, or no variation, leave a number empty).
     """
     import pingouin as pg
 
@@ -853,10 +1012,19 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     for arm in config.ARMS:
         d = pairs[pairs["arm"] == arm]
         s = mean_ci(d["change"], level)
-        p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0]) if len(d) > 1 else np.nan
-        rows.append({"group": arm, "n": s["n"], "mean_baseline": d["baseline"].mean(), "mean_value": d["value"].mean(),
+        method = "mean change, t CI; paired t test"
+        if len(d) < 2:
+            method = not_estimable(method, f"fewer than 2 participants with both visits in {arm}")
+            p = np.nan
+        elif not s["sd"] > 0:
+            method += "; p not estimable: no variation in the change"
+            p = np.nan
+        else:
+            p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0])
+        rows.append({"group": arm, "n": s["n"], "mean_baseline": d["baseline"].mean() if len(d) else np.nan,
+                     "mean_value": d["value"].mean() if len(d) else np.nan,
                      "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                     "p_value": p, "method": "mean change, t CI; paired t test"})
+                     "p_value": p, "method": method})
     return pd.DataFrame(rows)
 
 
@@ -867,17 +1035,31 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row: ``group`` (contrast), ``estimate``, ``se``, ``df``, ``ci_low``, ``ci_high``,
-        ``p_value``, ``n``, ``method``.
+        ``p_value``, ``n``, ``method``; NaN with the reason in ``method`` when an arm is empty,
+        fewer than 4 participants, or no residual variation.
     """
     import statsmodels.api as sm
 
-    X = np.column_stack([np.ones(len(pairs)), (pairs["arm"] == config.ARMS[0]).astype(float), pairs["baseline"]])
-    fit = sm.OLS(pairs["change"].to_numpy(dtype=float), X).fit()
+    method = "ANCOVA (OLS): change ~ arm + baseline"
+    msc = (pairs["arm"] == config.ARMS[0]).to_numpy(dtype=float)
+    X = np.column_stack([np.ones(len(pairs)), msc, pairs["baseline"].to_numpy(dtype=float)])
+    y = pairs["change"].to_numpy(dtype=float)
+    n_arm = {config.ARMS[0]: int(msc.sum()), config.ARMS[1]: int(len(msc) - msc.sum())}
+    reason = (_arms_without(n_arm, "participant with both visits") or
+              ("fewer than 4 participants with both visits" if len(pairs) < 4 else "") or
+              ("arm confounded with baseline" if np.linalg.matrix_rank(X) < 3 else ""))
+    if not reason:
+        fit = sm.OLS(y, X).fit()
+        if not fit.ssr > 1e-12 * max(1.0, float(y @ y)):
+            reason = "the model fits exactly (no residual variation)"
+    if reason:
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "se": np.nan, "df": np.nan,
+                              "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": len(pairs),
+                              "method": not_estimable(method, reason)}])
     lo, hi = fit.conf_int(alpha=1 - level)[1]
     return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(fit.params[1]), "se": float(fit.bse[1]),
                           "df": float(fit.df_resid), "ci_low": float(lo), "ci_high": float(hi),
-                          "p_value": float(fit.pvalues[1]), "n": len(pairs),
-                          "method": "ANCOVA (OLS): change ~ arm + baseline"}])
+                          "p_value": float(fit.pvalues[1]), "n": len(pairs), "method": method}])
 
 
 def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
@@ -907,7 +1089,7 @@ def grade_worsening(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
     d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
     d = d.assign(worse=(d["pfirrmann_grade"] > d["base_pfirrmann_grade"]).to_numpy(dtype=bool))
     out = proportions(d, outcome="worse")
-    out["method"] = "proportion with a higher grade than at baseline; Wilson CI"
+    out["method"] = [_relabel(m, "proportion with a higher grade than at baseline; Wilson CI") for m in out["method"]]
     return out
 
 
@@ -917,15 +1099,17 @@ def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -
     Returns
     -------
     dict
-        ``n``, ``estimate`` (r), ``ci_low``, ``ci_high``, ``p_value``.
+        ``n``, ``estimate`` (r), ``ci_low``, ``ci_high``, ``p_value``; when not estimable (fewer
+        than 4 pairs, a constant variable) NaN and a ``reason``.
     """
     import pingouin as pg
 
     d = pd.DataFrame({"x": pd.to_numeric(pd.Series(x), errors="coerce").astype(float).to_numpy(),
                       "y": pd.to_numeric(pd.Series(y), errors="coerce").astype(float).to_numpy()}).dropna()
     n = len(d)
-    if n < 4:
-        return {"n": n, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
+    if n < 4 or d["x"].nunique() < 2 or d["y"].nunique() < 2:
+        return {"n": n, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+                "reason": "fewer than 4 participants" if n < 4 else "no variation"}
     c = pg.corr(d["x"], d["y"], method=method)
     r = float(c["r"].iloc[0])
     lo, hi = pg.compute_esci(stat=r, nx=n, ny=n, eftype="r", confidence=level, decimals=12)
@@ -949,8 +1133,11 @@ def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month:
         d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float))
         for group in (*config.ARMS, "all"):
             dd = d if group == "all" else d[d["arm"] == group]
-            rows.append({"measure": m, "group": group, **correlation(dd["change"], dd["symptom"]),
-                         "method": "Pearson r, Fisher z CI (pingouin)"})
+            c = correlation(dd["change"], dd["symptom"])
+            method = "Pearson r, Fisher z CI (pingouin)"
+            reason = c.pop("reason", "")
+            rows.append({"measure": m, "group": group, **c,
+                         "method": not_estimable(method, reason) if reason else method})
     return pd.DataFrame(rows)
 
 
@@ -977,14 +1164,20 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
     pandas.DataFrame
         One row per arm: ``group``, ``n``, ``events``, ``estimate`` (median, months; NaN if
         not reached), ``ci_low``, ``ci_high`` (from the log-log pointwise band, lifelines'
-        default, as R ``survfit(conf.type = "log-log")``), ``method``.
+        default, as R ``survfit(conf.type = "log-log")``), ``method`` (``not estimable: median
+        not reached``, or no participant in the arm).
     """
     from lifelines import KaplanMeierFitter
     from lifelines.utils import median_survival_times
 
     rows = []
+    method = "Kaplan-Meier median (lifelines); log-log CI"
     for arm in config.ARMS:
         d = adtte[adtte["arm"] == arm]
+        if d.empty:
+            rows.append({"group": arm, "n": 0, "events": 0, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                         "method": not_estimable(method, f"no participant evaluable after baseline in {arm}")})
+            continue
         kmf = KaplanMeierFitter(alpha=1 - level).fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
         sf = kmf.survival_function_
         med = _km_median(sf.index.to_numpy(dtype=float), sf[arm].to_numpy(dtype=float))
@@ -992,7 +1185,7 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
         lo, hi = (float(ci.iloc[0, 0]), float(ci.iloc[0, 1])) if len(ci) else (np.nan, np.nan)
         rows.append({"group": arm, "n": len(d), "events": int(d["event"].sum()), "estimate": med,
                      "ci_low": lo if np.isfinite(lo) else np.nan, "ci_high": hi if np.isfinite(hi) else np.nan,
-                     "method": "Kaplan-Meier median (lifelines); log-log CI"})
+                     "method": method if np.isfinite(med) else not_estimable(method, "median not reached")})
     return pd.DataFrame(rows)
 
 
@@ -1002,11 +1195,18 @@ def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row: ``group``, ``statistic`` (chi-square, 1 df), ``p_value``, ``n``, ``method``.
+        One row: ``group``, ``statistic`` (chi-square, 1 df), ``p_value``, ``n``, ``method``
+        (NaN and the reason when an arm is empty or there is no event).
     """
     from lifelines.statistics import logrank_test
 
     a, b = adtte[adtte["arm"] == config.ARMS[0]], adtte[adtte["arm"] == config.ARMS[1]]
+    method = "log-rank test"
+    reason = (_arms_without({config.ARMS[0]: len(a), config.ARMS[1]: len(b)}, "participant evaluable after baseline")
+              or ("no event in either arm" if not adtte["event"].astype(bool).any() else ""))
+    if reason:
+        return pd.DataFrame([{"group": config.CONTRAST, "statistic": np.nan, "p_value": np.nan, "n": len(adtte),
+                              "method": not_estimable(method, reason)}])
     r = logrank_test(a["time"].astype(float), b["time"].astype(float), a["event"].astype(bool), b["event"].astype(bool))
     return pd.DataFrame([{"group": config.CONTRAST, "statistic": float(r.test_statistic), "p_value": float(r.p_value),
                           "n": len(adtte), "method": "log-rank test"}])
@@ -1020,6 +1220,38 @@ def _cox_frame(adtte: pd.DataFrame, covariates) -> pd.DataFrame:
     return d.dropna()
 
 
+def _fit_quietly(fit_fn):
+    """Run a lifelines fit; (fitted model, None) or (None, reason) when it fails or warns that it did
+    not converge (lifelines' ConvergenceWarning/ConvergenceError, a singular or degenerate model)."""
+    import warnings
+
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning, StatisticalWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", StatisticalWarning)
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            fitted = fit_fn()
+        except (ConvergenceError, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+            return None, f"the model did not converge ({type(exc).__name__})"
+    bad = [w for w in caught if issubclass(w.category, (ConvergenceWarning, StatisticalWarning, RuntimeWarning))]
+    if bad:
+        return None, "the model did not converge"
+    for w in caught:  # anything else is not ours to hide
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return fitted, None
+
+
+def _event_reason(frame: pd.DataFrame, what: str = "participant evaluable after baseline") -> str:
+    n = {arm: int(((frame["msc"] == 1) if arm == config.ARMS[0] else (frame["msc"] == 0)).sum()) for arm in config.ARMS}
+    ev = {arm: int(frame.loc[(frame["msc"] == 1) if arm == config.ARMS[0] else (frame["msc"] == 0), "event"].sum())
+          for arm in config.ARMS}
+    if not sum(ev.values()) and min(n.values()):
+        return "no event in either arm"
+    return _arms_without(n, what) or _arms_without(ev, "event")
+
+
 def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL):
     """Cox proportional hazards model, Efron ties (lifelines; as R ``coxph`` default).
 
@@ -1027,23 +1259,37 @@ def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL):
     -------
     tuple
         (one-row DataFrame: ``group``, ``estimate`` (hazard ratio BM-MSC vs sham), ``ci_low``,
-        ``ci_high`` (Wald), ``p_value`` (Wald), ``coef``, ``se``, ``n``, ``events``, ``method``;
-        the fitted ``CoxPHFitter``; the model frame).
+        ``ci_high`` (Wald, exp(coef -/+ z se) at ``level``, as R ``confint``), ``p_value``
+        (Wald), ``coef``, ``se``, ``n``, ``events``, ``method``; the fitted ``CoxPHFitter``, or
+        None when not estimable (an arm empty or without event, a model that does not
+        converge: NaN and the reason in ``method``); the model frame).
     """
     from lifelines import CoxPHFitter
 
     d = _cox_frame(adtte, covariates)
-    # precision 1e-10: lifelines' default (1e-7) stops about 1e-4 short of R's coefficient
-    fit = CoxPHFitter(alpha=1 - level).fit(d, "time", "event", fit_options={"precision": 1e-10})
-    s = fit.summary.loc["msc"]
     adj = f"; adjusted for {', '.join(covariates)}" if covariates else ""
-    row = pd.DataFrame([{"group": config.CONTRAST, "estimate": float(s["exp(coef)"]),
-                         "ci_low": float(np.exp(s["coef lower 95%"])) if level == 0.95 else float(np.exp(s.iloc[5])),
-                         "ci_high": float(np.exp(s["coef upper 95%"])) if level == 0.95 else float(np.exp(s.iloc[6])),
-                         "p_value": float(s["p"]), "coef": float(s["coef"]), "se": float(s["se(coef)"]),
-                         "n": len(d), "events": int(d["event"].sum()),
-                         "method": f"Cox PH, Efron ties; Wald CI and p{adj}"}])
-    return row, fit, d
+    method = f"Cox PH, Efron ties; Wald CI and p{adj}"
+    reason = _event_reason(d)
+    if not reason and any(d[c].nunique() < 2 for c in covariates):
+        reason = "a covariate does not vary"
+    fit = None
+    if not reason:
+        # precision 1e-10: lifelines' default (1e-7) stops about 1e-4 short of R's coefficient
+        fit, reason = _fit_quietly(lambda: CoxPHFitter(alpha=1 - level).fit(d, "time", "event",
+                                                                            fit_options={"precision": 1e-10}))
+    if not reason:
+        s = fit.summary.loc["msc"]
+        b, se, z = float(s["coef"]), float(s["se(coef)"]), _z(level)
+        if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
+            reason = "the model did not converge (infinite confidence bound)"
+    if reason:
+        row = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "coef": np.nan,
+               "se": np.nan, "method": not_estimable(method, reason)}
+    else:
+        row = {"estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)), "ci_high": float(np.exp(b + z * se)),
+               "p_value": float(s["p"]), "coef": b, "se": se, "method": method}
+    out = pd.DataFrame([{"group": config.CONTRAST, **row, "n": len(d), "events": int(d["event"].sum())}])
+    return out[["group", "estimate", "ci_low", "ci_high", "p_value", "coef", "se", "n", "events", "method"]], fit, d
 
 
 def ph_test(fit, frame: pd.DataFrame) -> pd.DataFrame:
@@ -1052,13 +1298,18 @@ def ph_test(fit, frame: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per covariate: ``covariate``, ``statistic``, ``p_value``.
+        One row per covariate: ``covariate``, ``statistic``, ``p_value``, ``method``; with
+        ``fit`` None (the Cox model was not estimable) one row for ``msc`` with NaN.
     """
     from lifelines.statistics import proportional_hazard_test
 
+    method = "Schoenfeld residual test, KM time scale"
+    if fit is None:
+        return pd.DataFrame({"covariate": ["msc"], "statistic": [np.nan], "p_value": [np.nan],
+                             "method": [not_estimable(method, "no Cox model")]})
     r = proportional_hazard_test(fit, frame, time_transform="km").summary
     return pd.DataFrame({"covariate": list(r.index), "statistic": r["test_statistic"].to_numpy(),
-                         "p_value": r["p"].to_numpy()})
+                         "p_value": r["p"].to_numpy(), "method": method})
 
 
 def turnbull_npmle(left, right, tol: float = 1e-12, max_iter: int = 100_000) -> pd.DataFrame:
@@ -1073,10 +1324,12 @@ def turnbull_npmle(left, right, tol: float = 1e-12, max_iter: int = 100_000) -> 
     -------
     pandas.DataFrame
         One row per Turnbull (innermost) interval: ``lower``, ``upper`` (the mass lies in
-        (lower, upper]), ``mass``, ``survival`` (S after the interval).
+        (lower, upper]), ``mass``, ``survival`` (S after the interval); no row without data.
     """
     left = np.asarray(left, dtype=float)
     right = np.asarray(right, dtype=float)
+    if not len(left):
+        return pd.DataFrame({"lower": [], "upper": [], "mass": [], "survival": []}, dtype=float)
     # innermost intervals: a left endpoint immediately followed by a right endpoint; at equal
     # values a right endpoint (closed) sorts before a left endpoint (open)
     ends = sorted([(v, 1) for v in set(left)] + [(v, 0) for v in set(right)])
@@ -1104,14 +1357,14 @@ def turnbull(adtte: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``group``, ``lower``, ``upper``, ``mass``, ``survival``, ``cumulative`` (1 - S
         after the interval; the NPMLE does not say where inside the interval the mass lies,
-        and has no standard CI).
+        and has no standard CI). An arm without participants has no row.
     """
     rows = []
     for arm in config.ARMS:
         d = adtte[adtte["arm"] == arm]
         t = turnbull_npmle(d["left"], d["right"])
         rows.append(t.assign(group=arm, cumulative=1 - t["survival"]))
-    out = pd.concat(rows, ignore_index=True)
+    out = pd.concat(rows, ignore_index=True).astype({"group": object})
     return out[["group", "lower", "upper", "mass", "survival", "cumulative"]]
 
 
@@ -1124,19 +1377,30 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
     Returns
     -------
     pandas.DataFrame
-        One row: ``group``, ``estimate`` (time ratio), ``ci_low``, ``ci_high``, ``p_value``,
-        ``n``, ``method``.
+        One row: ``group``, ``estimate`` (time ratio), ``ci_low``, ``ci_high`` (exp(coef -/+ z se)
+        at ``level``), ``p_value``, ``n``, ``method``; NaN with the reason in ``method`` when an
+        arm is empty or has no event, or the fit does not converge.
     """
     from lifelines import WeibullAFTFitter
 
     d = pd.DataFrame({"lower": adtte["left"].astype(float).to_numpy(), "upper": adtte["right"].astype(float).to_numpy(),
                       "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy()})
-    fit = WeibullAFTFitter(alpha=1 - level).fit_interval_censoring(d, "lower", "upper")
+    method = "Weibull AFT, interval-censored (lifelines); time ratio, Wald CI"
+    reason = _event_reason(d.assign(event=np.isfinite(d["upper"]).astype(int)))
+    if not reason:
+        fit, reason = _fit_quietly(lambda: WeibullAFTFitter(alpha=1 - level).fit_interval_censoring(d, "lower", "upper"))
+    if reason:
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": np.nan, "n": len(d), "method": not_estimable(method, reason)}])
     s = fit.summary.loc[("lambda_", "msc")]
-    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(np.exp(s["coef"])),
-                          "ci_low": float(np.exp(s["coef lower 95%"])), "ci_high": float(np.exp(s["coef upper 95%"])),
-                          "p_value": float(s["p"]), "n": len(d),
-                          "method": "Weibull AFT, interval-censored (lifelines); time ratio, Wald CI"}])
+    b, se, z = float(s["coef"]), float(s["se(coef)"]), _z(level)
+    if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": np.nan, "n": len(d),
+                              "method": not_estimable(method, "the model did not converge (infinite confidence bound)")}])
+    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)),
+                          "ci_high": float(np.exp(b + z * se)), "p_value": float(s["p"]), "n": len(d),
+                          "method": method}])
 
 
 def status_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
@@ -1165,15 +1429,26 @@ def durability(status: pd.DataFrame, from_visit: int = 12, to_visit: int = 24) -
     Returns
     -------
     pandas.DataFrame
-        Columns of :func:`proportions` plus ``responders_at_start`` and ``not_evaluable_later``.
+        Columns of :func:`proportions` plus ``responders_at_start`` and ``not_evaluable_later``;
+        NaN with the reason in ``method`` (e.g. ``no participant reached month 24``) where no
+        one can be counted.
     """
     w = status.pivot(index=["subject_id", "arm"], columns="visit_month", values="status").reset_index()
+    for v in (from_visit, to_visit):
+        if v not in w.columns:
+            w[v] = "not evaluable"
     start = w[w[from_visit] == "responder"]
     later = start[start[to_visit].isin(["responder", "non-responder"])]
     out = proportions(later.assign(still=(later[to_visit] == "responder").to_numpy()), outcome="still")
     out["responders_at_start"] = [int((start["arm"] == a).sum()) for a in config.ARMS]
     out["not_evaluable_later"] = out["responders_at_start"] - out["n"]
-    out["method"] = f"month-{from_visit} responders still responding at month {to_visit}; Wilson CI"
+    method = f"month-{from_visit} responders still responding at month {to_visit}; Wilson CI"
+    reached = status.loc[status["visit_month"] == to_visit, "status"].isin(["responder", "non-responder"]).any()
+    out["method"] = [method if n else not_estimable(
+        method, f"no month-{from_visit} responder in {arm}" if not start_n else
+        f"no participant reached month {to_visit}" if not reached else
+        f"no month-{from_visit} responder in {arm} evaluable at month {to_visit}")
+        for arm, n, start_n in zip(out["group"], out["n"], out["responders_at_start"])]
     return out
 
 
@@ -1209,10 +1484,11 @@ def ae_overview(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame:
             who = set(hit.loc[hit["arm"] == arm, "subject_id"]) & ids if len(hit) else set()
             n, x = len(ids), len(who)
             lo, hi = wilson_ci(x, n)
+            method = "participants with >= 1 event / treated; Wilson CI"
             rows.append({"category": key, "label": label, "group": arm, "events": x, "n": n,
                          "estimate": x / n if n else np.nan, "ci_low": lo, "ci_high": hi,
                          "n_events": int((hit["arm"] == arm).sum()) if len(hit) else 0,
-                         "method": "participants with >= 1 event / treated; Wilson CI"})
+                         "method": method if n else not_estimable(method, f"no treated participant in {arm}")})
     return pd.DataFrame(rows)
 
 
@@ -1289,7 +1565,8 @@ def new_sensitisation(immunology: pd.DataFrame, subjects: pd.DataFrame, by_visit
     per = later.groupby("subject_id")["pos"].any().rename("new").reset_index()
     per = per.merge(subjects[["subject_id", "arm"]], on="subject_id")
     out = proportions(per, outcome="new")
-    out["method"] = f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI"
+    out["method"] = [_relabel(m, f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI")
+                     for m in out["method"]]
     return out
 
 

@@ -1,6 +1,9 @@
 """Table 1 and publication tables (built with tableone)."""
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from tableone import TableOne
@@ -25,11 +28,12 @@ SKEW_LIMIT = 1.0  # |sample skewness| above this: median [Q1, Q3] instead of mea
 
 
 def skewed(adsl: pd.DataFrame, columns) -> list[str]:
-    """Continuous columns whose pooled sample skewness exceeds :data:`SKEW_LIMIT` in absolute value."""
+    """Continuous columns whose pooled sample skewness exceeds :data:`SKEW_LIMIT` in absolute value
+    (a constant column, or one with fewer than 3 values, has no skewness: not skewed)."""
     out = []
     for c in columns:
         x = pd.to_numeric(adsl[c], errors="coerce").astype(float).dropna()
-        if len(x) > 2 and abs(sps.skew(x, bias=False)) > SKEW_LIMIT:
+        if len(x) > 2 and x.nunique() > 1 and abs(sps.skew(x, bias=False)) > SKEW_LIMIT:
             out.append(c)
     return out
 
@@ -67,11 +71,15 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         else:
             df[c] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
     nonnormal = skewed(df, [c for c in cols if c not in categorical])
-    return TableOne(
-        df, columns=cols, categorical=categorical, nonnormal=nonnormal, groupby="arm",
-        order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
-        rename=variables, decimals=decimals, label_suffix=True,
-    )
+    # An SD of fewer than 2 values (an arm with one measured participant) and the SMD of a constant
+    # variable are undefined: tableone shows them empty; only those two expected messages are silenced.
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0 for slice", RuntimeWarning)
+        return TableOne(
+            df, columns=cols, categorical=categorical, nonnormal=nonnormal, groupby="arm",
+            order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
+            rename=variables, decimals=decimals, label_suffix=True,
+        )
 
 
 def fmt_ci(estimate, low, high, digits: int = 1, percent: bool = False) -> str:
