@@ -78,3 +78,11 @@ def test_ard_long_format(tmp_path):
     assert set(rd["group1"]) == {"ARM"} and set(rd["group1_level"]) == {"BM-MSC vs Sham"} and set(rd["variable"]) == {"RESP"}
     corr = ard[ard["analysis_id"] == "mri.t2_vs_odi.corr"]
     assert set(corr["group1"]) == {""} and list(corr["stat"]) == ["0.03", "", "", "", "89"]
+
+
+def test_a_fixed_method_keeps_the_frames_reason():
+    df = pd.DataFrame({"group": ["BM-MSC", "Sham"], "estimate": [0.5, float("nan")],
+                       "method": ["Wilson CI", "Wilson CI; not estimable: no evaluable participant in Sham"]})
+    got = results.rows(df, "primary.responders", method="proportion of evaluable; Wilson CI")
+    assert list(got["method"]) == ["proportion of evaluable; Wilson CI",
+                                   "proportion of evaluable; Wilson CI; not estimable: no evaluable participant in Sham"]

@@ -84,6 +84,10 @@ def rows(df: pd.DataFrame, analysis_id: str, **fixed) -> pd.DataFrame:
     for col in COLUMNS:
         if col == "analysis_id":
             out[col] = analysis_id
+        elif col == "method" and "method" in fixed and "method" in df.columns:
+            # a fixed method names the analysis; the frame's reasons (not estimable, suppressed) stay
+            reasons = df["method"].astype(str).str.extract(r"(; (?:p )?not estimable: .*|; suppressed: .*)$")[0]
+            out[col] = (str(fixed["method"]) + reasons.fillna("")).to_numpy()
         elif col in fixed:
             out[col] = fixed[col]
         elif col in df.columns:
