@@ -86,3 +86,13 @@ def test_a_fixed_method_keeps_the_frames_reason():
     got = results.rows(df, "primary.responders", method="proportion of evaluable; Wilson CI")
     assert list(got["method"]) == ["proportion of evaluable; Wilson CI",
                                    "proportion of evaluable; Wilson CI; not estimable: no evaluable participant in Sham"]
+
+
+def test_complete_adds_the_missing_groups_with_the_reason():
+    df = pd.DataFrame({"group": ["Sham"], "estimate": [0.2], "method": ["Wilson CI"]})
+    got = results.complete(df, ["BM-MSC", "Sham"], "no sample at month 6", method="Wilson CI")
+    assert list(got["group"]) == ["BM-MSC", "Sham"] and pd.isna(got["estimate"].iloc[0])
+    assert got["method"].iloc[0] == "Wilson CI; not estimable: no sample at month 6"
+    empty = results.complete(pd.DataFrame(columns=["group", "estimate"]), ["BM-MSC", "Sham"], "no immunology table")
+    assert list(empty["method"]) == ["not estimable: no immunology table"] * 2
+    assert df["group"].tolist() == ["Sham"]  # input untouched

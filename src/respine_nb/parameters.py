@@ -229,6 +229,8 @@ POPULATION_TEXT = {
     "treated": "participants who received the allocated procedure, evaluable ones",
 }
 POPULATION_SHORT = {"evaluable": "among evaluable", "nri": "all randomised, NRI", "treated": "among treated evaluable"}
+POPULATION_DENOMINATOR = {"evaluable": "evaluable participants", "nri": "randomised participants (NRI)",
+                          "treated": "treated evaluable participants"}  # "% of ..." in figure labels
 
 
 def setting(values: dict) -> str:

@@ -303,11 +303,13 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
 # --------------------------------------------------------------------------- primary endpoint
 
 
-def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int):
+def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int,
+               denominator: str = "evaluable participants"):
     """Left: responder proportion with its CI per arm; right: which criterion made the responders.
 
     ``props`` has ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``events``, ``n``;
-    ``composition`` is :func:`respine_nb.stats.responder_composition`.
+    ``composition`` is :func:`respine_nb.stats.responder_composition`; ``denominator`` names
+    the population the percentages are of (it labels the axis).
 
     Returns
     -------
@@ -344,7 +346,7 @@ def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int)
             bottom += v
     a2.set_xticks(range(len(config.ARMS)), config.ARMS)
     a2.set_ylim(0, 100)
-    a2.set_ylabel("% of evaluable participants")
+    a2.set_ylabel(f"% of {denominator}")
     a2.set_title("Criterion met: VAS, ODI or both")
     fig.tight_layout()
     return fig
@@ -444,8 +446,9 @@ def threshold_heatmaps(grid: pd.DataFrame, chosen):
     return fig
 
 
-def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
-    """Forest plot of the risk difference by subgroup level, with interaction p-values.
+def forest(sub: pd.DataFrame, overall: pd.Series | None = None, overall_label: str = "All evaluable"):
+    """Forest plot of the risk difference by subgroup level, with interaction p-values; the
+    overall row (``overall``, labelled ``overall_label``) first.
 
     Returns
     -------
@@ -460,7 +463,7 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None):
         if np.isfinite(est):
             ax.errorbar(est * 100, y, xerr=_err([est], [overall["ci_low"]], [overall["ci_high"]], 100), fmt="D",
                         color="black", capsize=2, ms=4)
-        labels.append("All evaluable" if np.isfinite(est) else "All evaluable (not estimable)")
+        labels.append(overall_label if np.isfinite(est) else f"{overall_label} (not estimable)")
         ys.append(y)
         y -= 2
     for name, g in sub.groupby("subgroup", sort=False):

@@ -97,6 +97,28 @@ def rows(df: pd.DataFrame, analysis_id: str, **fixed) -> pd.DataFrame:
     return check(out.reset_index(drop=True))
 
 
+def complete(df: pd.DataFrame, groups, reason: str, method: str = "") -> pd.DataFrame:
+    """``df`` with an empty row (estimate missing, ``method`` ending "not estimable: <reason>") for
+    each of ``groups`` it lacks, so that a row the contract requires is written whatever the data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``df`` (plus ``group`` and ``method``), rows in the order of ``groups``
+        followed by any other group of ``df``.
+    """
+    have = set(df["group"]) if "group" in df.columns else set()
+    extra = [g for g in groups if g not in have]
+    if not extra:
+        return df.copy()
+    filler = pd.DataFrame({"group": extra, "method": f"{method}; not estimable: {reason}" if method
+                           else f"not estimable: {reason}"})
+    out = pd.concat([df, filler], ignore_index=True) if len(df) else filler
+    order = {g: i for i, g in enumerate(groups)}
+    return out.assign(_o=out["group"].map(order).fillna(len(order))).sort_values("_o", kind="mergesort") \
+        .drop(columns="_o").reset_index(drop=True)
+
+
 def check(df: pd.DataFrame) -> pd.DataFrame:
     """Validate rows against the contract and normalise types; returns a new frame.
 

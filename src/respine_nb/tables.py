@@ -147,6 +147,17 @@ def suppress_small(df: pd.DataFrame, count_columns, min_cell: int, derived_colum
     return out
 
 
+def num_text(x, spec: str = ".1f", missing: str = "not estimable", scale: float = 1.0, suffix: str = "") -> str:
+    """``x`` formatted for running text (``format(x * scale, spec) + suffix``), or ``missing``
+    when it is NaN or None, so that a sentence stays true on data where a number cannot be
+    estimated."""
+    import math
+
+    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+        return missing
+    return f"{float(x) * scale:{spec}}{suffix}"
+
+
 def p_text(p) -> str:
     """``"p = 0.77"``, ``"p = 0.004"`` or ``"p < 0.001"`` for running text."""
     s = fmt_p(p)
