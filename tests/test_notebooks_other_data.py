@@ -62,7 +62,7 @@ def test_parameter_variants(tmp_path):
     run_all(config.SYNTHETIC_DIR, tmp_path / "a", "--only", "02_primary_endpoint", "05_time_to_response",
             "-p", "odi_rule", "absolute", "-p", "population", "nri", "-p", "vas_abs_mm", "15", "-p", "n_imputations", "5")
     rows = run_all(config.SYNTHETIC_DIR, tmp_path / "b", "--only", "02_primary_endpoint", "04_mri_t2",
-                   "06_safety_immunology", "-p", "population", "per_protocol", "-p", "min_cell", "5",
+                   "06_safety_immunology", "-p", "population", "treated", "-p", "min_cell", "5",
                    "-p", "visit_month", "6", "-p", "immunology_visit", "3", "-p", "n_imputations", "5")
     assert set(rows.loc[rows["analysis_id"] == "primary.responders", "visit_month"]) == {6}
     sae = rows[rows["analysis_id"] == "safety.related_sae"]
