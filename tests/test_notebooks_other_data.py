@@ -51,7 +51,10 @@ def test_without_optional_tables_and_without_adverse_events(tmp_path):
     rows = run_all(data, tmp_path / "out", "--only", "01_cohort", "06_safety_immunology", "-p", "min_cell", "5")
     safety = rows[rows["analysis_id"] == "safety.any_ae"].set_index("group")
     assert (safety["estimate"] == 0).all() and (safety["n"] > 0).all()
-    assert not any(rows["analysis_id"].str.startswith("immunology"))
+    # the contract's row is written all the same: empty, with the reason
+    imm = rows[rows["analysis_id"].str.startswith("immunology")]
+    assert set(imm["analysis_id"]) == {"immunology.anti_hla"} and imm["estimate"].isna().all()
+    assert imm["method"].str.endswith("not estimable: no immunology table in these data").all()
     nb = nbformat.read(tmp_path / "out" / "notebooks" / "06_safety_immunology.ipynb", as_version=4)
     text = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", []))
     assert "immunology table is absent" in text
