@@ -120,11 +120,12 @@ class Dataset:
             + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS)
             + f" (total {len(subjects)})"
         )
+        width = max(len(name) for name in TABLES)
         for name in TABLES:
             if name in self.tables:
-                lines.append(f"  {name:<15} {len(self.tables[name]):>7} rows  ({self.files[name].name})")
+                lines.append(f"  {name:<{width}} {len(self.tables[name]):>7} rows  ({self.files[name].name})")
             else:
-                lines.append(f"  {name:<15} {'absent':>7}       (optional)")
+                lines.append(f"  {name:<{width}} {'absent':>7}       (optional)")
         lines.append(f"warnings: {len(self.warnings)}")
         lines += [f"  - {w}" for w in self.warnings]
         return "\n".join(lines)
