@@ -194,7 +194,8 @@ def _read_raw(path: Path) -> pd.DataFrame:
     if ext == ".parquet":
         return pd.read_parquet(path)
     if ext == ".xlsx":
-        return pd.read_excel(path, dtype=object)
+        # as in CSV, only an empty cell is missing: a text cell "NA" or "null" stays text
+        return pd.read_excel(path, dtype=object, keep_default_na=False, na_values=[""])
     import pyreadstat
 
     if ext == ".sas7bdat":
