@@ -99,3 +99,25 @@ def test_cli_validate_and_run_report_all_four_exit_2_and_write_nothing(dataset_c
         assert has_line(lines, "mri.csv", "column 'subject_id'", "row 4", "'SYN-999'")
     assert snapshot(dataset_copy) == before
     assert not out_dir.exists(), "an invalid dataset must not create the output folder"
+
+
+def test_one_mistake_one_problem(dataset_copy, capsys):
+    """A cell that breaks its own rule is not reported again by a cross-table check that needs it:
+    an unreadable discontinuation month is not also 'month and reason not filled together', an
+    unknown screening outcome is not also a wrong count of randomized rows."""
+    def bad_month(df):
+        df.loc[df.index[df["discontinuation_month"] != ""][0], "discontinuation_month"] = "abc"
+        return df
+
+    def bad_outcome(df):
+        df.loc[df.index[df["outcome"] == "randomized"][0], "outcome"] = "Randomised"
+        return df
+
+    edit(dataset_copy, "subjects", bad_month)
+    edit(dataset_copy, "screening", bad_outcome)
+    code, out = validate(dataset_copy, capsys)
+    assert code == 2
+    lines = problem_lines(out)
+    assert len(lines) == 2, out
+    assert has_line(lines, "subjects.csv", "column 'discontinuation_month'", "'abc'", "must be a number")
+    assert has_line(lines, "screening.csv", "column 'outcome'", "'Randomised'", "must be one of")

@@ -430,14 +430,31 @@ def _has(tables: dict, name: str, *columns: str) -> bool:
     return name in tables and all(c in tables[name].columns for c in columns)
 
 
-def _cross_checks(tables: dict, files: dict) -> list[Problem]:
+def _flagged_cells(problems: list[Problem], files: dict) -> dict:
+    """{(table, column): set of 0-based rows} of the cells already reported as breaking a rule."""
+    table_of = {path.name: name for name, path in files.items()}
+    flagged: dict = {}
+    for p in problems:
+        if p.row is not None and p.column and p.file in table_of:
+            flagged.setdefault((table_of[p.file], p.column), set()).add(p.row - 1)
+    return flagged
+
+
+def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
     """Rules spanning columns or tables; each runs whenever the columns it needs could be read.
 
     ``tables`` holds every table that could be read, possibly with missing columns and with
     unparsable cells empty. The checks against subjects need its subject_id column and at
     least one row (an empty or unreadable subjects table is reported on its own, not as every
-    other row's unknown subject_id).
+    other row's unknown subject_id). A row whose needed cell already broke its own rule
+    (``flagged``, see :func:`_flagged_cells`) is not checked again: one mistake, one problem.
     """
+    def clean(name: str, *columns: str) -> np.ndarray:
+        ok = np.ones(len(tables[name]), dtype=bool)
+        for col in columns:
+            ok[sorted(flagged.get((name, col), ()))] = False
+        return ok
+
     problems: list[Problem] = []
     subjects = tables.get("subjects")
     have_subjects = _has(tables, "subjects", "subject_id") and len(subjects) > 0
@@ -447,7 +464,7 @@ def _cross_checks(tables: dict, files: dict) -> list[Problem]:
             for col in TABLES[name].references:
                 if col not in df.columns:
                     continue
-                orphan = df[col].notna() & ~df[col].isin(known)
+                orphan = df[col].notna() & ~df[col].isin(known) & clean(name, col)
                 for i in np.flatnonzero(orphan.to_numpy()):
                     problems.append(Problem(files[name].name, col, int(i) + 1, df[col].iloc[i], df[col].iloc[i],
                                             "must exist in subjects (unknown subject_id)"))
@@ -456,14 +473,15 @@ def _cross_checks(tables: dict, files: dict) -> list[Problem]:
         ids = subjects["subject_id"] if "subject_id" in subjects.columns else None
         month_na = subjects["discontinuation_month"].isna()
         reason_na = subjects["discontinuation_reason"].isna()
-        for i in np.flatnonzero((month_na != reason_na).to_numpy()):
+        pair = clean("subjects", "discontinuation_month", "discontinuation_reason")
+        for i in np.flatnonzero((month_na != reason_na).to_numpy() & pair):
             col = "discontinuation_reason" if reason_na.iloc[i] else "discontinuation_month"
             problems.append(Problem(files["subjects"].name, col, int(i) + 1, _sid(ids, i), None,
                                     "discontinuation_month and discontinuation_reason must both be filled or both be empty"))
     if have_subjects and _has(tables, "subjects", "arm") and _has(tables, "immunology", "subject_id", "dsa"):
         imm = tables["immunology"]
         arm = imm["subject_id"].map(dict(zip(subjects["subject_id"], subjects["arm"])))
-        for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy()):
+        for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy() & clean("immunology", "dsa")):
             problems.append(Problem(files["immunology"].name, "dsa", int(i) + 1, imm["subject_id"].iloc[i],
                                     imm["dsa"].iloc[i], "must be empty for Sham participants (no donor)"))
     if _has(tables, "screening", "outcome"):
@@ -479,7 +497,8 @@ def _cross_checks(tables: dict, files: dict) -> list[Problem]:
                 problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, scr["exclusion_reason"].iloc[i],
                                         "must be empty when outcome is 'randomized'"))
         n_rand = int((scr["outcome"] == "randomized").sum())
-        if subjects is not None and len(subjects) > 0 and n_rand != len(subjects):
+        countable = clean("screening", "outcome").all()  # an outcome that is neither cannot be counted
+        if countable and subjects is not None and len(subjects) > 0 and n_rand != len(subjects):
             problems.append(Problem(fname, "outcome", None, None, n_rand,
                                     f"number of 'randomized' rows must equal the number of subjects rows ({len(subjects)})"))
     return problems
@@ -545,7 +564,7 @@ def load_dataset(folder) -> Dataset:
         if typed is not None:
             cols = [c.name for c in table.columns if c.name in typed.columns]
             tables[name] = typed[cols + [c for c in typed.columns if c not in cols]]
-    problems += _cross_checks(tables, files)
+    problems += _cross_checks(tables, files, _flagged_cells(problems, files))
     if problems:
         raise DataValidationError(folder, problems)
     return Dataset(
