@@ -195,3 +195,29 @@ def test_bom_is_tolerated(dataset_copy, capsys):
     path = dataset_copy / "subjects.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert validate(dataset_copy, capsys)[0] == 0
+
+
+def problem_lines(out: str) -> list[str]:
+    return [line[4:] for line in out.splitlines() if line.startswith("  - ")]
+
+
+def test_one_pass_reports_file_column_row_and_cross_table_problems_together(dataset_copy, capsys):
+    """DATA_CONTRACT.md v1.1: a missing column hides neither a bad value elsewhere in the same file
+    nor a problem in another table, nor an unknown subject_id (a cross-table check)."""
+    edit(dataset_copy, "outcomes", lambda df: df.drop(columns="odi"))
+    set_cell(dataset_copy, "outcomes", 7, "vas_pain", "sixty")
+    set_cell(dataset_copy, "subjects", 3, "age", "75")
+    set_cell(dataset_copy, "mri", 4, "subject_id", "SYN-999")
+    code, out = validate(dataset_copy, capsys)
+    assert code == 2
+    lines = problem_lines(out)
+    assert len(lines) == 4, out
+    assert "4 problem(s)" in out
+    expected = [
+        ["outcomes.csv", "column 'odi'", "required column is missing"],
+        ["outcomes.csv", "column 'vas_pain'", "row 7", "'sixty'", "must be a number"],
+        ["subjects.csv", "column 'age'", "row 3", "subject_id SYN-003", "value 75", "between 18 and 60"],
+        ["mri.csv", "column 'subject_id'", "row 4", "'SYN-999'", "must exist in subjects"],
+    ]
+    for parts in expected:
+        assert any(all(p in line for p in parts) for line in lines), f"{parts} not in:\n{out}"

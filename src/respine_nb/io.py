@@ -5,7 +5,10 @@
 Parquet, Excel, SAS7BDAT, XPORT), parses every column to its contract type,
 checks every rule and returns the typed tables, or raises
 :class:`DataValidationError` listing *every* problem at once with its file,
-column, row, value and rule. It never writes into the folder.
+column, row, value and rule. "At once" means one pass (DATA_CONTRACT.md v1.1):
+a missing column does not stop the checks of the other columns of its file,
+and each cross-table check runs whenever the columns it needs could be read.
+It never writes into the folder.
 
 Every file the project writes goes through :func:`atomic_write_bytes` (temp
 file in the same folder, fsync, rename), so a reader never sees half a file.
@@ -117,11 +120,12 @@ class Dataset:
             + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS)
             + f" (total {len(subjects)})"
         )
+        width = max(len(name) for name in TABLES)
         for name in TABLES:
             if name in self.tables:
-                lines.append(f"  {name:<15} {len(self.tables[name]):>7} rows  ({self.files[name].name})")
+                lines.append(f"  {name:<{width}} {len(self.tables[name]):>7} rows  ({self.files[name].name})")
             else:
-                lines.append(f"  {name:<15} {'absent':>7}       (optional)")
+                lines.append(f"  {name:<{width}} {'absent':>7}       (optional)")
         lines.append(f"warnings: {len(self.warnings)}")
         lines += [f"  - {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -190,7 +194,8 @@ def _read_raw(path: Path) -> pd.DataFrame:
     if ext == ".parquet":
         return pd.read_parquet(path)
     if ext == ".xlsx":
-        return pd.read_excel(path, dtype=object)
+        # as in CSV, only an empty cell is missing: a text cell "NA" or "null" stays text
+        return pd.read_excel(path, dtype=object, keep_default_na=False, na_values=[""])
     import pyreadstat
 
     if ext == ".sas7bdat":
@@ -308,12 +313,13 @@ def _parse_text_series(raw: pd.Series, kind: str):
     raise ValueError(kind)
 
 
-def _parse_table(df: pd.DataFrame, table: Table, fname: str, ids: pd.Series | None):
-    """Parse the contract columns; returns (typed frame, problems, mask of unparsable cells)."""
+def _parse_table(df: pd.DataFrame, columns: list, fname: str, ids: pd.Series | None):
+    """Parse the contract ``columns`` (:class:`Col`) that ``df`` has; returns (typed frame,
+    problems, mask of unparsable cells)."""
     out = df.copy()
     problems: list[Problem] = []
-    bad = pd.DataFrame(False, index=df.index, columns=[c.name for c in table.columns])
-    for col in table.columns:
+    bad = pd.DataFrame(False, index=df.index, columns=[c.name for c in columns])
+    for col in columns:
         fast = _parse_text_series(df[col.name], col.kind)
         if fast is not None:
             series, failed_mask = fast
@@ -350,8 +356,10 @@ def _sid(ids: pd.Series | None, i: int) -> str | None:
 
 
 def _pandera_problems(df: pd.DataFrame, table: Table, fname: str, bad: pd.DataFrame, ids) -> list[Problem]:
-    schema = pandera_schema(table)
-    cols = [c.name for c in table.columns]
+    cols = list(bad.columns)  # the contract columns the file has
+    if not cols:
+        return []
+    schema = pandera_schema(table, cols)
     try:
         schema.validate(df[cols], lazy=True)
         return []
@@ -376,7 +384,12 @@ def _pandera_problems(df: pd.DataFrame, table: Table, fname: str, bad: pd.DataFr
 
 
 def _read_table(path: Path, table: Table):
-    """Read, parse and check one table alone; returns (frame or None, problems)."""
+    """Read, parse and check one table alone.
+
+    Returns (frame or None, problems). The frame is None only when the file cannot be read at
+    all; otherwise it holds the contract columns the file has (typed, unparsable cells empty)
+    and its extra columns, so that the other checks still run when a column is missing.
+    """
     fname = path.name
     try:
         raw = _read_raw(path)
@@ -386,18 +399,24 @@ def _read_table(path: Path, table: Table):
         return None, [Problem(fname, None, None, None, None, f"cannot be read as {path.suffix} ({type(exc).__name__}: {exc})")]
     raw.columns = [str(c).strip() for c in raw.columns]
     raw = raw.reset_index(drop=True)
-    missing = [c.name for c in table.columns if c.name not in raw.columns]
-    if missing:
-        return None, [Problem(fname, c, None, None, None, "required column is missing") for c in missing]
-    if raw.columns.duplicated().any():
-        dup = sorted(set(raw.columns[raw.columns.duplicated()]))
-        return None, [Problem(fname, c, None, None, None, "column appears twice") for c in dup]
+    problems: list[Problem] = []
+    twice = sorted(set(raw.columns[raw.columns.duplicated()]))
+    problems += [Problem(fname, c, None, None, None, "column appears twice: keep exactly one") for c in twice]
+    raw = raw.loc[:, ~raw.columns.isin(twice)]  # ambiguous: neither copy is checked
+    lower = {c.lower(): c for c in raw.columns}
+    for col in table.columns:
+        if col.name not in raw.columns and col.name not in twice:
+            near = lower.get(col.name.lower())
+            hint = f" (found '{near}': names are matched exactly, in lower case)" if near else ""
+            problems.append(Problem(fname, col.name, None, None, None, "required column is missing" + hint))
     if raw.empty and not table.may_be_empty:
-        return None, [Problem(fname, None, None, None, None, f"table is empty: {table.name} needs at least one row")]
+        problems.append(Problem(fname, None, None, None, None, f"table is empty: {table.name} needs at least one row"))
+    present = [c for c in table.columns if c.name in raw.columns]
     ids = raw["subject_id"] if "subject_id" in raw.columns else None
-    typed, problems, bad = _parse_table(raw, table, fname, ids)
+    typed, parse_problems, bad = _parse_table(raw, present, fname, ids)
+    problems += parse_problems
     problems += _pandera_problems(typed, table, fname, bad, ids)
-    if table.key:
+    if table.key and all(k in typed.columns for k in table.key):
         dup = typed.duplicated(list(table.key), keep="first") & typed[list(table.key)].notna().all(axis=1)
         for i in np.flatnonzero(dup.to_numpy()):
             value = ", ".join(str(typed[k].iloc[i]) for k in table.key)
@@ -406,43 +425,80 @@ def _read_table(path: Path, table: Table):
     return typed, problems
 
 
-def _cross_checks(tables: dict, files: dict) -> list[Problem]:
+def _has(tables: dict, name: str, *columns: str) -> bool:
+    """Whether table ``name`` could be read with ``columns`` (a check needing them can run)."""
+    return name in tables and all(c in tables[name].columns for c in columns)
+
+
+def _flagged_cells(problems: list[Problem], files: dict) -> dict:
+    """{(table, column): set of 0-based rows} of the cells already reported as breaking a rule."""
+    table_of = {path.name: name for name, path in files.items()}
+    flagged: dict = {}
+    for p in problems:
+        if p.row is not None and p.column and p.file in table_of:
+            flagged.setdefault((table_of[p.file], p.column), set()).add(p.row - 1)
+    return flagged
+
+
+def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
+    """Rules spanning columns or tables; each runs whenever the columns it needs could be read.
+
+    ``tables`` holds every table that could be read, possibly with missing columns and with
+    unparsable cells empty. The checks against subjects need its subject_id column and at
+    least one row (an empty or unreadable subjects table is reported on its own, not as every
+    other row's unknown subject_id). A row whose needed cell already broke its own rule
+    (``flagged``, see :func:`_flagged_cells`) is not checked again: one mistake, one problem.
+    """
+    def clean(name: str, *columns: str) -> np.ndarray:
+        ok = np.ones(len(tables[name]), dtype=bool)
+        for col in columns:
+            ok[sorted(flagged.get((name, col), ()))] = False
+        return ok
+
     problems: list[Problem] = []
-    subjects = tables["subjects"]
-    known = set(subjects["subject_id"].dropna())
-    for name, df in tables.items():
-        table = TABLES[name]
-        for col in table.references:
-            orphan = df[col].notna() & ~df[col].isin(known)
-            for i in np.flatnonzero(orphan.to_numpy()):
-                problems.append(Problem(files[name].name, col, int(i) + 1, df[col].iloc[i], df[col].iloc[i],
-                                        "must exist in subjects (unknown subject_id)"))
+    subjects = tables.get("subjects")
+    have_subjects = _has(tables, "subjects", "subject_id") and len(subjects) > 0
+    if have_subjects:
+        known = set(subjects["subject_id"].dropna())
+        for name, df in tables.items():
+            for col in TABLES[name].references:
+                if col not in df.columns:
+                    continue
+                orphan = df[col].notna() & ~df[col].isin(known) & clean(name, col)
+                for i in np.flatnonzero(orphan.to_numpy()):
+                    problems.append(Problem(files[name].name, col, int(i) + 1, df[col].iloc[i], df[col].iloc[i],
+                                            "must exist in subjects (unknown subject_id)"))
     # discontinuation month and reason go together
-    month_na = subjects["discontinuation_month"].isna()
-    reason_na = subjects["discontinuation_reason"].isna()
-    for i in np.flatnonzero((month_na != reason_na).to_numpy()):
-        col = "discontinuation_reason" if reason_na.iloc[i] else "discontinuation_month"
-        problems.append(Problem(files["subjects"].name, col, int(i) + 1, subjects["subject_id"].iloc[i], None,
-                                "discontinuation_month and discontinuation_reason must both be filled or both be empty"))
-    if "immunology" in tables:
+    if _has(tables, "subjects", "discontinuation_month", "discontinuation_reason"):
+        ids = subjects["subject_id"] if "subject_id" in subjects.columns else None
+        month_na = subjects["discontinuation_month"].isna()
+        reason_na = subjects["discontinuation_reason"].isna()
+        pair = clean("subjects", "discontinuation_month", "discontinuation_reason")
+        for i in np.flatnonzero((month_na != reason_na).to_numpy() & pair):
+            col = "discontinuation_reason" if reason_na.iloc[i] else "discontinuation_month"
+            problems.append(Problem(files["subjects"].name, col, int(i) + 1, _sid(ids, i), None,
+                                    "discontinuation_month and discontinuation_reason must both be filled or both be empty"))
+    if have_subjects and _has(tables, "subjects", "arm") and _has(tables, "immunology", "subject_id", "dsa"):
         imm = tables["immunology"]
         arm = imm["subject_id"].map(dict(zip(subjects["subject_id"], subjects["arm"])))
-        for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy()):
+        for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy() & clean("immunology", "dsa")):
             problems.append(Problem(files["immunology"].name, "dsa", int(i) + 1, imm["subject_id"].iloc[i],
                                     imm["dsa"].iloc[i], "must be empty for Sham participants (no donor)"))
-    if "screening" in tables:
+    if _has(tables, "screening", "outcome"):
         scr = tables["screening"]
         fname = files["screening"].name
-        excluded = scr["outcome"] == "excluded"
-        reason = scr["exclusion_reason"].notna()
-        for i in np.flatnonzero((excluded & ~reason).to_numpy()):
-            problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, None,
-                                    "must not be empty when outcome is 'excluded'"))
-        for i in np.flatnonzero(((scr["outcome"] == "randomized") & reason).to_numpy()):
-            problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, scr["exclusion_reason"].iloc[i],
-                                    "must be empty when outcome is 'randomized'"))
+        if "exclusion_reason" in scr.columns:
+            excluded = scr["outcome"] == "excluded"
+            reason = scr["exclusion_reason"].notna()
+            for i in np.flatnonzero((excluded & ~reason).to_numpy()):
+                problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, None,
+                                        "must not be empty when outcome is 'excluded'"))
+            for i in np.flatnonzero(((scr["outcome"] == "randomized") & reason).to_numpy()):
+                problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, scr["exclusion_reason"].iloc[i],
+                                        "must be empty when outcome is 'randomized'"))
         n_rand = int((scr["outcome"] == "randomized").sum())
-        if n_rand != len(subjects):
+        countable = clean("screening", "outcome").all()  # an outcome that is neither cannot be counted
+        if countable and subjects is not None and len(subjects) > 0 and n_rand != len(subjects):
             problems.append(Problem(fname, "outcome", None, None, n_rand,
                                     f"number of 'randomized' rows must equal the number of subjects rows ({len(subjects)})"))
     return problems
@@ -480,14 +536,15 @@ def load_dataset(folder) -> Dataset:
     -------
     Dataset
         ``tables``: dict of typed DataFrames (``subjects``, ``outcomes``, ``mri``,
-        ``adverse_events`` and, when present, ``immunology`` and ``screening``), each
-        with the contract's columns first, extra columns kept; ``warnings``: list of str;
-        ``files`` and ``sha256`` of the inputs.
+        ``adverse_events`` and, when present, ``immunology``, ``screening`` and
+        ``intercurrent_events``), each with the contract's columns first, extra columns
+        kept; ``warnings``: list of str; ``files`` and ``sha256`` of the inputs.
 
     Raises
     ------
     DataValidationError
-        With every problem found (file, column, row, subject_id, value, rule).
+        With every problem found in one pass (file, column, row, subject_id, value, rule):
+        file-level, column-level, row-level and cross-table problems together.
     FileNotFoundError
         When ``folder`` is not a folder.
     """
@@ -505,10 +562,9 @@ def load_dataset(folder) -> Dataset:
         typed, table_problems = _read_table(files[name], table)
         problems += table_problems
         if typed is not None:
-            cols = [c.name for c in table.columns]
+            cols = [c.name for c in table.columns if c.name in typed.columns]
             tables[name] = typed[cols + [c for c in typed.columns if c not in cols]]
-    if not problems and "subjects" in tables:
-        problems += _cross_checks(tables, files)
+    problems += _cross_checks(tables, files, _flagged_cells(problems, files))
     if problems:
         raise DataValidationError(folder, problems)
     return Dataset(

@@ -1,4 +1,4 @@
-"""The raw data contract (v1) in code.
+"""The raw data contract (v1.1) in code.
 
 One :class:`Table` per raw table of DATA_CONTRACT.md: its columns, their kinds
 (text, integer, number, bool, date), whether they may be empty, and their value
@@ -9,7 +9,8 @@ count rule live in :mod:`respine_nb.io`, which reports every problem with its
 file, column, row and rule.
 
 Changing the contract is a versioned decision: add columns, never silently
-rename them.
+rename them. v1.1 added the optional ``intercurrent_events`` table; a v1 dataset
+stays valid.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pandera.pandas as pa
 
 from . import config
 
-CONTRACT_VERSION = "1"
+CONTRACT_VERSION = "1.1"
 
 # Pandas dtype of each column kind once parsed.
 DTYPES = {
@@ -173,16 +174,42 @@ SCREENING = Table(
     ),
 )
 
-TABLES = {t.name: t for t in (SUBJECTS, OUTCOMES, MRI, ADVERSE_EVENTS, IMMUNOLOGY, SCREENING)}
+# Intercurrent events (ICH E9(R1)) the contract knows, v1.1. Kept next to their table; they
+# could move to config.py with the other category lists if a notebook needs them.
+INTERCURRENT_EVENT_TYPES = (
+    "rescue_medication",  # opioid or corticosteroid started for back pain
+    "spine_surgery",
+    "other_spinal_injection",
+    "treatment_not_received",
+)
+
+INTERCURRENT_EVENTS = Table(
+    "intercurrent_events",
+    required=False,
+    may_be_empty=True,
+    doc="one row per intercurrent event (added in v1.1); absent table = no event recorded",
+    columns=(
+        Col("subject_id", "text", checks=(_NON_BLANK,)),
+        Col("event", "text", checks=(_one_of(INTERCURRENT_EVENT_TYPES),)),
+        Col("month", "number", checks=(_range(0, None, "months"),),
+            doc="months after the procedure (or randomisation)"),
+    ),
+)
+
+TABLES = {t.name: t for t in (SUBJECTS, OUTCOMES, MRI, ADVERSE_EVENTS, IMMUNOLOGY, SCREENING,
+                              INTERCURRENT_EVENTS)}
 
 
-def pandera_schema(table: Table) -> pa.DataFrameSchema:
+def pandera_schema(table: Table, columns=None) -> pa.DataFrameSchema:
     """The pandera schema of the value rules of ``table`` (types already parsed).
 
     Parameters
     ----------
     table : Table
         A table of :data:`TABLES`.
+    columns : iterable of str, optional
+        Only these contract columns (those a file actually has, so that a
+        missing column does not stop the checks of the others). Default: all.
 
     Returns
     -------
@@ -190,7 +217,11 @@ def pandera_schema(table: Table) -> pa.DataFrameSchema:
         Column dtypes, nullability, uniqueness and value checks. Extra columns
         are allowed (``strict=False``): the contract keeps and ignores them.
     """
-    columns = {
+    names = None if columns is None else set(columns)
+    unknown = set() if names is None else names - {c.name for c in table.columns}
+    if unknown:
+        raise ValueError(f"not columns of table '{table.name}': {sorted(unknown)}")
+    checked = {
         c.name: pa.Column(
             DTYPES[c.kind],
             checks=[check for check, _ in c.checks],
@@ -200,8 +231,9 @@ def pandera_schema(table: Table) -> pa.DataFrameSchema:
             required=True,
         )
         for c in table.columns
+        if names is None or c.name in names
     }
-    return pa.DataFrameSchema(columns, strict=False, name=table.name)
+    return pa.DataFrameSchema(checked, strict=False, name=table.name)
 
 
 def rule_text(table: Table, column: str, check: str, check_number) -> str:
