@@ -378,7 +378,7 @@ def tipping_heatmap(tp: pd.DataFrame):
     p, d, sig = piv("p_value"), piv("estimate"), piv("significant")
     small = max(p.shape) <= 12
     sns.heatmap(p.astype(float), cmap="viridis_r", vmin=0, vmax=1,
-                annot=_cell_labels(d * 100, lambda v: f"{v:.0f}") if small else False, fmt="",
+                annot=_cell_labels(d * 100, lambda v: f"{round(v) + 0:d}") if small else False, fmt="",
                 annot_kws={"fontsize": 5.5}, cbar_kws={"label": "p (Yates chi-square)"}, linewidths=0.3 if small else 0,
                 ax=ax)
     for (i, j), flag in np.ndenumerate(sig.to_numpy()):
@@ -389,7 +389,7 @@ def tipping_heatmap(tp: pd.DataFrame):
     ax.set_xticks(np.arange(len(p.columns))[::sx] + 0.5, [str(int(v)) for v in p.columns][::sx], rotation=0)
     ax.set_yticks(np.arange(len(p.index))[::sy] + 0.5, [str(int(v)) for v in p.index][::sy], rotation=0)
     ax.set_xlabel(f"Sham: non-evaluable participants assumed to respond (of {k2})")
-    ax.set_ylabel(f"BM-MSC: ... (of {k1})")
+    ax.set_ylabel(f"BM-MSC: assumed responders (of {k1})")
     ax.set_title("Tipping point: difference in % points" + (" (cells)" if small else "") + "; red outline: p < 0.05")
     return fig
 
@@ -430,7 +430,7 @@ def threshold_heatmaps(grid: pd.DataFrame, chosen):
         g = grid[grid["odi_threshold"] == o].pivot(index="vas_abs_mm", columns="vas_rel", values="estimate")
         g = g.sort_index(ascending=False).astype(float)
         sns.heatmap(g * 100, cmap="RdBu_r", vmin=-lim * 100, vmax=lim * 100, ax=ax,  # symmetric: 0 is white
-                    annot=_cell_labels(g * 100, lambda v: f"{v:.0f}"), fmt="", annot_kws={"fontsize": 5},
+                    annot=_cell_labels(g * 100, lambda v: f"{round(v) + 0:d}"), fmt="", annot_kws={"fontsize": 5},
                     cbar=k == len(odis) - 1, cbar_kws={"label": "BM-MSC minus sham (% points)"})
         ax.set_xticks(np.arange(len(g.columns)) + 0.5, [f"{v:.0%}" for v in g.columns], rotation=90)
         ax.set_yticks(np.arange(len(g.index)) + 0.5, [f"{v:g}" for v in g.index], rotation=0)
