@@ -32,15 +32,16 @@ PERTURBED = {  # table -> the measured values, perturbed
 
 def perturbed_copy(dst: Path, rel: float = 1e-12) -> Path:
     """A copy of the committed synthetic cohort with every measured value times (1 +- rel),
-    the sign alternating by row, and a manifest holding the copy's own checksums (so the
+    moved towards the middle of its column's range, and a manifest holding the copy's own checksums (so the
     notebooks treat it as the synthetic cohort it is, up to the noise)."""
     shutil.copytree(config.SYNTHETIC_DIR, dst)
     for table, columns in PERTURBED.items():
         path = dst / f"{table}.csv"
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        sign = np.where(np.arange(len(df)) % 2 == 0, 1.0, -1.0)
         for col in columns:
             values = pd.to_numeric(df[col].replace("", np.nan))
+            # towards the middle of the column's range, so that no value leaves the contract's range
+            sign = np.where(values < (values.min() + values.max()) / 2, 1.0, -1.0)
             noisy = values * (1 + sign * rel)
             assert (noisy.dropna() != values.dropna()).any(), col  # the perturbation is real
             df[col] = [repr(float(v)) if pd.notna(v) else "" for v in noisy]
@@ -55,8 +56,9 @@ def perturbed_copy(dst: Path, rel: float = 1e-12) -> Path:
 def output_texts(nb_path: Path) -> list:
     """Every output of every cell, as text (images left out: PNG bytes are compared as files)."""
     nb = nbformat.read(nb_path, as_version=4)
+    cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]  # papermill's --out cell
     out = []
-    for i, cell in enumerate(nb.cells):
+    for i, cell in enumerate(cells):
         for o in cell.get("outputs", []):
             data = o.get("data", {})
             out.append((i, o.get("output_type"), o.get("text", ""),
