@@ -49,12 +49,36 @@ NOT_ESTIMABLE = "not estimable"
 
 
 def not_estimable(method: str, reason: str) -> str:
-    """The ``method`` text of a row whose number cannot be estimated: ``"<method>; not estimable: <reason>"``."""
+    """The ``method`` text of a row whose number cannot be estimated.
+
+    Parameters
+    ----------
+    method, reason : str
+        The method's text and why the number cannot be estimated.
+
+    Returns
+    -------
+    str
+        ``"<method>; not estimable: <reason>"``.
+    """
     return f"{method}; {NOT_ESTIMABLE}: {reason}"
 
 
 def arms_without(counts_by_arm: dict, what: str = "evaluable participant") -> str:
-    """Reason naming the arms with a zero count (``"no evaluable participant in Sham"``), or ``""``."""
+    """Reason naming the arms with a zero count.
+
+    Parameters
+    ----------
+    counts_by_arm : dict
+        Arm -> count (a missing arm counts 0).
+    what : str
+        What is counted, singular.
+
+    Returns
+    -------
+    str
+        e.g. ``"no evaluable participant in Sham"``, or ``""`` when every arm has some.
+    """
     empty = [arm for arm in config.ARMS if counts_by_arm.get(arm, 0) == 0]
     return f"no {what} in {' or '.join(empty)}" if empty else ""
 
@@ -103,7 +127,19 @@ def wilson_ci(x: int, n: int, level: float = config.CI_LEVEL) -> tuple[float, fl
 
 
 def relabel_method(method: str, new: str) -> str:
-    """Replace the method text of :func:`proportions`, keeping a "not estimable" reason."""
+    """Replace the method text of :func:`proportions`, keeping a "not estimable" reason.
+
+    Parameters
+    ----------
+    method : str
+        A ``method`` value of :func:`proportions`.
+    new : str
+        The text that replaces ``proportion; Wilson score CI``.
+
+    Returns
+    -------
+    str
+    """
     return method.replace("proportion; Wilson score CI", new, 1)
 
 

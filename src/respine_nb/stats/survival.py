@@ -30,7 +30,18 @@ __all__ = [
 
 def km_median(times: np.ndarray, surv: np.ndarray) -> float:
     """Median as R ``survfit``: the first time S(t) < 0.5; where S(t) = 0.5 on a step, the midpoint
-    between that time and the next event time."""
+    between that time and the next event time.
+
+    Parameters
+    ----------
+    times, surv : numpy.ndarray
+        The Kaplan-Meier step function: event times and S(t) after each.
+
+    Returns
+    -------
+    float
+        The median; NaN when not reached.
+    """
     eps = 1e-10
     below = np.flatnonzero(surv < 0.5 - eps)
     at = np.flatnonzero(np.abs(surv - 0.5) <= eps)
