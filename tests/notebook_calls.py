@@ -84,6 +84,7 @@ def run(raw: dict, visit_month: int = 12, rule: dict | None = None, population: 
     # 04 MRI
     mri = ad["admri"]
     out["t2_by_grade"] = stats.t2_by_grade(mri, 0)
+    out["t2_grade_correlation"] = stats.t2_grade_correlation(mri, 0)
     _fig(plots.t2_by_grade(mri, 0))
     out["pairs"] = pairs = stats.paired_visit(mri, visit_month)
     out["change"] = stats.change_summary(pairs)
@@ -106,9 +107,9 @@ def run(raw: dict, visit_month: int = 12, rule: dict | None = None, population: 
     out["turnbull"] = npmle = stats.turnbull(tte)
     _fig(plots.km_response(tte, npmle))
     out["logrank"] = stats.logrank(tte)
-    out["cox"], cox_fit, cox_frame = stats.cox(tte)
-    out["cox_adj"] = stats.cox(tte, ["base_vas", "base_odi"])[0]
-    out["ph"] = stats.ph_test(cox_fit, cox_frame)
+    out["cox"] = stats.cox(tte)
+    out["cox_adj"] = stats.cox(tte, ["base_vas", "base_odi"])
+    out["ph"] = stats.ph_test(*stats.fit_cox(tte))
     out["weibull"] = stats.weibull_interval(tte)
     out["status"] = status = stats.status_by_visit(eff5)
     out["durability"] = stats.durability(status)

@@ -27,6 +27,7 @@ import nbformat
 import pandas as pd
 
 from . import __version__, config, io, parameters, results, tables
+from .provenance import data_manifest, git_commit, input_checksums, versions
 
 REPORTS_DIR = config.ROOT / "reports"
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", flags=re.S | re.I)
@@ -169,12 +170,10 @@ def _run_paths(out) -> dict:
 def _manifest(paths: dict) -> dict:
     if paths["manifest"] is not None and paths["manifest"].is_file():
         return json.loads(paths["manifest"].read_text(encoding="utf-8"))
-    from .runner import _git_commit, _versions, data_manifest
-
     data = paths["data"]
-    sums = {p.name: io.sha256_file(p) for p in sorted(data.glob("*.csv"))}
-    return {"respine_nb": __version__, "git_commit": _git_commit(), "data_dir": "data/raw/synthetic (default run)",
-            "inputs_sha256": sums, "data_manifest": data_manifest(data, sums), "parameters": {}, "versions": _versions()}
+    sums = input_checksums(data)
+    return {"respine_nb": __version__, "git_commit": git_commit(), "data_dir": "data/raw/synthetic (default run)",
+            "inputs_sha256": sums, "data_manifest": data_manifest(data, sums), "parameters": {}, "versions": versions()}
 
 
 def _table_html(df: pd.DataFrame, numeric=()) -> str:

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,12 +33,11 @@ from pathlib import Path
 import nbformat
 
 from . import __version__, config, derive, io, parameters
+from .provenance import data_manifest, git_commit, versions
 
 KERNEL = "python3"
 _STOP = threading.Event()  # set on SIGINT/SIGTERM: running notebooks must not publish their output
 _KERNEL_PIDS: set = set()
-PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "pingouin", "tableone", "pandera",
-            "matplotlib", "seaborn", "papermill", "nbclient", "ipykernel")
 
 
 @dataclass
@@ -92,29 +90,6 @@ def _inside(path: Path, folder: Path) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "respine_nb": __version__}
-    for p in PACKAGES:
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = "absent"
-    return out
 
 
 # One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
@@ -354,7 +329,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         if not default:
             manifest = {
                 "respine_nb": __version__,
-                "git_commit": _git_commit(),
+                "git_commit": git_commit(),
                 "started": started.isoformat(timespec="seconds"),
                 "finished": finished.isoformat(timespec="seconds"),
                 "data_dir": str(data_dir),
@@ -363,7 +338,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 "parameters": params,
                 "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error}
                               for o in outcomes},
-                "versions": _versions(),
+                "versions": versions(),
             }
             io.atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
@@ -379,30 +354,3 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         kept = f"; executed copy kept at {o.failed_copy}" if o.failed_copy else ""
         print(f"FAILED {o.notebook}: {o.error}{kept}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def data_manifest(folder: Path, sha256: dict | None = None) -> dict:
-    """The generator facts of a dataset folder (empty for data without MANIFEST.json).
-
-    Parameters
-    ----------
-    folder : Path
-        The dataset folder.
-    sha256 : dict, optional
-        Input file name -> sha256 of the loaded data; when given, ``files_match`` says whether
-        they are exactly the manifest's files.
-
-    Returns
-    -------
-    dict
-        ``synthetic``, ``generator_version``, ``seed``, ``parameters`` (and ``files_match``).
-    """
-    from .session import manifest_matches
-
-    m = io.read_manifest(folder)
-    if not m:
-        return {}
-    out = {k: m.get(k) for k in ("synthetic", "generator_version", "seed", "parameters")}
-    if sha256 is not None:
-        out["files_match"] = manifest_matches(m, sha256)
-    return out

@@ -1,0 +1,514 @@
+"""Binary outcomes: proportions, their intervals and tests, and the primary responder analysis.
+
+Also the small helpers every topic module shares (the "not estimable" method text, the normal
+quantile of a confidence level): they live here, public, because proportions are the base the
+other analyses build on.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+from scipy.optimize import linprog
+from scipy.stats.contingency import odds_ratio
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+from .. import config
+
+__all__ = [
+    "NOT_ESTIMABLE",
+    "not_estimable",
+    "arms_without",
+    "Z95",
+    "z_quantile",
+    "wilson_ci",
+    "relabel_method",
+    "proportions",
+    "counts",
+    "yates_chisq",
+    "newcombe_ci",
+    "risk_difference_values",
+    "risk_difference",
+    "fisher_exact",
+    "SMALL_SITE",
+    "POOLED_SITES",
+    "site_strata",
+    "is_separated",
+    "logistic_or",
+    "primary_analysis",
+    "responder_composition",
+    "not_evaluable",
+    "mcid_proportions",
+    "responders_by_visit",
+]
+
+
+NOT_ESTIMABLE = "not estimable"
+
+
+def not_estimable(method: str, reason: str) -> str:
+    """The ``method`` text of a row whose number cannot be estimated.
+
+    Parameters
+    ----------
+    method, reason : str
+        The method's text and why the number cannot be estimated.
+
+    Returns
+    -------
+    str
+        ``"<method>; not estimable: <reason>"``.
+    """
+    return f"{method}; {NOT_ESTIMABLE}: {reason}"
+
+
+def arms_without(counts_by_arm: dict, what: str = "evaluable participant") -> str:
+    """Reason naming the arms with a zero count.
+
+    Parameters
+    ----------
+    counts_by_arm : dict
+        Arm -> count (a missing arm counts 0).
+    what : str
+        What is counted, singular.
+
+    Returns
+    -------
+    str
+        e.g. ``"no evaluable participant in Sham"``, or ``""`` when every arm has some.
+    """
+    empty = [arm for arm in config.ARMS if counts_by_arm.get(arm, 0) == 0]
+    return f"no {what} in {' or '.join(empty)}" if empty else ""
+
+
+Z95 = 1.959963984540054  # qnorm(0.975)
+
+
+def z_quantile(level: float) -> float:
+    """The normal quantile of a two-sided interval at ``level`` (1.96 at 0.95, exactly R ``qnorm(0.975)``).
+
+    Parameters
+    ----------
+    level : float
+        Confidence level, between 0 and 1.
+
+    Returns
+    -------
+    float
+    """
+    return Z95 if level == 0.95 else float(sps.norm.ppf(0.5 + level / 2))
+
+
+def wilson_ci(x: int, n: int, level: float = config.CI_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (as R ``prop.test(x, n, correct = FALSE)``).
+
+    A small numeric helper (statsmodels ``proportion_confint(method="wilson")``), not an
+    analysis: it returns a tuple, not a DataFrame.
+
+    Parameters
+    ----------
+    x, n : int
+        Events and trials.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (low, high); (nan, nan) when n = 0. At x = 0 the lower bound is exactly 0, at x = n the
+        upper bound exactly 1, as in R (the formula leaves a rounding error of about 1e-17).
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    lo, hi = proportion_confint(x, n, alpha=1 - level, method="wilson")
+    return (0.0 if x == 0 else max(0.0, float(lo))), (1.0 if x == n else min(1.0, float(hi)))
+
+
+def relabel_method(method: str, new: str) -> str:
+    """Replace the method text of :func:`proportions`, keeping a "not estimable" reason.
+
+    Parameters
+    ----------
+    method : str
+        A ``method`` value of :func:`proportions`.
+    new : str
+        The text that replaces ``proportion; Wilson score CI``.
+
+    Returns
+    -------
+    str
+    """
+    return method.replace("proportion; Wilson score CI", new, 1)
+
+
+def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
+                level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Proportion with ``outcome`` True per arm, with Wilson score CI; missing outcomes excluded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm (config order): ``group``, ``events``, ``n``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``method`` (estimate NaN and the reason in ``method`` when an
+        arm has no participant with a known outcome).
+    """
+    rows = []
+    method = "proportion; Wilson score CI"
+    for arm in config.ARMS:
+        y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
+        x, n = int(y.sum()), int(len(y))
+        lo, hi = wilson_ci(x, n, level)
+        rows.append((arm, x, n, x / n if n else np.nan, lo, hi,
+                     method if n else not_estimable(method, f"no evaluable participant in {arm}")))
+    return pd.DataFrame(rows, columns=["group", "events", "n", "estimate", "ci_low", "ci_high", "method"])
+
+
+def counts(df: pd.DataFrame, outcome: str = "responder", by: str = "arm") -> tuple[int, int, int, int]:
+    """Events and non-missing participants per arm (a numeric helper, not an analysis).
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per participant.
+    outcome, by : str
+        The boolean outcome column (missing values left out) and the arm column.
+
+    Returns
+    -------
+    tuple of int
+        (x1, n1, x2, n2): BM-MSC then sham.
+    """
+    out = []
+    for arm in config.ARMS:
+        y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
+        out += [int(y.sum()), int(len(y))]
+    return tuple(out)
+
+
+def yates_chisq(table) -> tuple[float, float]:
+    """Pearson chi-square of a 2x2 table with Yates' correction, exactly as R ``chisq.test``.
+
+    scipy ``chi2_contingency(correction=True)``, which like R moves each observed count
+    ``min(0.5, |O - E|)`` towards its expected count. A small numeric helper, not an analysis.
+
+    Parameters
+    ----------
+    table : array-like, 2 x 2
+        Counts.
+
+    Returns
+    -------
+    tuple of float
+        (statistic, p-value); (nan, nan) when a margin is zero.
+    """
+    o = np.asarray(table, dtype=float)
+    if (o.sum(axis=0) == 0).any() or (o.sum(axis=1) == 0).any():
+        return float("nan"), float("nan")
+    res = sps.chi2_contingency(o, correction=True)
+    return float(res.statistic), float(res.pvalue)
+
+
+def newcombe_ci(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LEVEL) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) for p1 - p2, from the two Wilson intervals.
+
+    statsmodels ``confint_proportions_2indep(method="newcomb")``; a small numeric helper, not an
+    analysis.
+
+    Parameters
+    ----------
+    x1, n1 : int
+        Events and participants, first group (BM-MSC).
+    x2, n2 : int
+        Events and participants, second group (sham); ``n1`` and ``n2`` must be positive.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (low, high) of p1 - p2.
+    """
+    if min(n1, n2) <= 0:
+        raise ValueError(f"newcombe_ci needs participants in both groups, not n1 = {n1}, n2 = {n2}")
+    lo, hi = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff", alpha=1 - level)
+    return float(lo), float(hi)
+
+
+def risk_difference_values(x1, n1, x2, n2, level=config.CI_LEVEL):
+    """The numbers of :func:`risk_difference` as plain floats (used in grids of thousands of cells).
+
+    Parameters
+    ----------
+    x1, n1, x2, n2 : int
+        Events and participants, BM-MSC then sham.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    tuple of float
+        (difference, Newcombe low, high, Yates statistic, p); all NaN when an arm is empty.
+    """
+    if min(n1, n2) == 0:
+        return (np.nan,) * 5
+    lo, hi = newcombe_ci(x1, n1, x2, n2, level)
+    stat, p = yates_chisq([[x1, n1 - x1], [x2, n2 - x2]])
+    return x1 / n1 - x2 / n2, lo, hi, stat, p
+
+
+def risk_difference(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Difference of proportions BM-MSC minus sham, Newcombe hybrid score CI, Yates chi-square p.
+
+    Parameters
+    ----------
+    x1, n1 : int
+        Events and participants, BM-MSC.
+    x2, n2 : int
+        Events and participants, sham.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group`` (the contrast), ``estimate``, ``ci_low``, ``ci_high``,
+        ``p_value`` (R ``chisq.test`` default), ``statistic`` (Yates chi-square), ``n``, ``method``.
+        NaN with the reason in ``method`` when an arm has no participant (estimate, CI, p) or
+        when everyone or no one responded (p only).
+    """
+    est, lo, hi, stat, p = risk_difference_values(x1, n1, x2, n2, level)
+    method = "Newcombe hybrid score CI; Yates chi-square"
+    if min(n1, n2) == 0:
+        method = not_estimable(method, arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
+    elif np.isnan(p):
+        method += "; p not estimable: " + ("every participant responded" if x1 + x2 == n1 + n2 else "no participant responded")
+    return pd.DataFrame([{
+        "group": config.CONTRAST, "estimate": est, "ci_low": lo, "ci_high": hi, "p_value": p,
+        "statistic": stat, "n": n1 + n2, "method": method,
+    }])
+
+
+def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Fisher's exact test with the conditional MLE odds ratio and its exact CI (R ``fisher.test``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``estimate`` (conditional MLE OR), ``ci_low``, ``ci_high``,
+        ``p_value`` (two-sided), ``n``, ``method``. With an empty arm, or when everyone or
+        no one has the event, the odds ratio is NaN with the reason in ``method`` (p is 1 in
+        the latter case, as R ``fisher.test``, NaN with an empty arm).
+    """
+    method = "Fisher exact; conditional MLE odds ratio, exact CI"
+    if min(n1, n2) == 0 or x1 + x2 in (0, n1 + n2):
+        reason = (arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}) if min(n1, n2) == 0
+                  else "every participant responded" if x1 + x2 else "no participant responded")
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                              "p_value": 1.0 if min(n1, n2) else np.nan, "n": n1 + n2,
+                              "method": not_estimable(method, reason)}])
+    table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
+    p = float(sps.fisher_exact(table, alternative="two-sided").pvalue)
+    res = odds_ratio(table, kind="conditional")
+    ci = res.confidence_interval(confidence_level=level)
+    return pd.DataFrame([{
+        "group": config.CONTRAST, "estimate": float(res.statistic), "ci_low": float(ci.low),
+        "ci_high": float(ci.high), "p_value": p, "n": n1 + n2, "method": method,
+    }])
+
+
+SMALL_SITE = 5  # sites with fewer participants than this are pooled into one stratum (RESULTS_CONTRACT.md)
+POOLED_SITES = "pooled small sites"
+
+
+def site_strata(site: pd.Series, min_size: int = SMALL_SITE) -> pd.Series:
+    """Site strata (RESULTS_CONTRACT.md): sites with fewer than ``min_size`` participants pooled into
+    ``pooled small sites``; a stratum with fewer than 2 participants is dropped (missing).
+
+    Returns
+    -------
+    pandas.Series of object
+        Same index as ``site``; None for a participant whose stratum is dropped.
+    """
+    s = site.astype(str)
+    strata = s.where(s.map(s.value_counts()) >= min_size, POOLED_SITES)
+    return strata.where(strata.map(strata.value_counts()) >= 2, None).astype(object)
+
+
+def is_separated(y: np.ndarray, X: np.ndarray) -> bool:
+    """Quasi-complete separation check: a linear program finds a direction that separates y.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Binary outcome (0/1).
+    X : numpy.ndarray
+        Design matrix (with the intercept).
+
+    Returns
+    -------
+    bool
+        True when the maximum likelihood estimate does not exist (separation).
+    """
+    s = np.where(y > 0.5, 1.0, -1.0)
+    A = -(s[:, None] * X)  # s_i x_i b >= 0 for all i, and sum s_i x_i b >= 1 (bounded b)
+    res = linprog(np.zeros(X.shape[1]), A_ub=np.vstack([A, -(s[:, None] * X).sum(axis=0)]),
+                  b_ub=np.concatenate([np.zeros(len(y)), [-1.0]]), bounds=[(-1e3, 1e3)] * X.shape[1],
+                  method="highs")
+    return bool(res.status == 0)
+
+
+def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by: str = "arm",
+                level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Odds ratio BM-MSC vs sham from a logistic regression (statsmodels GLM, binomial), Wald CI and p.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per participant; rows with a missing outcome or covariate are dropped.
+    covariates : sequence of str
+        Adjustment terms (categorical columns enter as ``C(col)``; ``site`` as site strata,
+        see :func:`site_strata`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``estimate`` (OR), ``ci_low``, ``ci_high``, ``p_value``,
+        ``log_or``, ``se``, ``n``, ``method``. Estimates are NaN with the reason in
+        ``method`` when the model cannot be estimated (e.g. separation).
+    """
+    cols = [outcome, by, *covariates]
+    d = df[cols].dropna(subset=[outcome, by])
+    if "site" in covariates:  # strata among the participants analysed
+        d = d.assign(site=site_strata(d["site"]))
+    d = d.dropna()
+    frame = pd.DataFrame({"y": d[outcome].astype(bool).astype(float).to_numpy(),
+                          "msc": (d[by] == config.ARMS[0]).astype(float).to_numpy()})
+    terms = ["msc"]
+    for c in covariates:  # numeric columns enter as they are, anything else as a factor
+        numeric = d[c].dtype.kind in "if" and not isinstance(d[c].dtype, pd.CategoricalDtype)
+        frame[c] = d[c].astype(float).to_numpy() if numeric else d[c].astype(str).to_numpy()
+        terms.append(f'Q("{c}")' if numeric else f'C(Q("{c}"))')
+    y = frame["y"].to_numpy()
+    method = "logistic regression (binomial GLM); Wald CI" + (f"; adjusted for {', '.join(covariates)}" if covariates else "")
+    empty = {"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+             "log_or": np.nan, "se": np.nan, "n": len(d)}
+    if frame["msc"].nunique() < 2:
+        arms = set(d[by])
+        return pd.DataFrame([{**empty, "method": not_estimable(method, arms_without({a: int(a in arms) for a in config.ARMS}))}])
+    if len(np.unique(y)) < 2:
+        reason = "every participant responded" if y.all() else "no participant responded"
+        return pd.DataFrame([{**empty, "method": not_estimable(method, reason)}])
+    model = smf.glm("y ~ " + " + ".join(terms), data=frame, family=sm.families.Binomial())
+    if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
+        return pd.DataFrame([{**empty, "method": not_estimable(method, "arm confounded with the covariates")}])
+    if is_separated(y, model.exog):
+        return pd.DataFrame([{**empty, "method": not_estimable(method, "perfect separation")}])
+    fit = model.fit()
+    b, se = float(fit.params["msc"]), float(fit.bse["msc"])
+    z = z_quantile(level)
+    return pd.DataFrame([{
+        "group": config.CONTRAST, "estimate": np.exp(b), "ci_low": np.exp(b - z * se), "ci_high": np.exp(b + z * se),
+        "p_value": float(fit.pvalues["msc"]), "log_or": b, "se": se, "n": len(d), "method": method,
+    }])
+
+
+def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """P1: responder proportions per arm and every between-arm comparison of them.
+
+    Parameters
+    ----------
+    resp : DataFrame
+        One row per participant with ``arm`` and nullable boolean ``responder``
+        (missing = not evaluable, excluded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``analysis`` = ``responders`` (one per arm), ``risk_difference``, ``fisher``,
+        ``odds_ratio``; columns ``analysis``, ``group``, ``events``, ``n``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``p_value``, ``method``.
+    """
+    x1, n1, x2, n2 = counts(resp)
+    parts = [
+        proportions(resp, level=level).assign(analysis="responders"),
+        risk_difference(x1, n1, x2, n2, level).assign(analysis="risk_difference"),
+        fisher_exact(x1, n1, x2, n2, level).assign(analysis="fisher"),
+        logistic_or(resp, level=level).assign(analysis="odds_ratio"),
+    ]
+    cols = ["analysis", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    return pd.concat(parts, ignore_index=True).reindex(columns=cols)
+
+
+def responder_composition(resp: pd.DataFrame) -> pd.DataFrame:
+    """Which criterion made each responder: VAS only, ODI only, or both, per arm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``component`` (``VAS only``, ``ODI only``, ``both``), ``count``,
+        ``n_evaluable``, ``proportion`` (of the evaluable).
+    """
+    rows = []
+    for arm in config.ARMS:
+        d = resp[(resp["arm"] == arm) & resp["responder"].notna()]
+        v = d["vas_met"].fillna(False).astype(bool)
+        o = d["odi_met"].fillna(False).astype(bool)
+        for name, mask in (("VAS only", v & ~o), ("ODI only", ~v & o), ("both", v & o)):
+            rows.append((arm, name, int(mask.sum()), len(d), mask.sum() / len(d) if len(d) else np.nan))
+    return pd.DataFrame(rows, columns=["group", "component", "count", "n_evaluable", "proportion"])
+
+
+def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
+    """Who could not be assessed, and why, by arm.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``reason`` and one count column per arm plus ``total``; a last row ``all``.
+    """
+    d = resp[~resp["evaluable"].astype(bool)]
+    t = (pd.crosstab(d["reason"].astype(str), d["arm"].astype(str)).reindex(columns=list(config.ARMS), fill_value=0)
+         .astype(int).sort_index().rename_axis(index="reason", columns=None))
+    t.loc["all"] = t.sum()
+    t["total"] = t.sum(axis=1)
+    return t.reset_index().rename_axis(columns=None)
+
+
+def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.DataFrame:
+    """Proportion reaching the MCID (Ostelo 2008) per measure, arm and post-baseline visit,
+    among those observed at baseline and at the visit; Wilson CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group``, ``visit_month``, ``events``, ``n``, ``estimate``,
+        ``ci_low``, ``ci_high``, ``method``.
+    """
+    rows = []
+    for m in measures:
+        d = adeff[(adeff["measure"] == m) & (adeff["visit_month"] > 0)]
+        for v in config.POST_BASELINE_VISITS:
+            p = proportions(d[d["visit_month"] == v], outcome="mcid")
+            p.insert(0, "visit_month", v)
+            p.insert(0, "measure", m)
+            rows.append(p)
+    out = pd.concat(rows, ignore_index=True)
+    out["method"] = [relabel_method(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
+                     for m, old in zip(out["measure"], out["method"])]
+    return out
+
+
+def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
+    """Responder proportion (primary definition) at every post-baseline visit, among the evaluable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``,
+        ``method`` (with the reason where nobody was evaluable, e.g. a visit nobody reached).
+    """
+    d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
+    rows = [proportions(d[d["visit_month"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
+    out = pd.concat(rows, ignore_index=True)
+    out["method"] = [relabel_method(m, "proportion of evaluable; Wilson score CI") for m in out["method"]]
+    return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"]]

@@ -1,0 +1,107 @@
+"""The cohort: CONSORT flow counts, follow-up completeness, participants per arm."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import config
+
+__all__ = [
+    "consort_flow",
+    "follow_up_completeness",
+    "arm_counts",
+]
+
+
+def consort_flow(adsl: pd.DataFrame, screening: pd.DataFrame | None = None,
+                 visit_month: int = config.PRIMARY_VISIT) -> pd.DataFrame:
+    """Counts of the CONSORT 2010 flow diagram.
+
+    Parameters
+    ----------
+    adsl : DataFrame
+        Subject-level dataset (``arm``, ``treated``, ``discontinuation_month``,
+        ``discontinuation_reason``, ``evalfl``, ``not_evaluable_reason``).
+    screening : DataFrame, optional
+        The screening log; without it the flow starts at randomisation.
+    visit_month : int
+        The visit of the primary analysis (``evalfl`` refers to it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``stage`` (screened, excluded, randomized, allocated, treated,
+        not_treated, discontinued, analysed, not_evaluable), ``group`` (an arm or
+        ``all``), ``reason`` (empty for totals), ``n``, ``visit_month`` (the visit the
+        ``analysed`` and ``not_evaluable`` counts refer to; the same on every row). Reasons are
+        sorted by decreasing count, then alphabetically.
+    """
+    rows = []
+
+    def add(stage, group, n, reason=""):
+        rows.append((stage, group, reason, int(n)))
+
+    def reasons(stage, group, series):
+        counts = series.value_counts()
+        for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+            add(stage, group, n, str(reason))
+
+    if screening is not None and len(screening):
+        add("screened", "all", len(screening))
+        excl = screening.loc[screening["outcome"] == "excluded", "exclusion_reason"]
+        add("excluded", "all", len(excl))
+        reasons("excluded", "all", excl)
+    add("randomized", "all", len(adsl))
+    for arm in config.ARMS:
+        a = adsl[adsl["arm"] == arm]
+        treated = a["treated"].astype(bool)
+        add("allocated", arm, len(a))
+        add("treated", arm, treated.sum())
+        add("not_treated", arm, (~treated).sum())
+        disc = a["discontinuation_month"].notna()
+        add("discontinued", arm, disc.sum())
+        reasons("discontinued", arm, a.loc[disc, "discontinuation_reason"])
+        ev = a["evalfl"].astype(bool)
+        add("analysed", arm, ev.sum())
+        add("not_evaluable", arm, (~ev).sum())
+        reasons("not_evaluable", arm, a.loc[~ev, "not_evaluable_reason"])
+    out = pd.DataFrame(rows, columns=["stage", "group", "reason", "n"])
+    out["visit_month"] = int(visit_month)
+    return out
+
+
+def follow_up_completeness(adeff: pd.DataFrame) -> pd.DataFrame:
+    """Share of randomised participants with an outcome assessment (VAS or ODI) per arm and visit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``arm``, ``visit_month``, ``n_randomized``, ``n_observed``,
+        ``n_discontinued`` (left the study before the visit), ``proportion``
+        (n_observed / n_randomized). Sorted by arm (config order), visit.
+    """
+    d = adeff[adeff["measure"].isin(["vas_pain", "odi"])]
+    per = (d.assign(has=d["value"].notna().to_numpy(dtype=bool))
+           .groupby(["arm", "visit_month", "subject_id"], sort=True)
+           .agg(has=("has", "any"), status=("visit_status", "first")).reset_index())
+    out = (per.groupby(["arm", "visit_month"], sort=True)
+           .agg(n_randomized=("subject_id", "size"), n_observed=("has", "sum"),
+                n_discontinued=("status", lambda s: int((s == "discontinued").sum())))
+           .reset_index())
+    out["proportion"] = out["n_observed"] / out["n_randomized"]
+    out["arm"] = pd.Categorical(out["arm"], categories=list(config.ARMS), ordered=True)
+    out = out.sort_values(["arm", "visit_month"]).reset_index(drop=True)
+    out["arm"] = out["arm"].astype(str)
+    return out
+
+
+def arm_counts(adsl: pd.DataFrame, flag: str | None = None) -> pd.DataFrame:
+    """Participants per arm, all randomised or those with ``flag`` True.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group`` (arm), ``n``, ``estimate`` (= n).
+    """
+    d = adsl if flag is None else adsl[adsl[flag].astype(bool)]
+    n = d.groupby("arm").size().reindex(list(config.ARMS), fill_value=0)
+    return pd.DataFrame({"group": list(config.ARMS), "n": n.to_numpy(), "estimate": n.to_numpy().astype(float)})

@@ -1,0 +1,91 @@
+"""Continuous endpoints: means with t intervals, trajectories by visit, the completers' mixed ANOVA."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+from scipy import stats as sps
+
+from .. import config
+from .binary import arms_without, not_estimable
+
+__all__ = [
+    "mean_ci",
+    "trajectories",
+    "mixed_anova_completers",
+]
+
+
+def mean_ci(values, level: float = config.CI_LEVEL) -> dict:
+    """Mean, SD and t-based CI of the non-missing values (as R ``t.test(x)$conf.int``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high`` (NaN where undefined).
+    """
+    x = pd.to_numeric(pd.Series(values), errors="coerce").astype(float).dropna().to_numpy()
+    n = len(x)
+    if n == 0:
+        return {"n": 0, "mean": np.nan, "sd": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    m = float(x.mean())
+    if n < 2:
+        return {"n": 1, "mean": m, "sd": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    sd = float(x.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return {"n": n, "mean": m, "sd": sd, "ci_low": m - half, "ci_high": m + half}
+
+
+def trajectories(adeff: pd.DataFrame, measures=config.MEASURES, column: str = "value") -> pd.DataFrame:
+    """Mean (95 % t CI) of ``column`` by measure, arm and visit, among those observed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group``, ``visit_month``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
+    """
+    rows = []
+    for m in measures:
+        d = adeff[adeff["measure"] == m]
+        for arm in config.ARMS:
+            for v in config.VISITS:
+                s = d.loc[(d["arm"] == arm) & (d["visit_month"] == v), column]
+                rows.append({"measure": m, "group": arm, "visit_month": v, **mean_ci(s)})
+    return pd.DataFrame(rows)
+
+
+def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Cross-check: mixed ANOVA (arm between, visit within) of the change, completers only (pingouin).
+
+    Completers: participants with a change at every post-baseline visit present in the data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        pingouin's table (``Source``, ``SS``, ``DF1``, ``DF2``, ``MS``, ``F``, ``p_unc``,
+        ``np2``, ``eps``) plus ``n_completers`` and ``method``; the three rows with NaN and the
+        reason in ``method`` when the ANOVA cannot be computed (fewer than 2 visits, fewer
+        than 2 completers in an arm, no variation).
+    """
+    d = adeff[(adeff["measure"] == measure) & (adeff["visit_month"] > 0)][["subject_id", "arm", "visit_month", "change"]]
+    d = d.dropna(subset=["change"])
+    full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
+    d = d[full].assign(change=lambda x: x["change"].astype(float), arm=lambda x: x["arm"].astype(str),
+                       subject_id=lambda x: x["subject_id"].astype(str))
+    method = "mixed ANOVA of the change (arm between, visit within), completers (pingouin)"
+    per_arm = d.groupby("arm")["subject_id"].nunique().reindex(list(config.ARMS), fill_value=0)
+    reason = ("fewer than 2 post-baseline visits" if d["visit_month"].nunique() < 2 else
+              arms_without(per_arm.to_dict(), "completer") or
+              ("fewer than 2 completers in an arm" if per_arm.min() < 2 else "") or
+              ("no variation in the change" if d["change"].nunique() < 2 else ""))
+    if reason:
+        out = pd.DataFrame({"Source": ["arm", "visit_month", "Interaction"]})
+        for c in ("SS", "DF1", "DF2", "MS", "F", "p_unc", "np2", "eps"):
+            out[c] = np.nan
+        out["n_completers"] = d["subject_id"].nunique()
+        out["method"] = not_estimable(method, reason)
+        return out
+    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
+    out["n_completers"] = d["subject_id"].nunique()
+    out["method"] = method
+    return out

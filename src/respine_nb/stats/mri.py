@@ -1,0 +1,242 @@
+"""MRI: T2 by Pfirrmann grade, change from baseline, ANCOVA, grade shifts, structure vs symptoms."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import statsmodels.formula.api as smf
+
+from .. import config
+from .binary import arms_without, not_estimable, proportions, relabel_method
+from .continuous import mean_ci
+
+__all__ = [
+    "t2_by_grade",
+    "t2_grade_correlation",
+    "paired_visit",
+    "change_summary",
+    "ancova",
+    "grade_shift",
+    "grade_worsening",
+    "correlation",
+    "structure_vs_symptoms",
+]
+
+
+def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+    """T2 of the nucleus pulposus by modified Pfirrmann grade at one visit (mean, t CI).
+
+    The rank correlation over all grades is :func:`t2_grade_correlation`.
+
+    Parameters
+    ----------
+    admri : DataFrame
+        The MRI analysis dataset (``visit_month``, ``pfirrmann_grade``, ``t2_np_ms``).
+    visit_month : int
+        The visit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grade: ``grade``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
+    """
+    d = _t2_grades(admri, visit_month)
+    rows = [{"grade": int(g), **mean_ci(x["t2_np_ms"])} for g, x in d.groupby("pfirrmann_grade", sort=True)]
+    return pd.DataFrame(rows, columns=["grade", "n", "mean", "sd", "ci_low", "ci_high"])
+
+
+def t2_grade_correlation(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+    """Spearman rank correlation between modified Pfirrmann grade and T2 at one visit (pingouin).
+
+    Parameters
+    ----------
+    admri : DataFrame
+        The MRI analysis dataset (``visit_month``, ``pfirrmann_grade``, ``t2_np_ms``).
+    visit_month : int
+        The visit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group`` (``all``), ``visit_month``, ``estimate`` (Spearman's rho), ``p_value``,
+        ``n``, ``method``; NaN with the reason in ``method`` with fewer than 3 participants, one
+        grade or one T2 value.
+    """
+    d = _t2_grades(admri, visit_month)
+    method = "Spearman rank correlation, grade vs T2 (pingouin)"
+    reason = ("fewer than 3 participants" if len(d) < 3 else "a single grade" if d["pfirrmann_grade"].nunique() < 2
+              else "a single T2 value" if d["t2_np_ms"].nunique() < 2 else "")
+    rho = p = np.nan
+    if not reason:
+        c = pg.corr(d["pfirrmann_grade"].astype(float), d["t2_np_ms"].astype(float), method="spearman")
+        rho, p = float(c["r"].iloc[0]), float(c["p_val"].iloc[0])
+    return pd.DataFrame([{"group": "all", "visit_month": int(visit_month), "estimate": rho, "p_value": p, "n": len(d),
+                          "method": not_estimable(method, reason) if reason else method}])
+
+
+def _t2_grades(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """The rows of ``visit_month`` with both a T2 value and a grade."""
+    return admri[(admri["visit_month"] == visit_month)].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
+
+
+def paired_visit(admri: pd.DataFrame, visit_month: int, column: str = "t2_np_ms") -> pd.DataFrame:
+    """Participants with ``column`` at baseline and at ``visit_month``: one row each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject_id``, ``arm``, ``baseline``, ``value``, ``change``.
+    """
+    base = "base_" + column
+    d = admri[(admri["visit_month"] == visit_month)].dropna(subset=[column, base])
+    return pd.DataFrame({"subject_id": d["subject_id"].astype(str).to_numpy(), "arm": d["arm"].astype(str).to_numpy(),
+                         "baseline": d[base].astype(float).to_numpy(), "value": d[column].astype(float).to_numpy(),
+                         "change": (d[column] - d[base]).astype(float).to_numpy()})
+
+
+def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Within-arm change from baseline: mean with t CI and the paired t test (pingouin).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        :func:`paired_visit` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per arm: ``group``, ``n``, ``mean_baseline``, ``mean_value``, ``estimate``
+        (mean change), ``sd``, ``ci_low``, ``ci_high``, ``p_value`` (paired t), ``method``
+        (with the reason when fewer than 2 participants, or no variation, leave a number empty).
+    """
+    rows = []
+    for arm in config.ARMS:
+        d = pairs[pairs["arm"] == arm]
+        s = mean_ci(d["change"], level)
+        method = "mean change, t CI; paired t test"
+        if len(d) < 2:
+            method = not_estimable(method, f"fewer than 2 participants with both visits in {arm}")
+            p = np.nan
+        elif not s["sd"] > 0:
+            method += "; p not estimable: no variation in the change"
+            p = np.nan
+        else:
+            p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0])
+        rows.append({"group": arm, "n": s["n"], "mean_baseline": d["baseline"].mean() if len(d) else np.nan,
+                     "mean_value": d["value"].mean() if len(d) else np.nan,
+                     "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
+                     "p_value": p, "method": method})
+    return pd.DataFrame(rows)
+
+
+def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Between-arm ANCOVA ``change ~ arm + baseline`` (OLS): the arm coefficient.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group`` (contrast), ``estimate``, ``se``, ``df``, ``ci_low``, ``ci_high``,
+        ``p_value``, ``n``, ``method``; NaN with the reason in ``method`` when an arm is empty,
+        fewer than 4 participants, or no residual variation.
+    """
+    method = "ANCOVA (OLS): change ~ arm + baseline"
+    frame = pd.DataFrame({"change": pairs["change"].to_numpy(dtype=float),
+                          "msc": (pairs["arm"] == config.ARMS[0]).to_numpy(dtype=float),
+                          "baseline": pairs["baseline"].to_numpy(dtype=float)})
+    n_msc = int(frame["msc"].sum())
+    reason = (arms_without({config.ARMS[0]: n_msc, config.ARMS[1]: len(frame) - n_msc}, "participant with both visits")
+              or ("fewer than 4 participants with both visits" if len(frame) < 4 else ""))
+    if not reason:
+        model = smf.ols("change ~ msc + baseline", data=frame)
+        if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
+            reason = "arm confounded with baseline"
+        else:
+            fit = model.fit()
+            y = frame["change"].to_numpy()
+            if not fit.ssr > 1e-12 * max(1.0, float(y @ y)):
+                reason = "the model fits exactly (no residual variation)"
+    if reason:
+        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "se": np.nan, "df": np.nan,
+                              "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": len(pairs),
+                              "method": not_estimable(method, reason)}])
+    lo, hi = fit.conf_int(alpha=1 - level).loc["msc"]
+    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(fit.params["msc"]), "se": float(fit.bse["msc"]),
+                          "df": float(fit.df_resid), "ci_low": float(lo), "ci_high": float(hi),
+                          "p_value": float(fit.pvalues["msc"]), "n": len(pairs), "method": method}])
+
+
+def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Modified Pfirrmann grade at baseline against ``visit_month``, per arm (long counts).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group``, ``base_grade``, ``grade``, ``n`` (only non-zero cells), sorted.
+    """
+    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
+    out = (d.groupby(["arm", "base_pfirrmann_grade", "pfirrmann_grade"]).size().rename("n").reset_index()
+           .rename(columns={"arm": "group", "base_pfirrmann_grade": "base_grade", "pfirrmann_grade": "grade"}))
+    out["base_grade"] = out["base_grade"].astype(int)
+    out["grade"] = out["grade"].astype(int)
+    return out.sort_values(["group", "base_grade", "grade"], kind="mergesort").reset_index(drop=True)
+
+
+def grade_worsening(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Proportion whose modified Pfirrmann grade worsened (rose) by ``visit_month``, per arm; Wilson CI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of :func:`proportions`.
+    """
+    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
+    d = d.assign(worse=(d["pfirrmann_grade"] > d["base_pfirrmann_grade"]).to_numpy(dtype=bool))
+    out = proportions(d, outcome="worse")
+    out["method"] = [relabel_method(m, "proportion with a higher grade than at baseline; Wilson CI") for m in out["method"]]
+    return out
+
+
+def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -> dict:
+    """Correlation with its CI (pingouin; Fisher z interval as R ``cor.test``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``estimate`` (r), ``ci_low``, ``ci_high``, ``p_value``; when not estimable (fewer
+        than 4 pairs, a constant variable) NaN and a ``reason``.
+    """
+    d = pd.DataFrame({"x": pd.to_numeric(pd.Series(x), errors="coerce").astype(float).to_numpy(),
+                      "y": pd.to_numeric(pd.Series(y), errors="coerce").astype(float).to_numpy()}).dropna()
+    n = len(d)
+    if n < 4 or d["x"].nunique() < 2 or d["y"].nunique() < 2:
+        return {"n": n, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+                "reason": "fewer than 4 participants" if n < 4 else "no variation"}
+    c = pg.corr(d["x"], d["y"], method=method)
+    r = float(c["r"].iloc[0])
+    lo, hi = pg.compute_esci(stat=r, nx=n, ny=n, eftype="r", confidence=level, decimals=12)
+    return {"n": n, "estimate": r, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(c["p_val"].iloc[0])}
+
+
+def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int,
+                          measures=("vas_pain", "odi")) -> pd.DataFrame:
+    """Pearson correlation of T2 change with the change in each symptom measure at the same visit,
+    per arm and pooled.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure``, ``group`` (arm or ``all``), ``n``, ``estimate`` (r), ``ci_low``,
+        ``ci_high``, ``p_value``, ``method``.
+    """
+    rows = []
+    for m in measures:
+        ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
+        d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float))
+        for group in (*config.ARMS, "all"):
+            dd = d if group == "all" else d[d["arm"] == group]
+            c = correlation(dd["change"], dd["symptom"])
+            method = "Pearson r, Fisher z CI (pingouin)"
+            reason = c.pop("reason", "")
+            rows.append({"measure": m, "group": group, **c,
+                         "method": not_estimable(method, reason) if reason else method})
+    return pd.DataFrame(rows)
