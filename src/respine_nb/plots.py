@@ -176,7 +176,7 @@ def _flow_dict(flow: pd.DataFrame) -> dict:
 
     return {
         "screened": total("screened"), "excluded": total("excluded"), "exclusions": reasons("excluded", "all"),
-        "randomized": total("randomized"), "visit_month": flow.attrs.get("visit_month", config.PRIMARY_VISIT),
+        "randomized": total("randomized"), "visit_month": int(flow["visit_month"].iloc[0]) if "visit_month" in flow and len(flow) else config.PRIMARY_VISIT,
         "arms": {arm: {"randomized": total("allocated", arm), "treated": total("treated", arm),
                        "discontinued": total("discontinued", arm),
                        "discontinued_reasons": reasons("discontinued", arm),
