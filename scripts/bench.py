@@ -48,7 +48,7 @@ def floor(tmp: Path, repeat: int = 3, code: str = "pass") -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        out = runner._execute(path, tmp / "empty-out.ipynb", tmp, tmp / "failed", {}, tmp, lambda s: None)
+        out = runner._execute(path, tmp / "empty-out.ipynb", tmp, tmp / "failed", {}, tmp, lambda *a: None)
         assert out.ok
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
