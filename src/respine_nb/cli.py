@@ -87,7 +87,16 @@ def _parse_params(pairs) -> dict:
     return params
 
 
+def _without_iri_grammars() -> None:
+    """Spare the run about a second of start-up: jsonschema (imported by nbformat, which papermill
+    uses) imports ``rfc3987_syntax`` when it is installed, and that compiles 39 grammars at import,
+    only to check the "iri" string formats. The notebook schema asserts no string format, so
+    validation is unchanged without it. Only for this process (``respine-nb run``)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: "import rfc3987_syntax" raises ImportError
+
+
 def _run(args) -> int:
+    _without_iri_grammars()
     from . import runner
 
     return runner.run(data=args.data, out=args.out, params=_parse_params(args.param), only=args.only,
