@@ -91,8 +91,11 @@ class Progress:
         if self.live:
             from tqdm import tqdm
 
+            # a terminal that reports no size (0 x 0, e.g. some ptys) would hide every line: fall back to 100 x 24
+            size = shutil.get_terminal_size((100, 24))
             self._bars = [tqdm(total=0, position=i, bar_format="{desc}", file=self.stream, leave=True,
-                               dynamic_ncols=True) for i in range(len(self.names))]
+                               ncols=size.columns, nrows=max(size.lines, len(self.names) + 1))
+                          for i in range(len(self.names))]
             self._draw()
             self._thread = threading.Thread(target=self._refresh, args=(interval,), daemon=True)
             self._thread.start()
