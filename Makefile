@@ -14,11 +14,13 @@ help: ## List every target with what it does
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 2; }
+	@echo "creating the environment in $(VENV)/ from requirements.lock: once, about 40 s to a few minutes (download speed)..."
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-input -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-input --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+	@echo "environment ready: $(VENV)/"
 
 venv: $(STAMP) ## Create .venv from requirements.lock (again when the lock is newer)
 

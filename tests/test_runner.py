@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,14 @@ def test_run_elsewhere_writes_only_under_out(small_dataset_dir, tmp_path):
     proc = run("--data", str(small_dataset_dir), "--out", str(out), "--only", "01_cohort", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert tree_hash(*protected) == before
+    # not a terminal: plain progress lines on stderr, and the closing lines name every output
+    assert "01_cohort  running" in proc.stderr and re.search(r"01_cohort  done +\d+\.\d s", proc.stderr)
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    resolved = out.resolve()
+    for expected in ("Where to look:", f"{resolved}/notebooks/", f"{resolved}/figures/",
+                     f"{resolved}/derived/results.csv", f"{resolved}/derived/ard.csv",
+                     f"respine-nb report --out {resolved}"):
+        assert expected in proc.stdout, expected
     assert (out / "notebooks" / "01_cohort.ipynb").is_file()
     assert (out / "derived" / "results.csv").is_file()
     for name in ("adsl", "adeff", "admri", "adtte", "adae"):

@@ -107,3 +107,13 @@ def test_make_report_builds_the_default_report():
     assert out.returncode == 0, out.stderr
     assert (ROOT / "reports" / "index.html").is_file()
     assert (ROOT / "reports" / "notebooks" / "02_primary_endpoint-no-code.html").is_file()
+
+
+def test_make_says_it_is_creating_the_environment():
+    """Before the install (the longest silent step of a first `make run`), with how long it takes."""
+    out = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True,
+                         check=True).stdout
+    lines = out.splitlines()
+    say = next(i for i, line in enumerate(lines) if "creating the environment" in line)
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert say < install and "40 s" in lines[say]

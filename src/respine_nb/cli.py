@@ -1,4 +1,4 @@
-"""``respine-nb``: generate, validate, run (and the benchmark helpers).
+"""respine-nb: generate, validate and analyse the RESPINE trial data with the notebooks.
 
 Exit status: 0 success; 1 a notebook failed; 2 bad input (invalid data, bad
 arguments). Bad data never produces a traceback, only the validation report.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 from . import __version__, config
@@ -86,7 +87,16 @@ def _parse_params(pairs) -> dict:
     return params
 
 
+def _without_iri_grammars() -> None:
+    """Spare the run about a second of start-up: jsonschema (imported by nbformat, which papermill
+    uses) imports ``rfc3987_syntax`` when it is installed, and that compiles 39 grammars at import,
+    only to check the "iri" string formats. The notebook schema asserts no string format, so
+    validation is unchanged without it. Only for this process (``respine-nb run``)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # None: "import rfc3987_syntax" raises ImportError
+
+
 def _run(args) -> int:
+    _without_iri_grammars()
     from . import runner
 
     return runner.run(data=args.data, out=args.out, params=_parse_params(args.param), only=args.only,
@@ -109,39 +119,68 @@ def build_parser() -> argparse.ArgumentParser:
     from .parameters import help_text
     from .synthetic import RESPONDER_FRACTION
 
-    p = argparse.ArgumentParser(prog="respine-nb", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="respine-nb", description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 success, 1 a notebook failed, 2 bad input (invalid data or arguments). "
+               "'respine-nb COMMAND --help' shows each command's options.")
     p.add_argument("--version", action="version", version=f"respine-nb {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write a SYNTHETIC dataset in the data contract")
-    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    g.add_argument("--n-msc", type=int, default=config.DEFAULT_N["BM-MSC"])
-    g.add_argument("--n-sham", type=int, default=config.DEFAULT_N["Sham"])
+    g = sub.add_parser("generate", help="write a SYNTHETIC dataset in the data contract",
+                       description="Write a SYNTHETIC dataset (one CSV per table, MANIFEST.json, README.md) in the "
+                                   "data contract. With every default, it rewrites the committed cohort.")
+    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED,
+                   help=f"random seed (default: {config.DEFAULT_SEED})")
+    g.add_argument("--n-msc", type=int, default=config.DEFAULT_N["BM-MSC"],
+                   help=f"participants randomised to BM-MSC (default: {config.DEFAULT_N['BM-MSC']})")
+    g.add_argument("--n-sham", type=int, default=config.DEFAULT_N["Sham"],
+                   help=f"participants randomised to sham (default: {config.DEFAULT_N['Sham']})")
     g.add_argument("--p-msc", type=float, default=RESPONDER_FRACTION["BM-MSC"],
-                   help="responder proportion, BM-MSC (evaluable, month 12)")
-    g.add_argument("--p-sham", type=float, default=RESPONDER_FRACTION["Sham"], help="responder proportion, sham")
-    g.add_argument("--free", action="store_true", help="draw the month-12 counts instead of fixing them")
-    g.add_argument("--out", default=None, help="output folder (default: the committed cohort, data/raw/synthetic, "
-                   "which only the default settings may overwrite)")
+                   help=f"responder proportion, BM-MSC, among the evaluable at month 12 "
+                        f"(default: {RESPONDER_FRACTION['BM-MSC']:g})")
+    g.add_argument("--p-sham", type=float, default=RESPONDER_FRACTION["Sham"],
+                   help=f"responder proportion, sham (default: {RESPONDER_FRACTION['Sham']:g})")
+    g.add_argument("--free", action="store_true",
+                   help="draw the month-12 responder counts at random instead of fixing them to the proportions "
+                        "(default: fixed)")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: the committed cohort, data/raw/synthetic, which only the default "
+                        "settings may overwrite)")
     g.set_defaults(func=_generate)
 
-    v = sub.add_parser("validate", help="check a dataset folder against the data contract")
-    v.add_argument("dir")
+    v = sub.add_parser("validate", help="check a dataset folder against the data contract",
+                       description="Check a dataset folder against the data contract: every problem in one report, "
+                                   "or a summary of the valid dataset.")
+    v.add_argument("dir", metavar="DIR", help="the dataset folder (one file per table)")
     v.set_defaults(func=_validate)
 
     r = sub.add_parser("run", help="validate, derive and execute the notebooks", epilog=help_text(),
+                       description=textwrap.fill("Validate the data, derive the analysis datasets and execute every notebook "
+                                   "(in parallel), showing each notebook's state; the last lines say where the "
+                                   "notebooks, figures, results and report are. Without --data, --out and -p: the "
+                                   "default run, in place in the repository.", 79),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--data", default=None, help="dataset folder (default: the synthetic cohort)")
-    r.add_argument("--out", default=None, help="output folder (required with --data or -p)")
+    r.add_argument("--data", default=None, metavar="DIR",
+                   help="dataset folder (default: the committed synthetic cohort, data/raw/synthetic)")
+    r.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder for notebooks/, derived/, figures/ and manifest.json (default: the "
+                        "repository itself; required with --data or -p)")
     r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a notebook parameter (listed below); checked before anything runs")
-    r.add_argument("--only", nargs="+", default=None, help="notebook names (e.g. 01_cohort)")
-    r.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: cores)")
-    r.add_argument("--derive-only", action="store_true", help="stop after the analysis datasets")
+                   help="a notebook parameter, repeatable (listed below; default: each parameter's default); "
+                        "checked before anything runs")
+    r.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
+                   help="run only these notebooks, e.g. 01_cohort (default: all)")
+    r.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="notebooks executed at once (default: the number of cores)")
+    r.add_argument("--derive-only", action="store_true",
+                   help="stop after validating and writing the analysis datasets (default: run the notebooks)")
     r.set_defaults(func=_run)
 
-    rep = sub.add_parser("report", help="build the static HTML report of a run")
-    rep.add_argument("--out", default=None, help="the run's output folder (default: the default run -> reports/)")
+    rep = sub.add_parser("report", help="build the static HTML report of a run",
+                         description="Build the static HTML report of a run (no scripts, opens from disk).")
+    rep.add_argument("--out", default=None, metavar="DIR",
+                     help="the run's output folder, as given to 'respine-nb run --out' (default: the default run; "
+                          "the report goes to reports/)")
     rep.set_defaults(func=_report)
     return p
 

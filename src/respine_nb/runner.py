@@ -49,18 +49,103 @@ class Outcome:
     failed_copy: Path | None = None
 
 
-class _Progress:
-    """One line per state change on a terminal; silent otherwise (CI)."""
+class Progress:
+    """What the run is doing, one line per notebook: its state (waiting, running, done, FAILED)
+    and elapsed time.
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.live = stream.isatty()
+    On a terminal, a live display (tqdm, one line per notebook) refreshed every ``interval``
+    seconds while notebooks run; otherwise (CI logs, pipes, files) plain lines, one per state
+    change, with no control characters.
+
+    Parameters
+    ----------
+    names : list of str
+        The notebooks, in display order.
+    stream : file, optional
+        Where to write (default: standard error).
+    live : bool, optional
+        Force the live display on or off (default: on when ``stream`` is a terminal and
+        ``TERM`` is not ``dumb``).
+    interval : float
+        Refresh period of the live display, seconds.
+    """
+
+    STATES = ("waiting", "running", "done", "FAILED")
+
+    def __init__(self, names, stream=None, live=None, interval: float = 0.5):
+        self.stream = stream if stream is not None else sys.stderr
+        if live is None:
+            live = bool(getattr(self.stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+        self.live = live
+        self.names = list(names)
+        self.width = max((len(n) for n in self.names), default=0)
+        self.state = {n: "waiting" for n in self.names}
+        self.started: dict = {}
+        self.seconds: dict = {}
         self.lock = threading.Lock()
-
-    def __call__(self, text: str) -> None:
+        self._bars: list = []
+        self._stop = threading.Event()
+        self._thread = None
         if self.live:
+            from tqdm import tqdm
+
+            # a terminal that reports no size (0 x 0, e.g. some ptys) would hide every line: fall back to 100 x 24
+            size = shutil.get_terminal_size((100, 24))
+            self._bars = [tqdm(total=0, position=i, bar_format="{desc}", file=self.stream, leave=True,
+                               ncols=size.columns, nrows=max(size.lines, len(self.names) + 1))
+                          for i in range(len(self.names))]
+            self._draw()
+            self._thread = threading.Thread(target=self._refresh, args=(interval,), daemon=True)
+            self._thread.start()
+
+    def line(self, name: str) -> str:
+        """The notebook's line: name, state and elapsed (or final) seconds."""
+        state = self.state[name]
+        if name in self.seconds:
+            elapsed = f"{self.seconds[name]:6.1f} s"
+        elif name in self.started and self.live:
+            elapsed = f"{time.perf_counter() - self.started[name]:6.1f} s"
+        else:
+            elapsed = ""
+        return f"  {name:<{self.width}}  {state:<7}  {elapsed}".rstrip()
+
+    def set(self, name: str, state: str, seconds: float | None = None, detail: str = "") -> None:
+        """Record a state change (``running``, ``done`` or ``FAILED``); ``detail`` is appended to
+        the plain line (e.g. the error)."""
+        if state not in self.STATES:
+            raise ValueError(f"state must be one of {self.STATES}, not {state!r}")
+        with self.lock:
+            self.state[name] = state
+            if state == "running":
+                self.started[name] = time.perf_counter()
+            if seconds is not None:
+                self.seconds[name] = seconds
+            if self.live:
+                self._draw()
+            else:
+                print(self.line(name) + (f": {detail}" if detail else ""), file=self.stream, flush=True)
+
+    def _draw(self) -> None:
+        for name, bar in zip(self.names, self._bars):
+            bar.set_description_str(self.line(name), refresh=False)
+            bar.refresh()
+
+    def _refresh(self, interval: float) -> None:
+        while not self._stop.wait(interval):
             with self.lock:
-                print(text, file=self.stream, flush=True)
+                self._draw()
+
+    def close(self) -> None:
+        """Stop refreshing and leave the final lines on screen."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self.lock:
+            if self._bars:
+                self._draw()
+            for bar in reversed(self._bars):
+                bar.close()
+            self._bars = []
 
 
 def notebooks(only=None) -> list[Path]:
@@ -140,7 +225,7 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     name = nb_path.stem
     tmp = tmpdir / nb_path.name
     t0 = time.perf_counter()
-    progress(f"  started   {name}")
+    progress(name, "running")
     sockets = tempfile.mkdtemp(prefix="respine-kernel-")  # short path: Unix sockets allow ~100 chars
     try:
         pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL, language="python",
@@ -154,21 +239,24 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
             io.atomic_write_bytes(copy, tmp.read_bytes())
         first = next((line for line in (exc.source or "").splitlines() if line.strip()), "")
         error = f"cell [{exc.exec_count}] `{first[:80]}`: {exc.ename}: {exc.evalue}"
-        progress(f"  FAILED    {name} ({seconds:.1f} s): {error}")
+        progress(name, "FAILED", seconds, error)
         return Outcome(name, False, seconds, error, copy)
     except Exception as exc:  # kernel died, could not start, ...
         seconds = time.perf_counter() - t0
-        progress(f"  FAILED    {name} ({seconds:.1f} s): {exc}")
-        return Outcome(name, False, seconds, f"{type(exc).__name__}: {exc}{_kernel_log(sockets)}")
+        error = f"{type(exc).__name__}: {exc}{_kernel_log(sockets)}"
+        progress(name, "FAILED", seconds, error)
+        return Outcome(name, False, seconds, error)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     if _STOP.is_set():  # interrupted: never publish a notebook after the user asked to stop
-        return Outcome(name, False, time.perf_counter() - t0, "interrupted")
+        seconds = time.perf_counter() - t0
+        progress(name, "FAILED", seconds, "interrupted")
+        return Outcome(name, False, seconds, "interrupted")
     nb = nbformat.read(tmp, as_version=4)
     strip_metadata(nb)
     io.atomic_write_text(target, nbformat.writes(nb) + "\n")
     seconds = time.perf_counter() - t0
-    progress(f"  done      {name} ({seconds:.1f} s)")
+    progress(name, "done", seconds)
     return Outcome(name, True, seconds)
 
 
@@ -295,33 +383,42 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     tmpdir = None
     try:
         settings = {**parameters.defaults(), **params}  # the run's visit and responder rule
-        io.write_tables(derive.derive_all(dataset.tables, settings["visit_month"], **parameters.rule(settings)),
-                        derived_dir)
+        rule = parameters.rule(settings)
+        derived_tables = derive.derive_all(dataset.tables, settings["visit_month"], **rule)
+        io.write_tables(derived_tables, derived_dir)
+        print(f"validated {_shown(data_dir, default)} and derived the analysis datasets into "
+              f"{_shown(derived_dir, default)}/", flush=True)
         if derive_only:
-            print(f"derived analysis datasets written to {derived_dir}")
             return 0
         tmp_parent.mkdir(parents=True, exist_ok=True)
         tmpdir = Path(tempfile.mkdtemp(prefix=".respine-run-", dir=tmp_parent))
-        progress = _Progress()
+        from .session import RUN_CACHE_ENV, write_run_cache
+
+        # the kernels reuse this validation and derivation when its stamp matches their data and parameters
+        cache = write_run_cache(tmpdir / "cache", dataset, derived_tables, settings["visit_month"], rule)
         jobs = max(1, jobs or os.cpu_count() or 1)
-        progress(f"running {len(paths)} notebook(s), {jobs} at a time")
+        kernel_env = {RUN_CACHE_ENV: str(cache), **(SINGLE_THREAD_ENV if jobs > 1 else {})}
+        print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
         base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
         nb_dir.mkdir(parents=True, exist_ok=True)
+        progress = Progress([p.stem for p in paths])
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
             futures = [pool.submit(_execute, p, nb_dir / p.name, tmpdir, failed_dir,
                                    {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
-                                   nb_dir, progress, SINGLE_THREAD_ENV if jobs > 1 else None) for p in paths]
+                                   nb_dir, progress.set, kernel_env) for p in paths]
             outcomes = [f.result() for f in futures]
         except KeyboardInterrupt:
             _STOP.set()
             _kill_kernels()
             pool.shutdown(wait=True, cancel_futures=True)
+            progress.close()
             remove_partial_files({nb_dir, derived_dir, figures_dir, failed_dir})
             print("interrupted: running notebooks stopped; nothing half-written was left behind", file=sys.stderr)
             return 130
         finally:
             pool.shutdown(wait=True)
+            progress.close()
         from . import results
 
         results.merge(derived_dir)
@@ -348,9 +445,49 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             signal.signal(signal.SIGTERM, previous)
     failed = [o for o in outcomes if not o.ok]
     total = (finished - started).total_seconds()
-    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebook(s) ran in {total:.1f} s"
-          + (f"; outputs under {root}" if not default else ""))
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebook(s) ran in {total:.1f} s")
     for o in failed:
         kept = f"; executed copy kept at {o.failed_copy}" if o.failed_copy else ""
         print(f"FAILED {o.notebook}: {o.error}{kept}", file=sys.stderr)
+    print(where_to_look(root if not default else None))
     return 1 if failed else 0
+
+
+def _shown(path: Path, default: bool) -> str:
+    """A path as the user would type it: relative to the repository in the default run."""
+    if default:
+        try:
+            return Path(path).resolve().relative_to(config.ROOT.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def where_to_look(out=None) -> str:
+    """The closing lines of a run: where its notebooks, figures and results are, and how to
+    build the report.
+
+    Parameters
+    ----------
+    out : str or Path, optional
+        The run's output folder; None for the default run (paths relative to the repository).
+
+    Returns
+    -------
+    str
+    """
+    if out is None:
+        nb, fig, derived = "notebooks/", "figures/", "data/derived/"
+        report = "make report  (or: respine-nb report; opens as reports/index.html)"
+    else:
+        root = Path(out).expanduser().resolve()
+        nb, fig, derived = f"{root / 'notebooks'}/", f"{root / 'figures'}/", f"{root / 'derived'}/"
+        report = f"respine-nb report --out {root}  (or: make report OUT={root}; opens as {root / 'report' / 'index.html'})"
+    return "\n".join([
+        "Where to look:",
+        f"  notebooks  {nb}  (executed, with their outputs)",
+        f"  figures    {fig}  (PNG 300 dpi and PDF)",
+        f"  results    {derived}results.csv  (and {derived}ard.csv, the same numbers as Analysis Results Data)",
+        f"  report     {report}",
+    ])
+

@@ -12,16 +12,29 @@ same notebook runs in JupyterLab, under plain papermill or under the runner. Whe
 - else (exploring in JupyterLab with a changed parameter or other data): under
   ``runs/lab-<what changed>/``, so exploring never overwrites the committed results; the
   notebook's last cell says where.
+
+Validation and derivation once per run: the runner (:mod:`respine_nb.runner`) validates the data
+and derives the analysis datasets once, writes them with a stamp (the input files' sha256, the
+data folder and the visit and responder rule of the derivation) into its private temporary folder,
+and names that folder to its kernels only (environment variable ``RESPINE_NB_RUN_CACHE``).
+:func:`start` and :func:`derived` reuse them only when the stamp matches the notebook's data and
+parameters, the input files included (re-hashed); a notebook run alone (JupyterLab, plain
+papermill, nbval) validates and derives itself.
 """
 from __future__ import annotations
 
+import json
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from . import config, derive, io, parameters, plots, results
+from . import __version__, config, derive, io, parameters, results
+
+RUN_CACHE_ENV = "RESPINE_NB_RUN_CACHE"  # set by the runner for its own kernels only
+_STAMP, _PICKLE = "stamp.json", "validated-and-derived.pickle"
 
 
 SYNTHETIC_BANNER = ("**Synthetic data.** These participants were simulated by `respine_nb.synthetic`, calibrated "
@@ -127,6 +140,7 @@ class Session:
     redirected_to: str = ""
     written: list = field(default_factory=list)
     _rows: list = field(default_factory=list)
+    _cache: dict | None = field(default=None, repr=False)  # the runner's validated and derived data
 
     @property
     def tables(self) -> dict:
@@ -152,6 +166,8 @@ class Session:
 
     def save(self, fig, what: str) -> None:
         """Save a figure as ``<figures>/<notebook>-<what>.png/.pdf`` (listed by :meth:`finish`)."""
+        from . import plots
+
         self.written += plots.save(fig, f"{self.name}-{what}", self.figures_dir)
 
     def save_table(self, text: str, filename: str) -> None:
@@ -240,7 +256,8 @@ def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
     params = {k: v for k, v in checked.items() if k not in parameters.PATHS}
     data = Path(data_dir).expanduser().resolve() if data_dir else config.SYNTHETIC_DIR
     out_dir = out_dir or os.environ.get(config.OUT_ENV)  # the test suite sends nbval's writes elsewhere
-    dataset = io.load_dataset(data)
+    cached = _run_cache(data)
+    dataset = cached["dataset"] if cached else io.load_dataset(data)
     manifest = io.read_manifest(data)
     matches = manifest_matches(manifest, dataset.sha256)
     is_default_data = (data.resolve() == config.SYNTHETIC_DIR.resolve() and matches
@@ -258,12 +275,14 @@ def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
         derived_dir, figures_dir = config.DERIVED_DIR, config.FIGURES_DIR
     else:
         derived_dir, figures_dir = root / "derived", root / "figures"
+    from . import plots
+
     plots.theme()
     pd.set_option("display.max_colwidth", 120)  # file names and methods are shown whole
     return Session(
         name=name, data=dataset, root=root, derived_dir=derived_dir, figures_dir=figures_dir,
         is_default_data=is_default_data, synthetic=bool(manifest.get("synthetic")) and matches,
-        params=params, banner=synthetic_banner(manifest, matches), redirected_to=redirected_to,
+        params=params, banner=synthetic_banner(manifest, matches), redirected_to=redirected_to, _cache=cached,
     )
 
 
@@ -277,4 +296,69 @@ def derived(session: Session, visit_month: int | None = None, **thresholds) -> d
         Name -> DataFrame.
     """
     visit = session.params.get("visit_month", config.PRIMARY_VISIT) if visit_month is None else visit_month
-    return derive.derive_all(session.tables, visit, **{**session.rule, **thresholds})
+    rule = {**session.rule, **thresholds}
+    cached = session._cache
+    if cached and cached["stamp"]["derivation"] == _derivation(visit, rule):
+        return {name: df.copy() for name, df in cached["derived"].items()}  # fresh frames, as derive_all's
+    return derive.derive_all(session.tables, visit, **rule)
+
+
+def _derivation(visit_month, rule: dict) -> dict:
+    """What a derivation depends on besides the input tables (JSON-comparable)."""
+    return json.loads(json.dumps({"visit_month": visit_month, **{k: rule[k] for k in sorted(rule)}}))
+
+
+def _inputs(folder: Path) -> dict | None:
+    """Input file name -> sha256 of a dataset folder's table files (None when they cannot be listed)."""
+    files, problems = io.find_table_files(folder)
+    if problems:
+        return None
+    return {path.name: io.sha256_file(path) for path in files.values()}
+
+
+def write_run_cache(folder, dataset: io.Dataset, derived_tables: dict, visit_month: int, rule: dict) -> Path:
+    """Write the run's validated tables and analysis datasets, with their stamp, into ``folder``
+    (the runner's private temporary folder; see the module doc). Atomic writes.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Where to write (created if needed).
+    dataset : io.Dataset
+        The validated data (:func:`io.load_dataset`).
+    derived_tables : dict
+        Name -> DataFrame, as :func:`derive.derive_all` returned them for ``visit_month`` and ``rule``.
+    visit_month : int
+    rule : dict
+        The responder-rule arguments of the derivation (:func:`parameters.rule`).
+
+    Returns
+    -------
+    Path
+        The folder, to pass to the kernels as ``RESPINE_NB_RUN_CACHE``.
+    """
+    folder = Path(folder)
+    stamp = {"respine_nb": __version__, "data_dir": str(Path(dataset.folder).resolve()),
+             "inputs_sha256": dict(sorted(dataset.sha256.items())), "derivation": _derivation(visit_month, rule)}
+    io.atomic_write_bytes(folder / _PICKLE, pickle.dumps({"dataset": dataset, "derived": derived_tables},
+                                                         protocol=pickle.HIGHEST_PROTOCOL))
+    io.atomic_write_text(folder / _STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def _run_cache(data: Path) -> dict | None:
+    """The runner's validated tables and analysis datasets for ``data``, when the runner named its
+    cache to this kernel and the stamp matches (same folder, same version, same input bytes);
+    else None (the caller validates and derives itself)."""
+    folder = os.environ.get(RUN_CACHE_ENV)
+    if not folder:
+        return None
+    try:
+        stamp = json.loads((Path(folder) / _STAMP).read_text(encoding="utf-8"))
+        if (stamp.get("respine_nb") != __version__ or stamp.get("data_dir") != str(data.resolve())
+                or stamp.get("inputs_sha256") != _inputs(data)):
+            return None
+        cached = pickle.loads((Path(folder) / _PICKLE).read_bytes())  # written by this run's runner
+    except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+        return None
+    return {"stamp": stamp, **cached}

@@ -1,0 +1,144 @@
+"""What a run says while it works and when it ends; the help texts; validation and derivation
+once per run (the kernels' reuse of the runner's stamped cache)."""
+from __future__ import annotations
+
+import io as _io
+import re
+
+import pandas as pd
+import pytest
+
+from respine_nb import cli, derive, parameters, runner, session
+
+NAMES = ["01_cohort", "02_primary_endpoint"]
+
+
+def test_plain_lines_one_per_state_change():
+    stream = _io.StringIO()  # not a terminal: CI logs
+    p = runner.Progress(NAMES, stream=stream)
+    assert not p.live
+    assert stream.getvalue() == ""  # nothing until a state changes
+    p.set("01_cohort", "running")
+    p.set("02_primary_endpoint", "running")
+    p.set("01_cohort", "done", 3.25)
+    p.set("02_primary_endpoint", "FAILED", 4.0, "cell [3] `x`: ValueError: boom")
+    p.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "  01_cohort            running",
+        "  02_primary_endpoint  running",
+        "  01_cohort            done        3.2 s",
+        "  02_primary_endpoint  FAILED      4.0 s: cell [3] `x`: ValueError: boom",
+    ]
+    assert not re.search(r"[\r\x1b]", stream.getvalue())  # no control characters in a log
+
+
+def test_state_is_checked():
+    p = runner.Progress(NAMES, stream=_io.StringIO())
+    with pytest.raises(ValueError, match="state must be one of"):
+        p.set("01_cohort", "finished")
+
+
+def test_live_display_shows_every_notebook_with_its_state_and_time():
+    stream = _io.StringIO()
+    p = runner.Progress(NAMES, stream=stream, live=True, interval=0.01)
+    p.set("01_cohort", "running")
+    p.set("01_cohort", "done", 1.5)
+    p.close()
+    text = stream.getvalue()
+    assert "02_primary_endpoint  waiting" in text
+    assert "01_cohort            running" in text
+    assert "01_cohort            done        1.5 s" in text
+
+
+def test_final_message_of_the_default_run_names_every_output():
+    text = runner.where_to_look()
+    assert text.startswith("Where to look:")
+    for expected in ("notebooks/", "figures/", "data/derived/results.csv", "data/derived/ard.csv", "make report"):
+        assert expected in text, expected
+
+
+def test_final_message_of_a_run_elsewhere_names_its_folder(tmp_path):
+    text = runner.where_to_look(tmp_path / "out")
+    out = (tmp_path / "out").resolve()
+    for expected in (f"{out}/notebooks/", f"{out}/figures/", f"{out}/derived/results.csv", f"{out}/derived/ard.csv",
+                     f"respine-nb report --out {out}"):
+        assert expected in text, expected
+    assert "make report  (" not in text
+
+
+def _helps(parser):
+    import argparse
+
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out[name] = sub
+    return out
+
+
+def test_help_has_no_backticks_and_every_option_has_help():
+    parser = cli.build_parser()
+    assert "`" not in parser.format_help()
+    for name, sub in _helps(parser).items():
+        assert "`" not in sub.format_help(), name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_generate_options_state_their_defaults():
+    sub = _helps(cli.build_parser())["generate"]
+    for action in sub._actions:
+        if action.option_strings and action.dest != "help":
+            assert "(default:" in action.help, action.option_strings
+
+
+def _write_cache(tmp_path, folder, visit=12, rule=None):
+    from respine_nb import io
+
+    ds = io.load_dataset(folder)
+    rule = rule or parameters.rule({})
+    return ds, session.write_run_cache(tmp_path / "cache", ds, derive.derive_all(ds.tables, visit, **rule), visit, rule)
+
+
+def test_session_reuses_the_runs_validation_and_derivation(small_dataset_dir, tmp_path, monkeypatch):
+    ds, cache = _write_cache(tmp_path, small_dataset_dir)
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(cache))
+    monkeypatch.setattr(session.io, "load_dataset", lambda *a, **k: pytest.fail("validated again"))
+    nb = session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")
+    assert nb._cache is not None
+    assert nb.data.sha256 == ds.sha256
+    got = session.derived(nb)
+    expected = derive.derive_all(ds.tables, 12, **parameters.rule({}))
+    for name in expected:
+        pd.testing.assert_frame_equal(got[name], expected[name])
+    got["adsl"].loc[:, "age"] = -1  # the notebook gets its own copy
+    assert (session.derived(nb)["adsl"]["age"] != -1).all()
+
+
+def test_other_parameters_derive_again(small_dataset_dir, tmp_path, monkeypatch):
+    ds, cache = _write_cache(tmp_path, small_dataset_dir)
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(cache))
+    nb = session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out", visit_month=6)
+    expected = derive.derive_all(ds.tables, 6, **parameters.rule({}))
+    pd.testing.assert_frame_equal(session.derived(nb)["adsl"], expected["adsl"])
+    pd.testing.assert_frame_equal(session.derived(nb, visit_month=6, vas_rel=0.3)["adsl"],
+                                  derive.derive_all(ds.tables, 6, **{**parameters.rule({}), "vas_rel": 0.3})["adsl"])
+
+
+def test_changed_input_files_are_validated_again(dataset_copy, tmp_path, monkeypatch):
+    _, cache = _write_cache(tmp_path, dataset_copy)
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(cache))
+    with open(dataset_copy / "subjects.csv", "a", encoding="utf-8") as fh:
+        fh.write("\n")  # same tables, other bytes: the stamp no longer matches
+    nb = session.start("01_cohort", data_dir=dataset_copy, out_dir=tmp_path / "out")
+    assert nb._cache is None
+
+
+def test_other_data_or_no_cache_validate_again(small_dataset_dir, dataset_copy, tmp_path, monkeypatch):
+    _, cache = _write_cache(tmp_path, small_dataset_dir)
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(cache))
+    assert session.start("01_cohort", data_dir=dataset_copy, out_dir=tmp_path / "out")._cache is None
+    monkeypatch.delenv(session.RUN_CACHE_ENV)
+    assert session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")._cache is None
