@@ -162,8 +162,6 @@ def test_no_attrs_and_cox_contract(small_dataset_dir):
     assert {"covariate", "statistic", "p_value", "n", "method"} <= set(ph.columns)
 
 
-@pytest.mark.xfail(strict=True, reason="runner.run calls cli.main(['generate']) when the default data are absent; "
-                                       "moving cli._generate into a public function of synthetic/io removes it")
 def test_no_import_circle_in_the_package():
     graph = _graph(top_level_only=False)
     assert not _cycles(graph), _cycles(graph)

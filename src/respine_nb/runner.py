@@ -361,9 +361,10 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         return 2
 
     if data is None and not (config.SYNTHETIC_DIR / "subjects.csv").exists():
-        from .cli import main as cli_main
+        from . import synthetic  # only when the committed cohort is absent (a fresh clone without data)
 
-        cli_main(["generate"])
+        synthetic.write(config.SYNTHETIC_DIR)
+        print(f"wrote the SYNTHETIC default cohort to {config.SYNTHETIC_DIR.relative_to(config.ROOT)}")
     try:
         dataset = io.load_dataset(data_dir)
     except FileNotFoundError as exc:
