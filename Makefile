@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test unit nbval lab report bench generate validate derive lock clean
+.PHONY: help venv run test lint unit nbval lab report bench generate validate derive lock clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,10 +27,14 @@ venv: $(STAMP) ## Create .venv from requirements.lock (again when the lock is ne
 run: $(STAMP) ## The main job: generate (if absent), validate, derive, execute every notebook in place
 	$(BIN)/respine-nb run $(if $(JOBS),--jobs $(JOBS),)
 
-test: $(STAMP) ## All tests: unit, reference values, CLI, report in a browser, and every stored notebook with nbval (strict)
+test: $(STAMP) lint ## All tests: lint, unit, reference values, CLI, report in a browser, and every stored notebook with nbval (strict)
 	@bash scripts/ensure-chromium.sh
 	RESPINE_NB_OUT=$$(mktemp -d) $(BIN)/python -m pytest -p no:cacheprovider tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg
+
+lint: $(STAMP) ## ruff: lint the package, tests, scripts and notebooks; check the code's formatting
+	$(BIN)/ruff check src tests scripts notebooks
+	$(BIN)/ruff format --check src tests scripts
 
 unit: $(STAMP) ## Only the unit and reference-value tests (fast)
 	$(BIN)/python -m pytest -p no:cacheprovider tests

@@ -5,6 +5,7 @@ run alone, the whole run's wall time (all notebooks in parallel, default data), 
 on a synthetic cohort 100 times larger, with the peak resident memory of any process of that run.
 Nothing is written into the repository: every run goes to a temporary --out folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from respine_nb import config, runner
+from respine_nb import runner
 
 EXE = str(Path(sys.executable).parent / "respine-nb")
 
@@ -36,9 +37,11 @@ def timed(cmd) -> tuple[float, int]:
     return seconds, max(peak, before) // 1024
 
 
-IMPORTS = ("import pandas as pd\nimport matplotlib.pyplot as plt\nimport lifelines, pingouin, statsmodels.api, tableone\n"
-           "from respine_nb import config, derive, mmrm, plots, results, session, stats, tables\n"
-           "plt.figure(); plt.close('all')")
+IMPORTS = (
+    "import pandas as pd\nimport matplotlib.pyplot as plt\nimport lifelines, pingouin, statsmodels.api, tableone\n"
+    "from respine_nb import config, derive, mmrm, plots, results, session, stats, tables\n"
+    "plt.figure(); plt.close('all')"
+)
 
 
 def floor(tmp: Path, repeat: int = 3, code: str = "pass") -> float:
@@ -72,17 +75,17 @@ def main() -> None:
             seconds, _ = timed([EXE, "run", "--out", str(out), "--only", name, "--jobs", "1"])
             nb_seconds = json.loads((out / "manifest.json").read_text())["notebooks"][name]["seconds"]
             singles[name] = nb_seconds
-            print(f"  {name:<28} {nb_seconds:6.2f} s  (own compute beyond kernel start and imports: "
-                  f"{nb_seconds - f_imp:5.2f} s)")
+            print(f"  {name:<28} {nb_seconds:6.2f} s  (own compute beyond kernel start and imports: {nb_seconds - f_imp:5.2f} s)")
         total_single = sum(singles.values())
         wall, peak = timed([EXE, "run", "--out", str(tmp / "all")])
         target = total_single / cores
         floor_run = len(names) * f_imp / cores
         print(f"whole run ({len(names)} notebooks, {cores} at a time): {wall:.2f} s wall")
-        print(f"  floor of the run = notebooks x (floor + imports) / cores = {len(names)} x {f_imp:.2f} / {cores} = "
-              f"{floor_run:.2f} s; ratio {wall / floor_run:.2f} (target <= 1.3)")
-        print(f"  sum of single-notebook times / cores = {target:.2f} s; ratio {wall / target:.2f} "
-              "(scheduling overhead)")
+        print(
+            f"  floor of the run = notebooks x (floor + imports) / cores = {len(names)} x {f_imp:.2f} / {cores} = "
+            f"{floor_run:.2f} s; ratio {wall / floor_run:.2f} (target <= 1.3)"
+        )
+        print(f"  sum of single-notebook times / cores = {target:.2f} s; ratio {wall / target:.2f} (scheduling overhead)")
         print(f"  peak RSS of any process: {peak} MiB")
         big = tmp / "big"
         t_gen, _ = timed([EXE, "generate", "--n-msc", "5800", "--n-sham", "5600", "--out", str(big)])
@@ -91,8 +94,10 @@ def main() -> None:
         big_nb = json.loads((tmp / "all-big" / "manifest.json").read_text())["notebooks"]
         for name, meta in sorted(big_nb.items()):
             print(f"  {name:<28} {meta['seconds']:6.2f} s")
-        print(f"whole run on the 100x cohort: {wall_big:.2f} s wall, {wall_big / wall:.2f}x the default run "
-              f"(target < 3x); peak RSS of any process {peak_big} MiB (target < 1024 per kernel)")
+        print(
+            f"whole run on the 100x cohort: {wall_big:.2f} s wall, {wall_big / wall:.2f}x the default run "
+            f"(target < 3x); peak RSS of any process {peak_big} MiB (target < 1024 per kernel)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: small generated datasets in temporary folders (never the committed one)."""
+
 from __future__ import annotations
 
 import shutil

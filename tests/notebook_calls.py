@@ -4,6 +4,7 @@
 property-based tests and scenario checks can assert that nothing raises on a dataset the
 validator accepts. It returns the named results, so tests can check their columns.
 """
+
 from __future__ import annotations
 
 import matplotlib
@@ -24,8 +25,15 @@ def _fig(fig) -> None:
     plt.close(fig)
 
 
-def run(raw: dict, visit_month: int = 12, rule: dict | None = None, population: str = "evaluable",
-        immunology_visit: int = 6, n_imputations: int = 3, with_mmrm: bool = True) -> dict:
+def run(
+    raw: dict,
+    visit_month: int = 12,
+    rule: dict | None = None,
+    population: str = "evaluable",
+    immunology_visit: int = 6,
+    n_imputations: int = 3,
+    with_mmrm: bool = True,
+) -> dict:
     """Call every analysis and figure function of the notebooks on ``raw`` (validated tables)."""
     rule = dict(RULE if rule is None else rule)
     out = {}
@@ -66,21 +74,26 @@ def run(raw: dict, visit_month: int = 12, rule: dict | None = None, population: 
     panels = {m: config.MEASURE_LABELS[m] for m in config.MEASURES}
     out["trajectories"] = stats.trajectories(eff)
     _fig(plots.by_visit(out["trajectories"], panels, ylabel="mean"))
-    tables.wide_ci(out["trajectories"][out["trajectories"]["measure"] == "vas_pain"], "visit_month", "group",
-                   estimate="mean")
+    tables.wide_ci(out["trajectories"][out["trajectories"]["measure"] == "vas_pain"], "visit_month", "group", estimate="mean")
     _fig(plots.spaghetti(eff, "vas_pain", per_arm=5, seed=1))
     if with_mmrm:
         mm = pd.concat([mmrm.mmrm(eff, m) for m in config.MEASURES], ignore_index=True)
         out["mmrm"] = mm
         _fig(plots.lsmeans_change(mm, panels))
     out["mcid"] = stats.mcid_proportions(eff)
-    _fig(plots.by_visit(out["mcid"].rename(columns={"estimate": "mean"}), {m: m for m in config.MCID}, y="mean",
-                        percent=True))
+    _fig(plots.by_visit(out["mcid"].rename(columns={"estimate": "mean"}), {m: m for m in config.MCID}, y="mean", percent=True))
     out["responders_by_visit"] = stats.responders_by_visit(eff)
-    _fig(plots.by_visit(out["responders_by_visit"].assign(measure="responder").rename(columns={"estimate": "mean"}),
-                        {"responder": "Responders"}, y="mean", percent=True))
-    out["anova"] = pd.concat([stats.mixed_anova_completers(eff, m).assign(measure=m) for m in ("vas_pain", "odi")],
-                             ignore_index=True)
+    _fig(
+        plots.by_visit(
+            out["responders_by_visit"].assign(measure="responder").rename(columns={"estimate": "mean"}),
+            {"responder": "Responders"},
+            y="mean",
+            percent=True,
+        )
+    )
+    out["anova"] = pd.concat(
+        [stats.mixed_anova_completers(eff, m).assign(measure=m) for m in ("vas_pain", "odi")], ignore_index=True
+    )
     # 04 MRI
     mri = ad["admri"]
     out["t2_by_grade"] = stats.t2_by_grade(mri, 0)
@@ -122,11 +135,19 @@ def run(raw: dict, visit_month: int = 12, rule: dict | None = None, population: 
     if "immunology" in raw and len(raw["immunology"]):
         imm, subjects = raw["immunology"], raw["subjects"]
         out["hla"] = hla = stats.anti_hla_by_visit(imm, subjects)
-        _fig(plots.by_visit(hla.rename(columns={"estimate": "mean", "marker": "measure"}),
-                            {"class_i": "I", "class_ii": "II", "any": "Either"}, y="mean", percent=True, ncols=3))
+        _fig(
+            plots.by_visit(
+                hla.rename(columns={"estimate": "mean", "marker": "measure"}),
+                {"class_i": "I", "class_ii": "II", "any": "Either"},
+                y="mean",
+                percent=True,
+                ncols=3,
+            )
+        )
         tables.wide_ci(hla.assign(cell=hla["marker"] + " " + hla["group"]), "visit_month", "cell", percent=True)
         out["new_sensitisation"] = stats.new_sensitisation(imm, subjects, immunology_visit)
         out["dsa"] = stats.dsa_by_visit(imm, subjects)
         out["sensitisation_response"] = stats.sensitisation_and_response(
-            imm, derive.responders(raw, config.PRIMARY_VISIT), immunology_visit)
+            imm, derive.responders(raw, config.PRIMARY_VISIT), immunology_visit
+        )
     return out

@@ -8,6 +8,7 @@ tables always gives the same dataset.
 
 ``SCENARIOS`` maps each name to its function; :func:`apply` applies several in order.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def _keep_subjects(tables: dict, keep) -> dict:
     if "screening" in out:
         scr = out["screening"]
         rand = np.flatnonzero((scr["outcome"] == "randomized").to_numpy())
-        drop = rand[len(out["subjects"]):]
+        drop = rand[len(out["subjects"]) :]
         out["screening"] = scr.drop(index=scr.index[drop]).reset_index(drop=True)
     return out
 
@@ -88,7 +89,7 @@ def sham_not_evaluable(tables: dict) -> dict:
 def unbalanced_arms(tables: dict) -> dict:
     """Strongly unbalanced arms: every BM-MSC participant, only a fifth of Sham (at least 2)."""
     sham = _ids(tables, "Sham")
-    return _keep_subjects(tables, _ids(tables, "BM-MSC") + sham[:max(2, len(sham) // 5)])
+    return _keep_subjects(tables, _ids(tables, "BM-MSC") + sham[: max(2, len(sham) // 5)])
 
 
 def eight_per_arm(tables: dict) -> dict:
@@ -138,7 +139,7 @@ def discontinued_off_visit(tables: dict) -> dict:
     """Discontinuation at months that are not visits (0.5, 2.5, 7, 18), later rows removed."""
     out = _copy(tables)
     s = out["subjects"]
-    leaving = dict(zip(_ids(tables)[-len(OFF_VISIT_MONTHS):], OFF_VISIT_MONTHS))
+    leaving = dict(zip(_ids(tables)[-len(OFF_VISIT_MONTHS) :], OFF_VISIT_MONTHS))
     for sid, month in leaving.items():
         row = s["subject_id"] == sid
         s.loc[row, "discontinuation_month"] = month
@@ -220,9 +221,11 @@ def nobody_responds(tables: dict) -> dict:
     """No response in either arm: every follow-up VAS and ODI equals the participant's baseline."""
     out = tables
     for arm in ("BM-MSC", "Sham"):
+
         def same_as_baseline(o, col, rows):
             base = o[o["visit_month"] == 0].set_index("subject_id")[col]
             return o.loc[rows, "subject_id"].map(base).where(o.loc[rows, col].notna())
+
         out = _set_follow_up(out, arm, same_as_baseline)
     return out
 
@@ -270,5 +273,3 @@ def apply(tables: dict, names) -> dict:
 def frames_equal(a: dict, b: dict) -> bool:
     """Whether two dicts of tables hold the same frames (helper for purity checks)."""
     return a.keys() == b.keys() and all(a[k].equals(b[k]) for k in a)
-
-

@@ -1,4 +1,5 @@
 """ADaM-lite derivations on hand-made tables; inputs never mutated."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,52 +11,79 @@ from respine_nb import derive
 
 def make_tables(outcome_rows, subjects_extra=None):
     ids = sorted({r[0] for r in outcome_rows} | set((subjects_extra or {}).keys()))
-    subjects = pd.DataFrame({
-        "subject_id": pd.array(ids, dtype="string"),
-        "site": pd.array(["Nantes"] * len(ids), dtype="string"),
-        "arm": pd.array(["BM-MSC" if i % 2 == 0 else "Sham" for i in range(len(ids))], dtype="string"),
-        "randomization_date": pd.to_datetime(["2020-01-01"] * len(ids)),
-        "treated": pd.array([True] * len(ids), dtype="boolean"),
-        "age": pd.array([40] * len(ids), dtype="Int64"),
-        "sex": pd.array(["F"] * len(ids), dtype="string"),
-        "bmi": pd.array([25.0] * len(ids), dtype="Float64"),
-        "symptom_duration_months": pd.array([24.0] * len(ids), dtype="Float64"),
-        "disc_level": pd.array(["L4-L5"] * len(ids), dtype="string"),
-        "pfirrmann_grade": pd.array([5] * len(ids), dtype="Int64"),
-        "discontinuation_month": pd.array([(subjects_extra or {}).get(i) for i in ids], dtype="Float64"),
-        "discontinuation_reason": pd.array(["moved away" if (subjects_extra or {}).get(i) is not None else None
-                                            for i in ids], dtype="string"),
-    })
+    subjects = pd.DataFrame(
+        {
+            "subject_id": pd.array(ids, dtype="string"),
+            "site": pd.array(["Nantes"] * len(ids), dtype="string"),
+            "arm": pd.array(["BM-MSC" if i % 2 == 0 else "Sham" for i in range(len(ids))], dtype="string"),
+            "randomization_date": pd.to_datetime(["2020-01-01"] * len(ids)),
+            "treated": pd.array([True] * len(ids), dtype="boolean"),
+            "age": pd.array([40] * len(ids), dtype="Int64"),
+            "sex": pd.array(["F"] * len(ids), dtype="string"),
+            "bmi": pd.array([25.0] * len(ids), dtype="Float64"),
+            "symptom_duration_months": pd.array([24.0] * len(ids), dtype="Float64"),
+            "disc_level": pd.array(["L4-L5"] * len(ids), dtype="string"),
+            "pfirrmann_grade": pd.array([5] * len(ids), dtype="Int64"),
+            "discontinuation_month": pd.array([(subjects_extra or {}).get(i) for i in ids], dtype="Float64"),
+            "discontinuation_reason": pd.array(
+                ["moved away" if (subjects_extra or {}).get(i) is not None else None for i in ids], dtype="string"
+            ),
+        }
+    )
     o = pd.DataFrame(outcome_rows, columns=["subject_id", "visit_month", "vas_pain", "odi"])
-    outcomes = pd.DataFrame({
-        "subject_id": pd.array(o["subject_id"], dtype="string"),
-        "visit_month": pd.array(o["visit_month"], dtype="Int64"),
-        "vas_pain": pd.array(o["vas_pain"], dtype="Float64"),
-        "odi": pd.array(o["odi"], dtype="Float64"),
-        "sf36_pcs": pd.array([30.0] * len(o), dtype="Float64"),
-        "sf36_mcs": pd.array([40.0] * len(o), dtype="Float64"),
-    })
-    mri = pd.DataFrame({"subject_id": pd.array(ids, dtype="string"), "visit_month": pd.array([0] * len(ids), dtype="Int64"),
-                        "t2_np_ms": pd.array([60.0] * len(ids), dtype="Float64"),
-                        "pfirrmann_grade": pd.array([5] * len(ids), dtype="Int64"),
-                        "disc_height_mm": pd.array([9.0] * len(ids), dtype="Float64")})
-    ae = pd.DataFrame({"subject_id": pd.array([], dtype="string"), "term": pd.array([], dtype="string"),
-                       "onset_day": pd.array([], dtype="Int64"), "serious": pd.array([], dtype="boolean"),
-                       "related": pd.array([], dtype="boolean"), "severity": pd.array([], dtype="string")})
+    outcomes = pd.DataFrame(
+        {
+            "subject_id": pd.array(o["subject_id"], dtype="string"),
+            "visit_month": pd.array(o["visit_month"], dtype="Int64"),
+            "vas_pain": pd.array(o["vas_pain"], dtype="Float64"),
+            "odi": pd.array(o["odi"], dtype="Float64"),
+            "sf36_pcs": pd.array([30.0] * len(o), dtype="Float64"),
+            "sf36_mcs": pd.array([40.0] * len(o), dtype="Float64"),
+        }
+    )
+    mri = pd.DataFrame(
+        {
+            "subject_id": pd.array(ids, dtype="string"),
+            "visit_month": pd.array([0] * len(ids), dtype="Int64"),
+            "t2_np_ms": pd.array([60.0] * len(ids), dtype="Float64"),
+            "pfirrmann_grade": pd.array([5] * len(ids), dtype="Int64"),
+            "disc_height_mm": pd.array([9.0] * len(ids), dtype="Float64"),
+        }
+    )
+    ae = pd.DataFrame(
+        {
+            "subject_id": pd.array([], dtype="string"),
+            "term": pd.array([], dtype="string"),
+            "onset_day": pd.array([], dtype="Int64"),
+            "serious": pd.array([], dtype="boolean"),
+            "related": pd.array([], dtype="boolean"),
+            "severity": pd.array([], dtype="string"),
+        }
+    )
     return {"subjects": subjects, "outcomes": outcomes, "mri": mri, "adverse_events": ae}
 
 
 ROWS = [
     # A: responder first at month 3 (VAS 80 -> 55 = 25 mm, 31 %)
-    ("A", 0, 80, 40), ("A", 1, 70, 38), ("A", 3, 55, 38), ("A", 6, 50, 30), ("A", 12, 50, 30),
+    ("A", 0, 80, 40),
+    ("A", 1, 70, 38),
+    ("A", 3, 55, 38),
+    ("A", 6, 50, 30),
+    ("A", 12, 50, 30),
     # B: never responds; last evaluable visit 12 (24 missing)
-    ("B", 0, 60, 40), ("B", 1, 58, 39), ("B", 12, 55, 35),
+    ("B", 0, 60, 40),
+    ("B", 1, 58, 39),
+    ("B", 12, 55, 35),
     # C: month 1 not evaluable (ODI missing, VAS not met), responder at 6 via ODI: interval (0, 6]
-    ("C", 0, 70, 50), ("C", 1, 65, None), ("C", 6, 68, 38),
+    ("C", 0, 70, 50),
+    ("C", 1, 65, None),
+    ("C", 6, 68, 38),
     # D: discontinued at month 2: no post-baseline row: left out of adtte
     ("D", 0, 70, 50),
     # E: misses month 12: not evaluable (missed visit)
-    ("E", 0, 70, 50), ("E", 1, 70, 50), ("E", 24, 70, 50),
+    ("E", 0, 70, 50),
+    ("E", 1, 70, 50),
+    ("E", 24, 70, 50),
 ]
 
 
@@ -116,10 +144,16 @@ def test_no_input_mutated(default_tables):
 
 def test_subgroup_levels_with_a_missing_baseline_vas():
     # was: "boolean value of NA is ambiguous" as soon as one baseline VAS was missing
-    adsl = pd.DataFrame({"subject_id": ["a", "b", "c", "d"], "sex": ["F", "M", "F", "M"], "age": [30, 45, 50, 39],
-                         "pfirrmann_grade": pd.array([4, 6, pd.NA, 3], dtype="Int64"),
-                         "disc_level": ["L4-L5", "L5-S1", "L2-L3", "L4-L5"],
-                         "base_vas_pain": pd.array([60.0, pd.NA, 70.0, 80.0], dtype="Float64")})
+    adsl = pd.DataFrame(
+        {
+            "subject_id": ["a", "b", "c", "d"],
+            "sex": ["F", "M", "F", "M"],
+            "age": [30, 45, 50, 39],
+            "pfirrmann_grade": pd.array([4, 6, pd.NA, 3], dtype="Int64"),
+            "disc_level": ["L4-L5", "L5-S1", "L2-L3", "L4-L5"],
+            "base_vas_pain": pd.array([60.0, pd.NA, 70.0, 80.0], dtype="Float64"),
+        }
+    )
     before = adsl.copy()
     got = derive.subgroup_levels(adsl)
     assert list(got["vas_group"]) == ["<= 70 mm", None, "<= 70 mm", "> 70 mm"]

@@ -1,4 +1,5 @@
 """The responder and MCID rules on hand-made edge cases."""
+
 import pandas as pd
 import pytest
 
@@ -12,28 +13,34 @@ def one(series):
     return None if value is NA else bool(value)
 
 
-@pytest.mark.parametrize("base,value,expected", [
-    (100, 80, True),     # exactly 20 mm and exactly 20 %
-    (50, 30, True),      # 20 mm = 40 %
-    (100, 80.1, False),  # 19.9 mm
-    (120, 100, False),   # 20 mm but only 16.7 %
-    (19, 0, False),      # baseline below 20 mm: 20 mm improvement impossible
-    (60, 70, False),     # worse
-    (60, None, None),    # missing follow-up: undecidable
-    (None, 30, None),    # missing baseline
-])
+@pytest.mark.parametrize(
+    "base,value,expected",
+    [
+        (100, 80, True),  # exactly 20 mm and exactly 20 %
+        (50, 30, True),  # 20 mm = 40 %
+        (100, 80.1, False),  # 19.9 mm
+        (120, 100, False),  # 20 mm but only 16.7 %
+        (19, 0, False),  # baseline below 20 mm: 20 mm improvement impossible
+        (60, 70, False),  # worse
+        (60, None, None),  # missing follow-up: undecidable
+        (None, 30, None),  # missing baseline
+    ],
+)
 def test_vas_criterion(base, value, expected):
     assert one(endpoints.vas_criterion([base], [value])) is expected
 
 
-@pytest.mark.parametrize("base,value,rule,expected", [
-    (50, 40, "relative", True),    # exactly 20 %
-    (50, 40.5, "relative", False),  # 19 %
-    (30, 24, "relative", True),    # 6 points = 20 %
-    (30, 24, "absolute", False),   # 6 points < 20 points
-    (60, 40, "absolute", True),    # exactly 20 points
-    (0, 0, "relative", False),     # nothing to improve
-])
+@pytest.mark.parametrize(
+    "base,value,rule,expected",
+    [
+        (50, 40, "relative", True),  # exactly 20 %
+        (50, 40.5, "relative", False),  # 19 %
+        (30, 24, "relative", True),  # 6 points = 20 %
+        (30, 24, "absolute", False),  # 6 points < 20 points
+        (60, 40, "absolute", True),  # exactly 20 points
+        (0, 0, "relative", False),  # nothing to improve
+    ],
+)
 def test_odi_criterion(base, value, rule, expected):
     assert one(endpoints.odi_criterion([base], [value], rule=rule)) is expected
 
@@ -43,14 +50,17 @@ def test_odi_rule_is_checked():
         endpoints.odi_criterion([40], [20], rule="percent")
 
 
-@pytest.mark.parametrize("vas,odi,expected", [
-    ((80, 50), (40, 40), True),     # VAS met, ODI not
-    ((80, 75), (40, 30), True),     # ODI met only
-    ((80, 75), (40, 39), False),    # neither met
-    ((80, 50), (40, None), True),   # one component missing, the other met: responder
-    ((80, 75), (40, None), None),   # one missing, the other not met: not evaluable
-    ((80, None), (40, None), None),
-])
+@pytest.mark.parametrize(
+    "vas,odi,expected",
+    [
+        ((80, 50), (40, 40), True),  # VAS met, ODI not
+        ((80, 75), (40, 30), True),  # ODI met only
+        ((80, 75), (40, 39), False),  # neither met
+        ((80, 50), (40, None), True),  # one component missing, the other met: responder
+        ((80, 75), (40, None), None),  # one missing, the other not met: not evaluable
+        ((80, None), (40, None), None),
+    ],
+)
 def test_responder_status(vas, odi, expected):
     rs = endpoints.responder_status([vas[0]], [vas[1]], [odi[0]], [odi[1]])
     assert one(rs["responder"]) is expected

@@ -1,6 +1,7 @@
 """Property-based: corrupt a valid dataset at random; validation always ends in exit 0 or 2 (never a
 traceback), 2 for every corruption that breaks the contract and 0 for every harmless change; and two
 independent corruptions in two tables are both reported in one pass (DATA_CONTRACT.md v1.1)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,19 +16,21 @@ from hypothesis import strategies as st
 from respine_nb import cli, io, synthetic
 from respine_nb.schema import TABLES
 
+
 def _with_intercurrent_events(tables: dict) -> dict:
     """The generated tables plus a valid intercurrent_events table (contract v1.1)."""
     ids = tables["subjects"]["subject_id"]
-    events = pd.DataFrame({
-        "subject_id": [ids.iloc[0], ids.iloc[0], ids.iloc[3], ids.iloc[5]],
-        "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received"],
-        "month": [2.0, 13.5, 6.0, 0.0],
-    })
+    events = pd.DataFrame(
+        {
+            "subject_id": [ids.iloc[0], ids.iloc[0], ids.iloc[3], ids.iloc[5]],
+            "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received"],
+            "month": [2.0, 13.5, 6.0, 0.0],
+        }
+    )
     return {**tables, "intercurrent_events": events}
 
 
-BASE = {name: io.to_contract_csv(df)
-        for name, df in _with_intercurrent_events(synthetic.generate(9, 12, 12)).items()}
+BASE = {name: io.to_contract_csv(df) for name, df in _with_intercurrent_events(synthetic.generate(9, 12, 12)).items()}
 FRAMES = {name: pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False) for name, text in BASE.items()}
 
 
@@ -42,8 +45,16 @@ def not_a_number(s: str) -> bool:
 HARMLESS = ["bom", "extra_column", "row_order", "bool_case", "no_adverse_events", "no_optional_tables"]
 # corruptions of one table's values or columns, each reported in that table's file whatever else is broken
 LOCATED = ["blank_required", "text_in_number", "out_of_range", "unknown_category", "drop_column"]
-BREAKING = LOCATED + ["duplicate_key", "orphan", "empty_file", "semicolons", "latin1", "drop_table", "bad_date",
-                      "fractional_integer"]
+BREAKING = LOCATED + [
+    "duplicate_key",
+    "orphan",
+    "empty_file",
+    "semicolons",
+    "latin1",
+    "drop_table",
+    "bad_date",
+    "fractional_integer",
+]
 CORRUPTIBLE = ["subjects", "outcomes", "mri", "adverse_events", "intercurrent_events"]
 
 
@@ -85,24 +96,37 @@ def corruption(draw, kinds=tuple(HARMLESS + BREAKING), tables=tuple(CORRUPTIBLE)
         df.loc[row, col] = junk
         return f"{kind}:{table}.{col}={junk!r}", 2, lambda f: write(f, df)
     if kind == "out_of_range":
-        col, value = draw(st.sampled_from({
-            "subjects": [("age", "17"), ("age", "61"), ("bmi", "14.9"), ("bmi", "35.5"), ("pfirrmann_grade", "9")],
-            "outcomes": [("vas_pain", "100.5"), ("odi", "-1"), ("sf36_pcs", "101")],
-            "mri": [("t2_np_ms", "9.9"), ("t2_np_ms", "301"), ("disc_height_mm", "1.5")],
-            "adverse_events": [("onset_day", "-3")],
-            "intercurrent_events": [("month", "-0.5")],
-        }[table]))
+        col, value = draw(
+            st.sampled_from(
+                {
+                    "subjects": [("age", "17"), ("age", "61"), ("bmi", "14.9"), ("bmi", "35.5"), ("pfirrmann_grade", "9")],
+                    "outcomes": [("vas_pain", "100.5"), ("odi", "-1"), ("sf36_pcs", "101")],
+                    "mri": [("t2_np_ms", "9.9"), ("t2_np_ms", "301"), ("disc_height_mm", "1.5")],
+                    "adverse_events": [("onset_day", "-3")],
+                    "intercurrent_events": [("month", "-0.5")],
+                }[table]
+            )
+        )
         df.loc[row, col] = value
         return f"{kind}:{table}.{col}={value}", 2, lambda f: write(f, df)
     if kind == "unknown_category":
-        col = {"subjects": "arm", "outcomes": "visit_month", "mri": "visit_month", "adverse_events": "severity",
-               "intercurrent_events": "event"}[table]
+        col = {
+            "subjects": "arm",
+            "outcomes": "visit_month",
+            "mri": "visit_month",
+            "adverse_events": "severity",
+            "intercurrent_events": "event",
+        }[table]
         df.loc[row, col] = {"arm": "Placebo", "visit_month": "2", "severity": "fatal", "event": "surgery"}[col]
         return f"{kind}:{table}.{col}", 2, lambda f: write(f, df)
     if kind == "duplicate_key":
         key = {"subjects": ["subject_id"], "outcomes": ["subject_id", "visit_month"], "mri": ["subject_id", "visit_month"]}
         if table not in key:
-            return "duplicate_key:subjects", 2, lambda f: write(f, pd.concat([FRAMES["subjects"], FRAMES["subjects"].iloc[[0]]]), "subjects")
+            return (
+                "duplicate_key:subjects",
+                2,
+                lambda f: write(f, pd.concat([FRAMES["subjects"], FRAMES["subjects"].iloc[[0]]]), "subjects"),
+            )
         return f"{kind}:{table}", 2, lambda f: write(f, pd.concat([df, df.iloc[[row]]]))
     if kind == "orphan":
         if table == "subjects":
@@ -120,13 +144,18 @@ def corruption(draw, kinds=tuple(HARMLESS + BREAKING), tables=tuple(CORRUPTIBLE)
     if kind == "semicolons":
         return f"{kind}:{table}", 2, lambda f: (f / f"{table}.csv").write_text(BASE[table].replace(",", ";"))
     if kind == "latin1":
-        return f"{kind}:{table}", 2, lambda f: (f / f"{table}.csv").write_bytes(
-            BASE[table].encode() + "x,é,ü\n".encode("latin-1"))
+        return (
+            f"{kind}:{table}",
+            2,
+            lambda f: (f / f"{table}.csv").write_bytes(BASE[table].encode() + "x,é,ü\n".encode("latin-1")),
+        )
     if kind == "drop_table":  # an optional table may be absent
         return f"{kind}:{table}", 2 if spec.required else 0, lambda f: (f / f"{table}.csv").unlink()
     if kind == "bad_date":
         d = FRAMES["subjects"].copy()
-        d.loc[row % len(d), "randomization_date"] = draw(st.sampled_from(["2020-02-30", "20200101", "01/02/2020", "2020-13-01", "soon"]))
+        d.loc[row % len(d), "randomization_date"] = draw(
+            st.sampled_from(["2020-02-30", "20200101", "01/02/2020", "2020-13-01", "soon"])
+        )
         return f"{kind}", 2, lambda f: write(f, d, "subjects")
     # fractional_integer
     if table == "intercurrent_events":  # no integer column: a month between visits is valid
@@ -137,8 +166,7 @@ def corruption(draw, kinds=tuple(HARMLESS + BREAKING), tables=tuple(CORRUPTIBLE)
     return f"{kind}:{table}.{col}", 2, lambda f: write(f, df)
 
 
-@settings(max_examples=120, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corruption())
 def test_validation_never_crashes_and_is_right(case):
     description, expected, apply = case
@@ -168,8 +196,7 @@ def two_independent_corruptions(draw):
     return a, b, c
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(two_independent_corruptions())
 def test_independent_problems_are_reported_in_one_pass(cases):
     with tempfile.TemporaryDirectory() as d:

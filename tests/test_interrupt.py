@@ -1,4 +1,5 @@
 """Interrupting a run (SIGTERM, SIGINT) leaves nothing half-written and the repository untouched."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,21 +14,24 @@ import nbformat
 import pandas as pd
 import pytest
 
-from respine_nb import config, io, synthetic
+from respine_nb import config
 
 EXE = str(Path(sys.executable).parent / "respine-nb")
 
 
 def tree_hash(*folders):
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for f in folders for p in sorted(Path(f).rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for f in folders
+        for p in sorted(Path(f).rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def start(args, env_extra=None, cwd=None):
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
     env.update(env_extra or {})
-    return subprocess.Popen([EXE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd)
+    return subprocess.Popen([EXE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
 def wait_for(predicate, timeout=120.0):
@@ -84,8 +88,9 @@ def test_interrupted_default_run_leaves_the_clone_clean(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode == 130
-    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain", "--untracked-files=all"],
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["git", "-C", str(clone), "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True
+    ).stdout
     assert status == "", status
     for folder in (clone / "notebooks", clone / "data", clone / "figures"):
         assert_complete(folder)

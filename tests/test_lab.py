@@ -1,5 +1,6 @@
 """`make lab` serves JupyterLab on 127.0.0.1 with the project's kernel: list the notebooks through
 the REST API, start a kernel, run `import respine_nb` in it, shut everything down."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,12 @@ def free_port() -> int:
 
 
 def api(base, path, token, method="GET", body=None):
-    req = urllib.request.Request(f"{base}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         text = resp.read().decode()
         return json.loads(text) if text else None
@@ -42,12 +47,30 @@ def execute(base_ws, kernel_id, token, code) -> list:
         url = f"{base_ws}/api/kernels/{kernel_id}/channels"
         conn = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
         msg_id = uuid.uuid4().hex
-        await conn.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                       "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        await conn.write_message(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         got = []
         while True:
             raw = await asyncio.wait_for(conn.read_message(), timeout=60)
@@ -65,9 +88,21 @@ def execute(base_ws, kernel_id, token, code) -> list:
 def test_make_lab_serves_notebooks_and_the_project_kernel():
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.Popen(["make", "-s", "-C", str(config.ROOT), "lab",
-                             f"LAB_ARGS=--port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(config.ROOT),
+            "lab",
+            f"LAB_ARGS=--port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         t0 = time.monotonic()
@@ -83,8 +118,12 @@ def test_make_lab_serves_notebooks_and_the_project_kernel():
         names = sorted(item["name"] for item in listing["content"] if item["type"] == "notebook")
         assert names == sorted(p.name for p in config.NOTEBOOKS_DIR.glob("*.ipynb")) and len(names) >= 6
         kernel = api(base, "/api/kernels", token, "POST", {"name": "python3"})
-        msgs = execute(f"ws://127.0.0.1:{port}", kernel["id"], token,
-                       "import respine_nb, sys\nprint(respine_nb.__version__, sys.prefix.endswith('.venv'))")
+        msgs = execute(
+            f"ws://127.0.0.1:{port}",
+            kernel["id"],
+            token,
+            "import respine_nb, sys\nprint(respine_nb.__version__, sys.prefix.endswith('.venv'))",
+        )
         reply = [m for m in msgs if m["msg_type"] == "execute_reply"][0]
         assert reply["content"]["status"] == "ok", reply["content"]
         out = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")

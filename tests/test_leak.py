@@ -1,6 +1,7 @@
 """Real patient data never leaks: run the whole collection and the report on a dataset whose
 identifiers and dates are distinctive tokens, then scan every output for them (notebooks, HTML
 report, text of the figures, tables, results.csv, manifest), and for any input row rendered whole."""
+
 from __future__ import annotations
 
 import html
@@ -30,14 +31,21 @@ def leaky(tmp_path_factory):
     for name in ("subjects", "outcomes", "mri", "adverse_events", "immunology"):
         tables[name] = tables[name].assign(subject_id=tables[name]["subject_id"].map(ids))
     days = rng.permutation(len(tables["subjects"]))
-    tables["subjects"]["randomization_date"] = (pd.Timestamp("1987-01-01") + pd.to_timedelta(days * 3, unit="D")).strftime("%Y-%m-%d")
+    tables["subjects"]["randomization_date"] = (pd.Timestamp("1987-01-01") + pd.to_timedelta(days * 3, unit="D")).strftime(
+        "%Y-%m-%d"
+    )
     tables["screening"]["screening_id"] = [f"SCRLEAK{i:05d}Y" for i in range(len(tables["screening"]))]
     data = tmp / "data"
     io.write_dataset(tables, data)
     out = tmp / "out"
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.run([EXE, "run", "--data", str(data), "--out", str(out), "-p", "n_imputations", "5"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [EXE, "run", "--data", str(data), "--out", str(out), "-p", "n_imputations", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run([EXE, "report", "--out", str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,5 @@
 """The MMRM against R nlme::gls (+ emmeans), and against a closed form on complete data."""
+
 from __future__ import annotations
 
 import time
@@ -22,11 +23,16 @@ DATA = config.ROOT / "tests" / "data" / "mmrm_odi_small.csv"  # 58 participants,
 #   summary(em); summary(contrast(em, method = "revpairwise"), infer = TRUE); logLik(fit)
 R_LOGLIK = -828.4103402190
 R_LSMEAN = {  # (visit, arm): (emmean, SE)
-    (1, "Sham"): (-6.3912220860, 1.6706082810), (1, "BM-MSC"): (-8.6432606726, 1.6706082810),
-    (3, "Sham"): (-9.5614944993, 2.1726693294), (3, "BM-MSC"): (-11.9337017834, 2.1731147890),
-    (6, "Sham"): (-12.5249121557, 2.5275967869), (6, "BM-MSC"): (-13.0314943696, 2.5287775095),
-    (12, "Sham"): (-12.5413766380, 2.4847900289), (12, "BM-MSC"): (-14.2405020158, 2.4770963678),
-    (24, "Sham"): (-12.2118372052, 2.4220281452), (24, "BM-MSC"): (-12.6060318402, 2.4262655008),
+    (1, "Sham"): (-6.3912220860, 1.6706082810),
+    (1, "BM-MSC"): (-8.6432606726, 1.6706082810),
+    (3, "Sham"): (-9.5614944993, 2.1726693294),
+    (3, "BM-MSC"): (-11.9337017834, 2.1731147890),
+    (6, "Sham"): (-12.5249121557, 2.5275967869),
+    (6, "BM-MSC"): (-13.0314943696, 2.5287775095),
+    (12, "Sham"): (-12.5413766380, 2.4847900289),
+    (12, "BM-MSC"): (-14.2405020158, 2.4770963678),
+    (24, "Sham"): (-12.2118372052, 2.4220281452),
+    (24, "BM-MSC"): (-12.6060318402, 2.4262655008),
 }
 R_DIFF = {  # visit: (estimate, SE, emmeans appx-Satterthwaite df, p)
     1: (-2.2520385866, 2.3665740401, 54.356606, 0.3455108008),
@@ -187,9 +193,16 @@ FEV_FORMULA = 'FEV1 ~ ARMCD * AVISIT + RACE + C(SEX, Treatment("Male"))'  # SAS:
 # its last printed digit; SAS prints degrees of freedom rounded to integers.
 SAS_M2RLL = 3386.44987722  # -2 Res Log Like, last line of the iteration history (537 observations used)
 SAS_UN = {  # UN(i, j) with SAS's visit order VIS2, VIS3, VIS4, VIS1 (the reference level last)
-    ("VIS2", "VIS2"): "26.5692", ("VIS3", "VIS2"): "2.7851", ("VIS3", "VIS3"): "14.8970",
-    ("VIS4", "VIS2"): "7.4790", ("VIS4", "VIS3"): "0.9017", ("VIS4", "VIS4"): "95.5528",
-    ("VIS1", "VIS2"): "14.3982", ("VIS1", "VIS3"): "4.9744", ("VIS1", "VIS4"): "13.3731", ("VIS1", "VIS1"): "40.5509",
+    ("VIS2", "VIS2"): "26.5692",
+    ("VIS3", "VIS2"): "2.7851",
+    ("VIS3", "VIS3"): "14.8970",
+    ("VIS4", "VIS2"): "7.4790",
+    ("VIS4", "VIS3"): "0.9017",
+    ("VIS4", "VIS4"): "95.5528",
+    ("VIS1", "VIS2"): "14.3982",
+    ("VIS1", "VIS3"): "4.9744",
+    ("VIS1", "VIS4"): "13.3731",
+    ("VIS1", "VIS1"): "40.5509",
 }
 SAS_SOLUTION = {  # Solution for Fixed Effects: estimate, standard error, df
     "Intercept": ("30.7774", "0.8865", 219),
@@ -205,14 +218,20 @@ SAS_SOLUTION = {  # Solution for Fixed Effects: estimate, standard error, df
     'C(SEX, Treatment("Male"))[T.Female]': ("0.3262", "0.5319", 166),
 }
 SAS_LSMEANS = {  # Least Squares Means AVISIT*ARMCD: estimate, standard error, df
-    ("VIS1", "PBO"): ("33.3318", "0.7554", 148), ("VIS1", "TRT"): ("37.1063", "0.7626", 143),
-    ("VIS2", "PBO"): ("38.1715", "0.6117", 147), ("VIS2", "TRT"): ("41.9037", "0.6023", 144),
-    ("VIS3", "PBO"): ("43.6740", "0.4617", 130), ("VIS3", "TRT"): ("46.7546", "0.5086", 130),
-    ("VIS4", "PBO"): ("48.3855", "1.1886", 134), ("VIS4", "TRT"): ("52.7841", "1.1877", 133),
+    ("VIS1", "PBO"): ("33.3318", "0.7554", 148),
+    ("VIS1", "TRT"): ("37.1063", "0.7626", 143),
+    ("VIS2", "PBO"): ("38.1715", "0.6117", 147),
+    ("VIS2", "TRT"): ("41.9037", "0.6023", 144),
+    ("VIS3", "PBO"): ("43.6740", "0.4617", 130),
+    ("VIS3", "TRT"): ("46.7546", "0.5086", 130),
+    ("VIS4", "PBO"): ("48.3855", "1.1886", 134),
+    ("VIS4", "TRT"): ("52.7841", "1.1877", 133),
 }
 SAS_DIFFS = {  # Differences of Least Squares Means, TRT - PBO at the same visit
-    "VIS1": ("3.7745", "1.0741", 146), "VIS2": ("3.7322", "0.8588", 145),
-    "VIS3": ("3.0806", "0.6896", 131), "VIS4": ("4.3985", "1.6805", 133),
+    "VIS1": ("3.7745", "1.0741", 146),
+    "VIS2": ("3.7322", "0.8588", 145),
+    "VIS3": ("3.0806", "0.6896", 131),
+    "VIS4": ("4.3985", "1.6805", 133),
 }
 # Satterthwaite df: SAS prints them rounded to integers, so agreeing within 0.5 means rounding to
 # SAS's integer; 0.02 more is allowed for where SAS stopped (see test_fev_sas_at_sas_covariance):
@@ -223,7 +242,7 @@ DF_TOL = 0.52
 def _printed_tol(printed: str, rel: float = 1e-4) -> float:
     """1e-4 relative plus half a unit of the last digit SAS printed."""
     decimals = len(printed.split(".")[1]) if "." in printed else 0
-    return rel * abs(float(printed)) + 0.5 * 10.0 ** -decimals
+    return rel * abs(float(printed)) + 0.5 * 10.0**-decimals
 
 
 def _check_against_sas(f, estimate_tol=None):
@@ -318,8 +337,12 @@ def test_design_matrix_route_equals_formula_route(fev, fev_fit):
 def test_formula_fit_equals_the_projects_fixed_design_fit(small_fit):
     """The formula route (treatment coding) and the cell-means design of ``fit`` are the same model."""
     d = pd.read_csv(DATA)
-    f = mmrm.fit_mmrm('change ~ C(visit_month) * C(arm, Treatment("Sham")) + C(visit_month) * baseline', d,
-                      subject="subject_id", visit="visit_month")
+    f = mmrm.fit_mmrm(
+        'change ~ C(visit_month) * C(arm, Treatment("Sham")) + C(visit_month) * baseline',
+        d,
+        subject="subject_id",
+        visit="visit_month",
+    )
     assert f.loglik == pytest.approx(small_fit.loglik, rel=1e-10)
     assert np.allclose(f.sigma, small_fit.sigma, rtol=1e-7)
     old = mmrm.lsmeans(small_fit)
@@ -357,14 +380,24 @@ def test_formula_fit_equals_the_projects_fixed_design_fit(small_fit):
 R_SITE_LOGLIK = -823.90296179584
 R_SITE_COEF = {"site[T.S1]": (-2.93908256371, 2.55110420238), "site[T.S2]": (0.13397913619, 2.64604847487)}
 R_SITE_LSMEAN = {  # (visit, arm): (estimate, SE); sites weighted equally, baseline at the participants' mean
-    (1, "Sham"): (-6.4568572065, 1.6835640338), (1, "BM-MSC"): (-8.6144880904, 1.6852564641),
-    (3, "Sham"): (-9.6236250023, 2.2022695983), (3, "BM-MSC"): (-11.8926210591, 2.2039114348),
-    (6, "Sham"): (-12.6011619940, 2.5549943219), (6, "BM-MSC"): (-12.9881536111, 2.5570506763),
-    (12, "Sham"): (-12.6136260566, 2.5126200528), (12, "BM-MSC"): (-14.1866625836, 2.5065045169),
-    (24, "Sham"): (-12.2822880677, 2.4625331213), (24, "BM-MSC"): (-12.5776106559, 2.4677085515),
+    (1, "Sham"): (-6.4568572065, 1.6835640338),
+    (1, "BM-MSC"): (-8.6144880904, 1.6852564641),
+    (3, "Sham"): (-9.6236250023, 2.2022695983),
+    (3, "BM-MSC"): (-11.8926210591, 2.2039114348),
+    (6, "Sham"): (-12.6011619940, 2.5549943219),
+    (6, "BM-MSC"): (-12.9881536111, 2.5570506763),
+    (12, "Sham"): (-12.6136260566, 2.5126200528),
+    (12, "BM-MSC"): (-14.1866625836, 2.5065045169),
+    (24, "Sham"): (-12.2822880677, 2.4625331213),
+    (24, "BM-MSC"): (-12.5776106559, 2.4677085515),
 }
-R_SITE_DIFF = {1: (-2.1576308839, 2.3893165928), 3: (-2.2689960567, 3.1227253461), 6: (-0.3869916171, 3.6235936104),
-               12: (-1.5730365270, 3.5568998760), 24: (-0.2953225883, 3.4934376405)}
+R_SITE_DIFF = {
+    1: (-2.1576308839, 2.3893165928),
+    3: (-2.2689960567, 3.1227253461),
+    6: (-0.3869916171, 3.6235936104),
+    12: (-1.5730365270, 3.5568998760),
+    24: (-0.2953225883, 3.4934376405),
+}
 
 
 def _with_site(d):
@@ -373,8 +406,12 @@ def _with_site(d):
 
 def test_a_site_covariate_changes_estimates_as_gls_does():
     d = _with_site(pd.read_csv(DATA))
-    f = mmrm.fit_mmrm('change ~ C(visit_month) * C(arm, Treatment("Sham")) + C(visit_month) * baseline + site', d,
-                      subject="subject_id", visit="visit_month")
+    f = mmrm.fit_mmrm(
+        'change ~ C(visit_month) * C(arm, Treatment("Sham")) + C(visit_month) * baseline + site',
+        d,
+        subject="subject_id",
+        visit="visit_month",
+    )
     assert f.loglik >= R_SITE_LOGLIK and f.loglik == pytest.approx(R_SITE_LOGLIK, rel=1e-9)
     coef = mmrm.coefficients(f).set_index("term")
     # nlme stops short of the REML maximum (its logLik is 2.3e-8 below ours, at |gradient| < 1e-9):
@@ -402,8 +439,7 @@ def test_proportional_weights_average_with_the_observed_frequencies(fev, fev_fit
     b = mmrm.coefficients(fev_fit).set_index("term")["estimate"]
     sex = 'C(SEX, Treatment("Male"))[T.Female]'
     freq = d.groupby(["RACE", "SEX"]).size() / len(d)
-    race_eff = {"Asian": 0.0, "Black or African American": b["RACE[T.Black or African American]"],
-                "White": b["RACE[T.White]"]}
+    race_eff = {"Asian": 0.0, "Black or African American": b["RACE[T.Black or African American]"], "White": b["RACE[T.White]"]}
     adjust_prop = sum(w * (race_eff[r] + (b[sex] if s == "Female" else 0.0)) for (r, s), w in freq.items())
     adjust_equal = np.mean(list(race_eff.values())) + b[sex] / 2
     base = b["Intercept"] + b["ARMCD[T.TRT]"] + b["AVISIT[T.VIS3]"] + b["ARMCD[T.TRT]:AVISIT[T.VIS3]"]
@@ -416,7 +452,8 @@ def test_proportional_weights_average_with_the_observed_frequencies(fev, fev_fit
     race = mmrm.ls_means(fev_fit, "RACE")  # averaged over arms, visits and sex
     assert list(race["RACE"]) == ["Asian", "Black or African American", "White"]
     assert race["estimate"].diff().iloc[1:].to_numpy() == pytest.approx(
-        [b["RACE[T.Black or African American]"], b["RACE[T.White]"] - b["RACE[T.Black or African American]"]])
+        [b["RACE[T.Black or African American]"], b["RACE[T.White]"] - b["RACE[T.Black or African American]"]]
+    )
 
 
 def test_row_order_and_index_do_not_matter(fev, fev_fit):
@@ -492,8 +529,16 @@ def _large_trial(n: int, seed: int = 1) -> pd.DataFrame:
     keep = (np.arange(5)[None, :] <= last[:, None]) & (rng.random((n, 5)) > 0.05)
     keep[:, 0] |= ~keep.any(axis=1)
     i, j = np.nonzero(keep)
-    return pd.DataFrame({"subject_id": [f"P{k:05d}" for k in i], "arm": arm[i], "visit_month": visits[j],
-                         "baseline": base[i], "change": change[i, j], "site": rng.integers(1, 11, n)[i]})
+    return pd.DataFrame(
+        {
+            "subject_id": [f"P{k:05d}" for k in i],
+            "arm": arm[i],
+            "visit_month": visits[j],
+            "baseline": base[i],
+            "change": change[i, j],
+            "site": rng.integers(1, 11, n)[i],
+        }
+    )
 
 
 def test_speed_of_the_formula_route():

@@ -1,5 +1,6 @@
 """Every notebook runs warning-free on other datasets: a small trial, and one without the
 optional tables and without any adverse event (what an author's export may look like)."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-import pytest
 
 from respine_nb import config, io, results, synthetic
 
@@ -18,8 +18,9 @@ EXE = str(Path(sys.executable).parent / "respine-nb")
 
 def run_all(data: Path, out: Path, *params):
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.run([EXE, "run", "--data", str(data), "--out", str(out), *params], capture_output=True,
-                          text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [EXE, "run", "--data", str(data), "--out", str(out), *params], capture_output=True, text=True, env=env, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for nb_path in sorted((out / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
@@ -35,8 +36,16 @@ def test_all_notebooks_on_a_different_trial(tmp_path):
     io.write_dataset(synthetic.generate(7, 45, 40, exact=False), data)
     rows = run_all(data, tmp_path / "out", "-p", "n_imputations", "5")
     got = set(rows["analysis_id"])
-    for needed in ("cohort.randomized", "primary.risk_difference", "primary.mi.risk_difference",
-                   "secondary.mmrm.vas_pain", "mri.t2.ancova", "ttr.cox_hr", "safety.sae", "immunology.anti_hla"):
+    for needed in (
+        "cohort.randomized",
+        "primary.risk_difference",
+        "primary.mi.risk_difference",
+        "secondary.mmrm.vas_pain",
+        "mri.t2.ancova",
+        "ttr.cox_hr",
+        "safety.sae",
+        "immunology.anti_hla",
+    ):
         assert needed in got, needed
     assert len(sorted((tmp_path / "out" / "notebooks").glob("*.ipynb"))) == len(list(config.NOTEBOOKS_DIR.glob("*.ipynb")))
 
@@ -62,11 +71,48 @@ def test_without_optional_tables_and_without_adverse_events(tmp_path):
 
 def test_parameter_variants(tmp_path):
     """Parameters a student or an author changes: another visit, population, rule, suppression."""
-    run_all(config.SYNTHETIC_DIR, tmp_path / "a", "--only", "02_primary_endpoint", "05_time_to_response",
-            "-p", "odi_rule", "absolute", "-p", "population", "nri", "-p", "vas_abs_mm", "15", "-p", "n_imputations", "5")
-    rows = run_all(config.SYNTHETIC_DIR, tmp_path / "b", "--only", "02_primary_endpoint", "04_mri_t2",
-                   "06_safety_immunology", "-p", "population", "treated", "-p", "min_cell", "5",
-                   "-p", "visit_month", "6", "-p", "immunology_visit", "3", "-p", "n_imputations", "5")
+    run_all(
+        config.SYNTHETIC_DIR,
+        tmp_path / "a",
+        "--only",
+        "02_primary_endpoint",
+        "05_time_to_response",
+        "-p",
+        "odi_rule",
+        "absolute",
+        "-p",
+        "population",
+        "nri",
+        "-p",
+        "vas_abs_mm",
+        "15",
+        "-p",
+        "n_imputations",
+        "5",
+    )
+    rows = run_all(
+        config.SYNTHETIC_DIR,
+        tmp_path / "b",
+        "--only",
+        "02_primary_endpoint",
+        "04_mri_t2",
+        "06_safety_immunology",
+        "-p",
+        "population",
+        "treated",
+        "-p",
+        "min_cell",
+        "5",
+        "-p",
+        "visit_month",
+        "6",
+        "-p",
+        "immunology_visit",
+        "3",
+        "-p",
+        "n_imputations",
+        "5",
+    )
     assert set(rows.loc[rows["analysis_id"] == "primary.responders", "visit_month"]) == {6}
     sae = rows[rows["analysis_id"] == "safety.related_sae"]
     assert (sae["estimate"] == 0).all()  # zero is not a small cell: it stays

@@ -1,5 +1,6 @@
 """Parameters are declared once, checked before anything runs, and flow everywhere; exploring never
 overwrites the committed results; the synthetic banner only for data matching their manifest."""
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,9 @@ NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
 def tree_hash(*folders: Path) -> dict:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --------------------------------------------------------------------------- declared once
@@ -43,9 +45,13 @@ def test_every_notebook_parameter_is_declared_with_its_default(path):
 def test_every_notebook_passes_all_its_parameters_to_session_start(path):
     """So that session.start checks them all, and knows whether they are the defaults."""
     nb = nbformat.read(path, as_version=4)
-    calls = [node for cell in nb.cells if cell.cell_type == "code" and "session.start(" in cell.source
-             for node in ast.walk(ast.parse(cell.source))
-             if isinstance(node, ast.Call) and ast.unparse(node.func) == "session.start"]
+    calls = [
+        node
+        for cell in nb.cells
+        if cell.cell_type == "code" and "session.start(" in cell.source
+        for node in ast.walk(ast.parse(cell.source))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "session.start"
+    ]
     assert len(calls) == 1
     call = calls[0]
     passed = {ast.unparse(a) for a in call.args[1:]} | {k.arg for k in call.keywords}
@@ -53,23 +59,26 @@ def test_every_notebook_passes_all_its_parameters_to_session_start(path):
     assert passed == set(runner.declared_parameters(path))
 
 
-@pytest.mark.parametrize("name, value, expected", [
-    ("visit_month", "twelve", "visit_month = 'twelve' is not allowed: expected one of 1, 3, 6, 12, 24"),
-    ("visit_month", 7, "visit_month = 7 is not allowed: expected one of 1, 3, 6, 12, 24"),
-    ("visit_month", 12.0, "visit_month = 12.0"),
-    ("vas_rel", 20, "vas_rel = 20 is not allowed: expected a number in (0, 1] (a fraction: 0.2 means 20 %)"),
-    ("odi_rel", 0, "odi_rel = 0 is not allowed"),
-    ("vas_abs_mm", 150, "vas_abs_mm = 150 is not allowed: expected a number in (0, 100]"),
-    ("odi_rule", "relatif", "one of 'relative', 'absolute'"),
-    ("population", "pp", "population = 'pp' is not allowed: expected one of 'evaluable', 'nri', 'treated'"),
-    ("immunology_visit", 0, "one of 1, 3, 6, 12"),
-    ("n_imputations", 1, "an integer >= 2"),
-    ("mi_seed", 1.5, "an integer >= 0"),
-    ("min_cell", -1, "an integer >= 0"),
-    ("spaghetti_per_arm", 0, "an integer >= 1"),
-    ("table1_pvalues", "yes", "true or false"),
-    ("data_dir", 3, "a folder path, or None"),
-])
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("visit_month", "twelve", "visit_month = 'twelve' is not allowed: expected one of 1, 3, 6, 12, 24"),
+        ("visit_month", 7, "visit_month = 7 is not allowed: expected one of 1, 3, 6, 12, 24"),
+        ("visit_month", 12.0, "visit_month = 12.0"),
+        ("vas_rel", 20, "vas_rel = 20 is not allowed: expected a number in (0, 1] (a fraction: 0.2 means 20 %)"),
+        ("odi_rel", 0, "odi_rel = 0 is not allowed"),
+        ("vas_abs_mm", 150, "vas_abs_mm = 150 is not allowed: expected a number in (0, 100]"),
+        ("odi_rule", "relatif", "one of 'relative', 'absolute'"),
+        ("population", "pp", "population = 'pp' is not allowed: expected one of 'evaluable', 'nri', 'treated'"),
+        ("immunology_visit", 0, "one of 1, 3, 6, 12"),
+        ("n_imputations", 1, "an integer >= 2"),
+        ("mi_seed", 1.5, "an integer >= 0"),
+        ("min_cell", -1, "an integer >= 0"),
+        ("spaghetti_per_arm", 0, "an integer >= 1"),
+        ("table1_pvalues", "yes", "true or false"),
+        ("data_dir", 3, "a folder path, or None"),
+    ],
+)
 def test_check_names_the_parameter_the_value_and_what_is_allowed(name, value, expected):
     with pytest.raises(ValueError) as err:
         parameters.check({name: value})
@@ -82,24 +91,44 @@ def test_check_unknown_name_lists_the_valid_names():
 
 
 def test_check_accepts_and_normalises_valid_values():
-    got = parameters.check({"visit_month": 6, "vas_abs_mm": 15, "vas_rel": 1, "odi_rule": "absolute",
-                            "population": "treated", "data_dir": None, "table1_pvalues": True})
-    assert got == {"visit_month": 6, "vas_abs_mm": 15.0, "vas_rel": 1.0, "odi_rule": "absolute",
-                   "population": "treated", "data_dir": None, "table1_pvalues": True}
+    got = parameters.check(
+        {
+            "visit_month": 6,
+            "vas_abs_mm": 15,
+            "vas_rel": 1,
+            "odi_rule": "absolute",
+            "population": "treated",
+            "data_dir": None,
+            "table1_pvalues": True,
+        }
+    )
+    assert got == {
+        "visit_month": 6,
+        "vas_abs_mm": 15.0,
+        "vas_rel": 1.0,
+        "odi_rule": "absolute",
+        "population": "treated",
+        "data_dir": None,
+        "table1_pvalues": True,
+    }
     assert isinstance(got["vas_abs_mm"], float)
     assert parameters.check(parameters.defaults()) == parameters.defaults()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["visit_month", "twelve"], ["visit_month", "'twelve'", "1, 3, 6, 12, 24"]),
-    (["visit_month", "7"], ["visit_month", "7", "1, 3, 6, 12, 24"]),
-    (["vas_rel", "20"], ["vas_rel", "20", "(0, 1]"]),
-    (["population", "pp"], ["population", "'pp'", "'evaluable', 'nri', 'treated'"]),
-    (["nonsense", "1"], ["nonsense", "valid names", "visit_month", "min_cell"]),
-    (["out_dir", "/tmp"], ["out_dir", "--out"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["visit_month", "twelve"], ["visit_month", "'twelve'", "1, 3, 6, 12, 24"]),
+        (["visit_month", "7"], ["visit_month", "7", "1, 3, 6, 12, 24"]),
+        (["vas_rel", "20"], ["vas_rel", "20", "(0, 1]"]),
+        (["population", "pp"], ["population", "'pp'", "'evaluable', 'nri', 'treated'"]),
+        (["nonsense", "1"], ["nonsense", "valid names", "visit_month", "min_cell"]),
+        (["out_dir", "/tmp"], ["out_dir", "--out"]),
+    ],
+)
 def test_run_rejects_a_bad_parameter_before_anything(args, words, tmp_path, capsys, monkeypatch):
     """Exit 2 before data validation or any kernel: nothing created under --out."""
+
     def no_load(*a, **k):
         raise AssertionError("data read before the parameters were checked")
 
@@ -120,8 +149,9 @@ def test_run_rejects_a_parameter_no_selected_notebook_uses(tmp_path, capsys):
 def test_run_bad_parameter_from_the_command_line(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.run([EXE, "run", "--out", str(out), "-p", "vas_rel", "20"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [EXE, "run", "--out", str(out), "-p", "vas_rel", "20"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 2 and "(0, 1]" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
 
@@ -147,13 +177,13 @@ def test_session_start_checks_parameters_before_reading_data():
 
 def test_run_derives_with_the_runs_parameters(tmp_path, small_dataset_dir):
     out = tmp_path / "out"
-    code = runner.run(data=small_dataset_dir, out=out, params={"visit_month": 6, "odi_rule": "absolute"},
-                      derive_only=True)
+    code = runner.run(data=small_dataset_dir, out=out, params={"visit_month": 6, "odi_rule": "absolute"}, derive_only=True)
     assert code == 0
     got = pd.read_parquet(out / "derived" / "adsl.parquet")
     tables = io.load_dataset(small_dataset_dir).tables
     want = derive.derive_all(tables, 6, odi_rule="absolute")["adsl"]
     default = derive.derive_all(tables)["adsl"]
+
     def flags(d):
         return d["responder"].astype("boolean").astype("string").fillna("NA").tolist()
 
@@ -171,20 +201,53 @@ def test_setting_sentence_follows_the_parameters():
 
 
 def test_report_headline_labels_follow_the_parameters():
-    rows = pd.DataFrame([
-        {"analysis_id": "primary.responders", "group": "BM-MSC", "visit_month": 6, "estimate": 0.5, "ci_low": 0.4,
-         "ci_high": 0.6, "p_value": None, "n": 50, "method": "x"},
-        {"analysis_id": "secondary.mmrm.vas_pain", "group": "BM-MSC vs Sham", "visit_month": 12, "estimate": -1.0,
-         "ci_low": -3.0, "ci_high": 1.0, "p_value": 0.4, "n": 100, "method": "x"},
-        {"analysis_id": "secondary.mmrm.vas_pain", "group": "BM-MSC vs Sham", "visit_month": 6, "estimate": -2.0,
-         "ci_low": -4.0, "ci_high": 0.0, "p_value": 0.05, "n": 100, "method": "x"},
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "analysis_id": "primary.responders",
+                "group": "BM-MSC",
+                "visit_month": 6,
+                "estimate": 0.5,
+                "ci_low": 0.4,
+                "ci_high": 0.6,
+                "p_value": None,
+                "n": 50,
+                "method": "x",
+            },
+            {
+                "analysis_id": "secondary.mmrm.vas_pain",
+                "group": "BM-MSC vs Sham",
+                "visit_month": 12,
+                "estimate": -1.0,
+                "ci_low": -3.0,
+                "ci_high": 1.0,
+                "p_value": 0.4,
+                "n": 100,
+                "method": "x",
+            },
+            {
+                "analysis_id": "secondary.mmrm.vas_pain",
+                "group": "BM-MSC vs Sham",
+                "visit_month": 6,
+                "estimate": -2.0,
+                "ci_low": -4.0,
+                "ci_high": 0.0,
+                "p_value": 0.05,
+                "n": 100,
+                "method": "x",
+            },
+        ]
+    )
     head = report.headline(rows, {"visit_month": 6, "population": "nri"})
-    assert head["result"].tolist() == ["Responders at month 6 (all randomised, NRI)",
-                                       "VAS change at month 6, BM-MSC minus sham (MMRM, mm)"]
+    assert head["result"].tolist() == [
+        "Responders at month 6 (all randomised, NRI)",
+        "VAS change at month 6, BM-MSC minus sham (MMRM, mm)",
+    ]
     assert head["visit"].tolist() == ["6", "6"]
-    assert report.headline(rows)["result"].tolist() == ["Responders at month 6 (among evaluable)",
-                                                        "VAS change at month 12, BM-MSC minus sham (MMRM, mm)"]
+    assert report.headline(rows)["result"].tolist() == [
+        "Responders at month 6 (among evaluable)",
+        "VAS change at month 12, BM-MSC minus sham (MMRM, mm)",
+    ]
 
 
 def _texts(nb) -> list:
@@ -202,10 +265,34 @@ def _texts(nb) -> list:
 def test_a_run_at_month_6_with_the_absolute_rule_says_so_everywhere(tmp_path, small_dataset_dir):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.run([EXE, "run", "--data", str(small_dataset_dir), "--out", str(out), "--only",
-                           "02_primary_endpoint", "-p", "visit_month", "6", "-p", "odi_rule", "absolute", "-p",
-                           "population", "nri", "-p", "n_imputations", "3"], capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            EXE,
+            "run",
+            "--data",
+            str(small_dataset_dir),
+            "--out",
+            str(out),
+            "--only",
+            "02_primary_endpoint",
+            "-p",
+            "visit_month",
+            "6",
+            "-p",
+            "odi_rule",
+            "absolute",
+            "-p",
+            "population",
+            "nri",
+            "-p",
+            "n_imputations",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert subprocess.run([EXE, "report", "--out", str(out)], capture_output=True, env=env).returncode == 0
     nb = nbformat.read(out / "notebooks" / "02_primary_endpoint.ipynb", as_version=4)
@@ -240,8 +327,9 @@ def test_session_with_changed_parameters_goes_under_runs(no_out_env):
     assert nb.derived_dir == nb.root / "derived" and nb.figures_dir == nb.root / "figures"
     assert nb.redirected_to == "runs/lab-visit_month-6_odi_rule-absolute"
     protected = tree_hash(config.DERIVED_DIR, config.FIGURES_DIR)
-    nb.record(results.rows(pd.DataFrame({"group": ["BM-MSC"], "estimate": [0.5], "n": [10]}), "primary.responders",
-                           visit_month=6))
+    nb.record(
+        results.rows(pd.DataFrame({"group": ["BM-MSC"], "estimate": [0.5], "n": [10]}), "primary.responders", visit_month=6)
+    )
     listing = nb.finish()
     assert (nb.derived_dir / "results.csv").is_file()
     assert "derived/results.csv" in listing["file"].tolist()
@@ -260,13 +348,16 @@ def test_notebook_explored_without_out_dir_writes_under_runs(tmp_path):
     subprocess.run(["git", "clone", "-q", str(config.ROOT), str(clone)], check=True)
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
     env["RESPINE_NB_ROOT"] = str(clone)
-    code = ("import papermill as pm\n"
-            f"pm.execute_notebook({str(clone / 'notebooks' / '01_cohort.ipynb')!r}, {str(tmp_path / 'x.ipynb')!r}, "
-            "parameters={'visit_month': 6}, kernel_name='python3', progress_bar=False)\n")
+    code = (
+        "import papermill as pm\n"
+        f"pm.execute_notebook({str(clone / 'notebooks' / '01_cohort.ipynb')!r}, {str(tmp_path / 'x.ipynb')!r}, "
+        "parameters={'visit_month': 6}, kernel_name='python3', progress_bar=False)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain", "--untracked-files=all"],
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["git", "-C", str(clone), "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True
+    ).stdout
     assert status == "", f"the exploration changed committed files:\n{status}"
     lab = clone / "runs" / "lab-visit_month-6"
     assert (lab / "derived" / "results.csv").is_file() and (lab / "figures" / "01_cohort-consort.png").is_file()
@@ -280,8 +371,10 @@ def test_notebook_explored_without_out_dir_writes_under_runs(tmp_path):
 # --------------------------------------------------------------------------- generate and the banner
 
 
-@pytest.mark.parametrize("args", [["--seed", "7"], ["--n-msc", "20"], ["--p-sham", "0.5"], ["--free"],
-                                  ["--seed", "7", "--out", str(config.SYNTHETIC_DIR)]])
+@pytest.mark.parametrize(
+    "args",
+    [["--seed", "7"], ["--n-msc", "20"], ["--p-sham", "0.5"], ["--free"], ["--seed", "7", "--out", str(config.SYNTHETIC_DIR)]],
+)
 def test_generate_refuses_to_overwrite_the_committed_cohort_with_other_settings(args, capsys):
     before = tree_hash(config.SYNTHETIC_DIR)
     assert cli.main(["generate", *args]) == 2

@@ -1,4 +1,5 @@
 """Figures: never raise on thin data, error bars never negative, bytes independent of last-bit noise."""
+
 from __future__ import annotations
 
 import io as _io
@@ -23,8 +24,9 @@ def png(fig) -> bytes:
 
 
 def texts(fig) -> list:
-    return [t.get_text() for ax in fig.axes for t in ax.texts + [ax.title, ax.xaxis.label, ax.yaxis.label]] + \
-        [t.get_text() for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()]
+    return [t.get_text() for ax in fig.axes for t in ax.texts + [ax.title, ax.xaxis.label, ax.yaxis.label]] + [
+        t.get_text() for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()
+    ]
 
 
 def wilson_table(x, n):
@@ -39,10 +41,19 @@ def test_error_bars_clipped_when_a_bound_crosses_the_estimate():
     # was: "'yerr' must not contain negative values" (06): a Wilson bound 1e-17 above an estimate of 0
     t = wilson_table(0, 7).assign(ci_low=1e-17)
     plt.close(plots.by_visit(t, {"any": "Either class"}, y="mean", percent=True))
-    props = pd.DataFrame({"group": list(config.ARMS), "estimate": [0.0, 1.0], "ci_low": [1e-17, 0.7],
-                          "ci_high": [0.3, 1 - 1e-16], "events": [0, 9], "n": [9, 9]})
-    comp = stats.responder_composition(pd.DataFrame({"arm": [], "responder": pd.array([], dtype="boolean"),
-                                                     "vas_met": [], "odi_met": []}))
+    props = pd.DataFrame(
+        {
+            "group": list(config.ARMS),
+            "estimate": [0.0, 1.0],
+            "ci_low": [1e-17, 0.7],
+            "ci_high": [0.3, 1 - 1e-16],
+            "events": [0, 9],
+            "n": [9, 9],
+        }
+    )
+    comp = stats.responder_composition(
+        pd.DataFrame({"arm": [], "responder": pd.array([], dtype="boolean"), "vas_met": [], "odi_met": []})
+    )
     plt.close(plots.responders(props, comp, 12))
     lo, hi = plots._err([0.0, 0.5], [1e-17, np.nan], [0.2, 0.6])
     assert list(lo[:1]) == [0.0] and np.isnan(lo[1]) and list(hi) == pytest.approx([0.2, 0.1])
@@ -54,8 +65,14 @@ def test_wilson_bounds_exact_at_zero_and_n():
 
 
 def test_stable_rounds_floats_to_7_significant_digits_only():
-    df = pd.DataFrame({"x": [1.23456789, -0.000123456789, np.nan, 0.0, np.inf], "k": [1, 2, 3, 4, 5],
-                       "f": pd.array([1.000000049, None, 2.5, 3, 4], dtype="Float64"), "s": list("abcde")})
+    df = pd.DataFrame(
+        {
+            "x": [1.23456789, -0.000123456789, np.nan, 0.0, np.inf],
+            "k": [1, 2, 3, 4, 5],
+            "f": pd.array([1.000000049, None, 2.5, 3, 4], dtype="Float64"),
+            "s": list("abcde"),
+        }
+    )
     df.attrs["visit_month"] = 6
     got = plots.stable(df)
     assert list(got["x"][:2]) == [1.234568, -0.0001234568] and np.isnan(got["x"][2]) and got["x"][4] == np.inf
@@ -78,7 +95,12 @@ def test_tipping_heatmap_axes_are_counts(default_tables):
     fig = plots.tipping_heatmap(tp)
     labels = texts(fig)
     assert "Sham: non-evaluable participants assumed to respond (of 11)" in labels
-    assert "BM-MSC: assumed responders (of 5)" in labels and "11" in labels and "5" in labels and not any("%" in t for t in labels[-20:])
+    assert (
+        "BM-MSC: assumed responders (of 5)" in labels
+        and "11" in labels
+        and "5" in labels
+        and not any("%" in t for t in labels[-20:])
+    )
     plt.close(fig)
 
 
@@ -89,18 +111,22 @@ def test_threshold_heatmaps_label_the_rule_and_outline_the_choice(default_tables
     for how in ((20, 0.2, chosen), rule_dict):
         fig = plots.threshold_heatmaps(grid, how)
         assert title in texts(fig)
-        outlined = [ax for ax in fig.axes if any(isinstance(p, plt.Rectangle) and p.get_edgecolor()[:3] == (0, 0, 0)
-                                                 and not p.get_fill() for p in ax.patches)]
+        outlined = [
+            ax
+            for ax in fig.axes
+            if any(isinstance(p, plt.Rectangle) and p.get_edgecolor()[:3] == (0, 0, 0) and not p.get_fill() for p in ax.patches)
+        ]
         assert len(outlined) == 1 and outlined[0].get_title() == title
         plt.close(fig)
 
 
 def test_empty_inputs_draw_no_data_panels():
     empty_tte = pd.DataFrame(columns=["subject_id", "arm", "time", "event", "left", "right"])
-    for fig in (plots.km_response(empty_tte, None),
-                plots.status_grid(pd.DataFrame({"subject_id": ["a"], "arm": ["BM-MSC"], "visit_month": [12],
-                                                "status": ["responder"]})),
-                plots.by_visit(wilson_table(1, 2).assign(mean=np.nan), {"any": "x"}),
-                plots.baseline_distributions(pd.DataFrame({"arm": ["Sham"], "v": [np.nan]}), {"v": "V"})):
+    for fig in (
+        plots.km_response(empty_tte, None),
+        plots.status_grid(pd.DataFrame({"subject_id": ["a"], "arm": ["BM-MSC"], "visit_month": [12], "status": ["responder"]})),
+        plots.by_visit(wilson_table(1, 2).assign(mean=np.nan), {"any": "x"}),
+        plots.baseline_distributions(pd.DataFrame({"arm": ["Sham"], "v": [np.nan]}), {"v": "V"}),
+    ):
         assert "no data" in texts(fig)
         plt.close(fig)

@@ -1,5 +1,6 @@
 """What a run says while it works and when it ends; the help texts; validation and derivation
 once per run (the kernels' reuse of the runner's stamped cache)."""
+
 from __future__ import annotations
 
 import io as _io
@@ -61,8 +62,13 @@ def test_final_message_of_the_default_run_names_every_output():
 def test_final_message_of_a_run_elsewhere_names_its_folder(tmp_path):
     text = runner.where_to_look(tmp_path / "out")
     out = (tmp_path / "out").resolve()
-    for expected in (f"{out}/notebooks/", f"{out}/figures/", f"{out}/derived/results.csv", f"{out}/derived/ard.csv",
-                     f"respine-nb report --out {out}"):
+    for expected in (
+        f"{out}/notebooks/",
+        f"{out}/figures/",
+        f"{out}/derived/results.csv",
+        f"{out}/derived/ard.csv",
+        f"respine-nb report --out {out}",
+    ):
         assert expected in text, expected
     assert "make report  (" not in text
 
@@ -123,8 +129,10 @@ def test_other_parameters_derive_again(small_dataset_dir, tmp_path, monkeypatch)
     nb = session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out", visit_month=6)
     expected = derive.derive_all(ds.tables, 6, **parameters.rule({}))
     pd.testing.assert_frame_equal(session.derived(nb)["adsl"], expected["adsl"])
-    pd.testing.assert_frame_equal(session.derived(nb, visit_month=6, vas_rel=0.3)["adsl"],
-                                  derive.derive_all(ds.tables, 6, **{**parameters.rule({}), "vas_rel": 0.3})["adsl"])
+    pd.testing.assert_frame_equal(
+        session.derived(nb, visit_month=6, vas_rel=0.3)["adsl"],
+        derive.derive_all(ds.tables, 6, **{**parameters.rule({}), "vas_rel": 0.3})["adsl"],
+    )
 
 
 def test_changed_input_files_are_validated_again(dataset_copy, tmp_path, monkeypatch):

@@ -7,10 +7,11 @@ accepts). ``tests/notebook_calls.py`` then makes every call the notebooks make. 
 raise; the documented columns are there; a number that cannot be estimated is NaN with
 "not estimable: <reason>" in ``method``. (The MMRM, mmrm.py, is checked elsewhere.)
 """
+
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,16 @@ COLUMNS = {  # result -> columns it must have
     "p1": ["analysis", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"],
     "site_adjusted": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "method"],
     "mi": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "method"],
-    "tipping": ["responders_msc", "responders_sham", "not_evaluable_msc", "not_evaluable_sham", "estimate",
-                "p_value", "significant", "method"],
+    "tipping": [
+        "responders_msc",
+        "responders_sham",
+        "not_evaluable_msc",
+        "not_evaluable_sham",
+        "estimate",
+        "p_value",
+        "significant",
+        "method",
+    ],
     "grid": ["vas_abs_mm", "vas_rel", "odi_rule", "odi_threshold", "estimate", "p_value", "n", "method"],
     "subgroups": ["subgroup", "level", "estimate", "ci_low", "ci_high", "p_interaction"],
     "mcid": ["measure", "group", "visit_month", "events", "n", "estimate", "ci_low", "ci_high", "method"],
@@ -51,11 +60,29 @@ COLUMNS = {  # result -> columns it must have
     "new_sensitisation": ["group", "events", "n", "estimate", "ci_low", "ci_high", "method"],
 }
 # results whose estimate is a contract number: NaN only with the reason in method
-MUST_EXPLAIN = ["p1", "site_adjusted", "mi", "tipping", "grid", "mcid", "responders_by_visit", "change", "ancova",
-                "worse", "corr", "km", "cox", "cox_adj", "weibull", "durability", "ae_overview", "new_sensitisation"]
+MUST_EXPLAIN = [
+    "p1",
+    "site_adjusted",
+    "mi",
+    "tipping",
+    "grid",
+    "mcid",
+    "responders_by_visit",
+    "change",
+    "ancova",
+    "worse",
+    "corr",
+    "km",
+    "cox",
+    "cox_adj",
+    "weibull",
+    "durability",
+    "ae_overview",
+    "new_sensitisation",
+]
 
 
-@lru_cache(maxsize=None)
+@cache
 def base(seed: int, n_msc: int, n_sham: int) -> dict:
     return synthetic.generate(seed, n_msc, n_sham)
 
@@ -103,12 +130,21 @@ def test_named_scenarios(names, tmp_path):
     check(notebook_calls.run(raw, with_mmrm=False))
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking: each example takes seconds
-@given(seed=st.integers(1, 10_000), n_msc=st.integers(8, 14), n_sham=st.integers(8, 14),
-       names=st.lists(st.sampled_from(sorted(scenarios.SCENARIOS)), min_size=1, max_size=4, unique=True),
-       odi_rule=st.sampled_from(["relative", "absolute"]), visit=st.sampled_from([6, 12]),
-       population=st.sampled_from(["evaluable", "nri", "treated"]))
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)  # no shrinking: each example takes seconds
+@given(
+    seed=st.integers(1, 10_000),
+    n_msc=st.integers(8, 14),
+    n_sham=st.integers(8, 14),
+    names=st.lists(st.sampled_from(sorted(scenarios.SCENARIOS)), min_size=1, max_size=4, unique=True),
+    odi_rule=st.sampled_from(["relative", "absolute"]),
+    visit=st.sampled_from([6, 12]),
+    population=st.sampled_from(["evaluable", "nri", "treated"]),
+)
 def test_composed_scenarios(tmp_path_factory, seed, n_msc, n_sham, names, odi_rule, visit, population):
     raw = validated(scenarios.apply(base(seed, n_msc, n_sham), names), tmp_path_factory.mktemp("ds"))
     rule = dict(notebook_calls.RULE, odi_rule=odi_rule)

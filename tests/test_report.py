@@ -1,5 +1,6 @@
 """The static report: built from a run, opened in a real browser (headless Chromium) over a local
 HTTP server, every link and image followed, no console error, every page with its heading."""
+
 from __future__ import annotations
 
 import functools
@@ -26,11 +27,32 @@ def run_out(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     data = tmp / "data"
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    subprocess.run([EXE, "generate", "--seed", "3", "--n-msc", "25", "--n-sham", "25", "--out", str(data)],
-                   check=True, capture_output=True, env=env)  # with MANIFEST.json: the report says synthetic
+    subprocess.run(
+        [EXE, "generate", "--seed", "3", "--n-msc", "25", "--n-sham", "25", "--out", str(data)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )  # with MANIFEST.json: the report says synthetic
     out = tmp / "out"
-    proc = subprocess.run([EXE, "run", "--data", str(data), "--out", str(out), "--only", "01_cohort",
-                           "02_primary_endpoint", "-p", "n_imputations", "5"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            EXE,
+            "run",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--only",
+            "01_cohort",
+            "02_primary_endpoint",
+            "-p",
+            "n_imputations",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = subprocess.run([EXE, "report", "--out", str(out)], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -69,9 +91,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.skipif(not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
-                    reason="Debian chromium + chromium-driver not installed and not installable here "
-                           "(scripts/ensure-chromium.sh, run by `make test`, installs them where it can)")
+@pytest.mark.skipif(
+    not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
+    reason="Debian chromium + chromium-driver not installed and not installable here "
+    "(scripts/ensure-chromium.sh, run by `make test`, installs them where it can)",
+)
 def test_report_in_a_real_browser(run_out):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -81,9 +105,19 @@ def test_report_in_a_real_browser(run_out):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--user-data-dir={run_out / 'chromium-profile'}", "--window-size=1280,1600"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={run_out / 'chromium-profile'}",
+        "--window-size=1280,1600",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -108,7 +142,8 @@ def test_report_in_a_real_browser(run_out):
             if not h1 or not h1[0].text.strip():
                 problems.append(f"{page}: no heading")
             broken = driver.execute_script(
-                "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+                "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+            )
             problems += [f"{page}: broken image {src[:80]}" for src in broken]
             for entry in driver.get_log("browser"):
                 if entry["level"] in ("SEVERE", "ERROR"):

@@ -7,6 +7,7 @@ the same kind of noise: every measured value perturbed by a relative 1e-12, and 
 kernels run with another number of BLAS threads. The stored outputs (results.csv, the text
 of every notebook output, and the figures) must not change.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,9 @@ def output_texts(nb_path: Path) -> list:
     for i, cell in enumerate(cells):
         for o in cell.get("outputs", []):
             data = o.get("data", {})
-            out.append((i, o.get("output_type"), o.get("text", ""),
-                        {k: v for k, v in data.items() if not k.startswith("image/")}))
+            out.append(
+                (i, o.get("output_type"), o.get("text", ""), {k: v for k, v in data.items() if not k.startswith("image/")})
+            )
     return out
 
 
@@ -71,8 +73,9 @@ def test_noise_in_the_last_bits_changes_no_stored_output(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
     env.update({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
-    proc = subprocess.run([EXE, "run", "--data", str(data), "--out", str(out), "--jobs", "1"],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    proc = subprocess.run(
+        [EXE, "run", "--data", str(data), "--out", str(out), "--jobs", "1"], capture_output=True, text=True, env=env, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     committed = (config.DERIVED_DIR / "results.csv").read_text(encoding="utf-8")

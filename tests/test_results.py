@@ -1,4 +1,5 @@
 """results rows: contract columns, sorting, merging."""
+
 import pandas as pd
 import pytest
 
@@ -6,8 +7,12 @@ from respine_nb import config, results
 
 
 def test_rows_sort_merge(tmp_path):
-    a = results.rows(pd.DataFrame({"group": ["Sham", "BM-MSC"], "estimate": [0.5, 0.25], "n": [10, 12]}),
-                     "primary.responders", visit_month=12, method="m")
+    a = results.rows(
+        pd.DataFrame({"group": ["Sham", "BM-MSC"], "estimate": [0.5, 0.25], "n": [10, 12]}),
+        "primary.responders",
+        visit_month=12,
+        method="m",
+    )
     b = results.rows(pd.DataFrame({"group": ["BM-MSC vs Sham"], "estimate": [1 / 3], "p_value": [0.5]}), "mri.t2.ancova")
     results.write_part(a, tmp_path, "nb1")
     results.write_part(b, tmp_path, "nb2")
@@ -64,10 +69,17 @@ def test_default_run_ids_are_exactly_the_registry():
 
 
 def test_ard_long_format(tmp_path):
-    a = results.rows(pd.DataFrame({"group": ["BM-MSC vs Sham"], "estimate": [0.05], "ci_low": [-0.1], "ci_high": [0.2],
-                                   "p_value": [0.77], "n": [98]}), "primary.risk_difference", visit_month=12, method="m")
-    b = results.rows(pd.DataFrame({"group": ["all"], "estimate": [0.03], "n": [89]}), "mri.t2_vs_odi.corr",
-                     visit_month=12, method="r")
+    a = results.rows(
+        pd.DataFrame(
+            {"group": ["BM-MSC vs Sham"], "estimate": [0.05], "ci_low": [-0.1], "ci_high": [0.2], "p_value": [0.77], "n": [98]}
+        ),
+        "primary.risk_difference",
+        visit_month=12,
+        method="m",
+    )
+    b = results.rows(
+        pd.DataFrame({"group": ["all"], "estimate": [0.03], "n": [89]}), "mri.t2_vs_odi.corr", visit_month=12, method="r"
+    )
     results.write_part(pd.concat([a, b]), tmp_path, "nb")
     results.merge(tmp_path)
     ard = pd.read_csv(tmp_path / "ard.csv", keep_default_na=False)
@@ -81,11 +93,18 @@ def test_ard_long_format(tmp_path):
 
 
 def test_a_fixed_method_keeps_the_frames_reason():
-    df = pd.DataFrame({"group": ["BM-MSC", "Sham"], "estimate": [0.5, float("nan")],
-                       "method": ["Wilson CI", "Wilson CI; not estimable: no evaluable participant in Sham"]})
+    df = pd.DataFrame(
+        {
+            "group": ["BM-MSC", "Sham"],
+            "estimate": [0.5, float("nan")],
+            "method": ["Wilson CI", "Wilson CI; not estimable: no evaluable participant in Sham"],
+        }
+    )
     got = results.rows(df, "primary.responders", method="proportion of evaluable; Wilson CI")
-    assert list(got["method"]) == ["proportion of evaluable; Wilson CI",
-                                   "proportion of evaluable; Wilson CI; not estimable: no evaluable participant in Sham"]
+    assert list(got["method"]) == [
+        "proportion of evaluable; Wilson CI",
+        "proportion of evaluable; Wilson CI; not estimable: no evaluable participant in Sham",
+    ]
 
 
 def test_complete_adds_the_missing_groups_with_the_reason():

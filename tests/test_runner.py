@@ -1,5 +1,6 @@
 """The runner end to end: runs elsewhere write only under OUT; failures are contained; the
 default run is reproducible byte for byte (in a clone, so the working tree is never touched)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -54,9 +55,14 @@ def test_run_elsewhere_writes_only_under_out(small_dataset_dir, tmp_path):
     assert "01_cohort  running" in proc.stderr and re.search(r"01_cohort  done +\d+\.\d s", proc.stderr)
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
     resolved = out.resolve()
-    for expected in ("Where to look:", f"{resolved}/notebooks/", f"{resolved}/figures/",
-                     f"{resolved}/derived/results.csv", f"{resolved}/derived/ard.csv",
-                     f"respine-nb report --out {resolved}"):
+    for expected in (
+        "Where to look:",
+        f"{resolved}/notebooks/",
+        f"{resolved}/figures/",
+        f"{resolved}/derived/results.csv",
+        f"{resolved}/derived/ard.csv",
+        f"respine-nb report --out {resolved}",
+    ):
         assert expected in proc.stdout, expected
     assert (out / "notebooks" / "01_cohort.ipynb").is_file()
     assert (out / "derived" / "results.csv").is_file()
@@ -74,8 +80,9 @@ def test_run_elsewhere_writes_only_under_out(small_dataset_dir, tmp_path):
     assert rand.to_dict() == {"BM-MSC": 20, "Sham": 20}
     nb = nbformat.read(out / "notebooks" / "01_cohort.ipynb", as_version=4)
     assert "papermill" not in nb.metadata
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error" or o.get("name") == "stderr"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error" or o.get("name") == "stderr"
+    ]
     assert not errors
 
 
@@ -99,8 +106,11 @@ def test_failing_notebook_is_contained(clone, tmp_path):
     project = tmp_path / "proj"
     shutil.copytree(clone, project, ignore=shutil.ignore_patterns(".git"))
     bad = nbformat.v4.new_notebook()
-    bad.cells = [nbformat.v4.new_code_cell("data_dir = None\nout_dir = None", metadata={"tags": ["parameters"]}),
-                 nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    bad.cells = [
+        nbformat.v4.new_code_cell("data_dir = None\nout_dir = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ]
     nbformat.write(bad, project / "notebooks" / "00_fail.ipynb")
     committed = (project / "notebooks" / "00_fail.ipynb").read_bytes()
     out = tmp_path / "out"
@@ -119,8 +129,7 @@ def test_default_run_twice_leaves_git_clean(clone):
     for _ in range(2):
         proc = run(env=env, cwd=clone)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True,
-                                text=True).stdout
+        status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], capture_output=True, text=True).stdout
         assert status == "", f"the default run changed committed files:\n{status}"
 
 
@@ -131,9 +140,14 @@ def test_notebook_runs_standalone_with_plain_papermill_from_any_directory(tmp_pa
     out = tmp_path / "out"
     elsewhere = tmp_path / "somewhere"
     elsewhere.mkdir()
-    pm.execute_notebook(str(config.NOTEBOOKS_DIR / "01_cohort.ipynb"), str(tmp_path / "executed.ipynb"),
-                        parameters={"out_dir": str(out)}, kernel_name="python3", progress_bar=False,
-                        cwd=str(elsewhere))
+    pm.execute_notebook(
+        str(config.NOTEBOOKS_DIR / "01_cohort.ipynb"),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"out_dir": str(out)},
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(elsewhere),
+    )
     assert (out / "figures" / "01_cohort-consort.png").is_file()
     assert (out / "derived" / "results" / "01_cohort.csv").is_file()
     assert not any(elsewhere.iterdir())  # nothing written into the working directory

@@ -5,6 +5,7 @@ may bring. The validator accepts it, so `respine-nb run` must execute every note
 end without an error or a warning, and write every row of RESULTS_CONTRACT.md: estimated
 where the data allow, empty with the reason in `method` where they do not.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-
 import scenarios as sc
+
 from respine_nb import config, io, results, synthetic
 
 EXE = str(Path(sys.executable).parent / "respine-nb")
@@ -50,8 +51,16 @@ REQUIRED = [
 SCENARIOS = {
     # an interim export: month 24 not reached, MRI at 0 and 12 only, dropouts between visits,
     # no optional table, real-world site names and identifiers, a missing baseline, no follow-up
-    "interim_export": ("no_month24", "mri_0_12_only", "discontinued_off_visit", "no_optional_tables",
-                       "accented_sites", "odd_identifiers", "no_baseline", "no_follow_up"),
+    "interim_export": (
+        "no_month24",
+        "mri_0_12_only",
+        "discontinued_off_visit",
+        "no_optional_tables",
+        "accented_sites",
+        "odd_identifiers",
+        "no_baseline",
+        "no_follow_up",
+    ),
     # a pilot: 8 per arm at one site, no serious adverse event, nobody sensitised
     "tiny_pilot": ("eight_per_arm", "one_site", "no_sae", "nobody_sensitised"),
     # strongly unbalanced arms, single-participant sites, no adverse event at all
@@ -63,8 +72,9 @@ SCENARIOS = {
 
 def run_collection(data: Path, out: Path, *params) -> pd.DataFrame:
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
-    proc = subprocess.run([EXE, "run", "--data", str(data), "--out", str(out), *params],
-                          capture_output=True, text=True, env=env, timeout=1200)
+    proc = subprocess.run(
+        [EXE, "run", "--data", str(data), "--out", str(out), *params], capture_output=True, text=True, env=env, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stderr.strip() == "", proc.stderr
     for nb_path in sorted((out / "notebooks").glob("*.ipynb")):
@@ -77,7 +87,10 @@ def run_collection(data: Path, out: Path, *params) -> pd.DataFrame:
 
 
 def missing_rows(rows: pd.DataFrame) -> list:
-    have = {(a, g, None if pd.isna(v) else int(v)) for a, g, v in rows[["analysis_id", "group", "visit_month"]].itertuples(index=False)}
+    have = {
+        (a, g, None if pd.isna(v) else int(v))
+        for a, g, v in rows[["analysis_id", "group", "visit_month"]].itertuples(index=False)
+    }
     return [(a, g, v) for a, groups, visits in REQUIRED for g in groups for v in visits if (a, g, v) not in have]
 
 
@@ -91,5 +104,6 @@ def test_scenario_runs_every_notebook_and_writes_every_row(name, tmp_path):
     assert missing_rows(rows) == []
     empty = rows[rows["estimate"].isna() & rows["p_value"].isna()]
     # an empty row always says why (counts such as ttr.km_median "not reached" say so too)
-    assert empty["method"].str.contains("not estimable|not reached").all(), \
-        empty.loc[~empty["method"].str.contains("not estimable|not reached"), ["analysis_id", "group", "visit_month", "method"]]
+    assert empty["method"].str.contains("not estimable|not reached").all(), empty.loc[
+        ~empty["method"].str.contains("not estimable|not reached"), ["analysis_id", "group", "visit_month", "method"]
+    ]

@@ -1,4 +1,5 @@
 """The project's own files stay in step: lock vs environment.yml, README vs Makefile vs CI."""
+
 from __future__ import annotations
 
 import re
@@ -69,6 +70,7 @@ def test_make_help_lists_every_target():
 def test_gitignore_keeps_real_data_and_runs_out():
     def ignored(path):
         return subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", path]).returncode == 0
+
     assert ignored("data/raw/real/subjects.csv")
     assert ignored("data/raw/subjects.csv")
     assert ignored("runs/anything/notebooks/01_cohort.ipynb")
@@ -111,8 +113,9 @@ def test_make_report_builds_the_default_report():
 
 def test_make_says_it_is_creating_the_environment():
     """Before the install (the longest silent step of a first `make run`), with how long it takes."""
-    out = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "-B", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True, check=True
+    ).stdout
     lines = out.splitlines()
     say = next(i for i, line in enumerate(lines) if "creating the environment" in line)
     install = next(i for i, line in enumerate(lines) if "pip install" in line)

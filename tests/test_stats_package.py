@@ -1,6 +1,7 @@
 """The shape of ``respine_nb.stats`` (issue 11): a package by topic, every public name re-exported,
 no private name imported across modules of ours, no import circle, no import inside a function
 of stats, nothing kept in ``DataFrame.attrs``."""
+
 import ast
 import importlib
 import inspect
@@ -8,7 +9,6 @@ import pkgutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 import respine_nb
 from respine_nb import derive, io, stats
@@ -54,13 +54,18 @@ def test_every_module_imports():
 
 
 def test_topics_and_all():
-    assert set(STATS_MODULES) == {"cohort", "binary", "missing", "sensitivity", "continuous", "mri", "survival",
-                                  "safety"}
+    assert set(STATS_MODULES) == {"cohort", "binary", "missing", "sensitivity", "continuous", "mri", "survival", "safety"}
     seen = {}
     for mod in STATS_MODULES:
         m = importlib.import_module(f"respine_nb.stats.{mod}")
-        public = {n for n, v in vars(m).items() if not n.startswith("_") and not inspect.ismodule(v)
-                  and getattr(v, "__module__", m.__name__) == m.__name__ and (inspect.isfunction(v) or n.isupper())}
+        public = {
+            n
+            for n, v in vars(m).items()
+            if not n.startswith("_")
+            and not inspect.ismodule(v)
+            and getattr(v, "__module__", m.__name__) == m.__name__
+            and (inspect.isfunction(v) or n.isupper())
+        }
         assert set(m.__all__) == public, f"{mod}.__all__ differs from its public definitions"
         for n in m.__all__:
             assert n not in seen, f"{n} defined in {seen.get(n)} and {mod}"
@@ -75,8 +80,7 @@ def test_no_private_name_imported_across_our_modules():
         for target, names, node in _imports(path):
             if any(part.startswith("_") and part != "__init__" for part in target.split(".")[1:]):
                 bad.append(f"{path.name}:{node.lineno} imports module {target}")
-            bad += [f"{path.name}:{node.lineno} imports {target}.{n}" for n in names
-                    if n.startswith("_") and n != "__version__"]
+            bad += [f"{path.name}:{node.lineno} imports {target}.{n}" for n in names if n.startswith("_") and n != "__version__"]
     assert not bad, bad
 
 
@@ -100,8 +104,12 @@ def _graph(top_level_only: bool) -> dict:
                 continue
             for n in names or [None]:  # "from . import x" names a module
                 cand = f"{target}.{n}" if n else target
-                deps.add(cand if (SRC.parent / (cand.replace(".", "/") + ".py")).exists()
-                         or (SRC.parent / cand.replace(".", "/") / "__init__.py").exists() else target)
+                deps.add(
+                    cand
+                    if (SRC.parent / (cand.replace(".", "/") + ".py")).exists()
+                    or (SRC.parent / cand.replace(".", "/") / "__init__.py").exists()
+                    else target
+                )
         graph[name] = deps - {name}
     return graph
 
@@ -116,7 +124,7 @@ def _cycles(graph: dict, among=None) -> list:
             if dep not in among or dep.startswith(node + "."):
                 continue  # a package importing its own modules is not a circle
             if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, stack + [dep])
         state[node] = 2
@@ -132,8 +140,10 @@ def test_no_import_circle_in_stats():
     stats_mods = {n for n in graph if n.startswith("respine_nb.stats")}
     assert not _cycles(graph, stats_mods)
     for name in stats_mods:  # stats imports config, endpoints and itself only
-        assert all(d.startswith("respine_nb.stats") or d in ("respine_nb", "respine_nb.config", "respine_nb.endpoints")
-                   for d in graph[name]), (name, graph[name])
+        assert all(
+            d.startswith("respine_nb.stats") or d in ("respine_nb", "respine_nb.config", "respine_nb.endpoints")
+            for d in graph[name]
+        ), (name, graph[name])
 
 
 def test_report_and_runner_import_provenance_not_each_other():

@@ -2,6 +2,7 @@
 
 Tables are BM-MSC (responders, non-responders) over sham (responders, non-responders).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,36 +15,47 @@ TOL = 1e-6  # closed-form values
 
 
 def frame(x1, f1, x2, f2):
-    return pd.DataFrame({"arm": ["BM-MSC"] * (x1 + f1) + ["Sham"] * (x2 + f2),
-                         "responder": pd.array([True] * x1 + [False] * f1 + [True] * x2 + [False] * f2, dtype="boolean")})
+    return pd.DataFrame(
+        {
+            "arm": ["BM-MSC"] * (x1 + f1) + ["Sham"] * (x2 + f2),
+            "responder": pd.array([True] * x1 + [False] * f1 + [True] * x2 + [False] * f2, dtype="boolean"),
+        }
+    )
 
 
 # ---------------------------------------------------------------- Wilson and Newcombe (hand formulas in R)
 
-@pytest.mark.parametrize("x,n,lo,hi", [
-    # R: prop.test(39, 53, correct = FALSE)$conf.int
-    (39, 53, 0.604193355894, 0.835626460815),
-    # R: prop.test(31, 45, correct = FALSE)$conf.int
-    (31, 45, 0.543351944226, 0.804713007363),
-    # R: prop.test(5, 20, correct = FALSE)$conf.int
-    (5, 20, 0.111861701408, 0.468700877619),
-    # R: prop.test(3, 3, correct = FALSE)$conf.int
-    (3, 3, 0.438502968245, 1.0),
-])
+
+@pytest.mark.parametrize(
+    "x,n,lo,hi",
+    [
+        # R: prop.test(39, 53, correct = FALSE)$conf.int
+        (39, 53, 0.604193355894, 0.835626460815),
+        # R: prop.test(31, 45, correct = FALSE)$conf.int
+        (31, 45, 0.543351944226, 0.804713007363),
+        # R: prop.test(5, 20, correct = FALSE)$conf.int
+        (5, 20, 0.111861701408, 0.468700877619),
+        # R: prop.test(3, 3, correct = FALSE)$conf.int
+        (3, 3, 0.438502968245, 1.0),
+    ],
+)
 def test_wilson(x, n, lo, hi):
     got = stats.wilson_ci(x, n)
     assert got[0] == pytest.approx(lo, abs=TOL) and got[1] == pytest.approx(hi, abs=TOL)
 
 
-@pytest.mark.parametrize("t,lo,hi", [
-    # R: w1 <- prop.test(x1, n1, correct = FALSE)$conf.int; w2 <- ... (x2, n2)
-    #    d - sqrt((p1 - w1[1])^2 + (w2[2] - p2)^2); d + sqrt((w1[2] - p1)^2 + (p2 - w2[1])^2)
-    ((39, 14, 31, 14), -0.128392191693, 0.223415637035),
-    ((37, 13, 34, 15), -0.129042048842, 0.218236141918),
-    ((5, 15, 12, 8), -0.577844820544, -0.0444226289659),
-    ((3, 0, 1, 4), 0.0961180729692, 0.963775891368),
-    ((20, 2, 10, 10), 0.134609127396, 0.620245928315),
-])
+@pytest.mark.parametrize(
+    "t,lo,hi",
+    [
+        # R: w1 <- prop.test(x1, n1, correct = FALSE)$conf.int; w2 <- ... (x2, n2)
+        #    d - sqrt((p1 - w1[1])^2 + (w2[2] - p2)^2); d + sqrt((w1[2] - p1)^2 + (p2 - w2[1])^2)
+        ((39, 14, 31, 14), -0.128392191693, 0.223415637035),
+        ((37, 13, 34, 15), -0.129042048842, 0.218236141918),
+        ((5, 15, 12, 8), -0.577844820544, -0.0444226289659),
+        ((3, 0, 1, 4), 0.0961180729692, 0.963775891368),
+        ((20, 2, 10, 10), 0.134609127396, 0.620245928315),
+    ],
+)
 def test_newcombe(t, lo, hi):
     x1, f1, x2, f2 = t
     rd = stats.risk_difference(x1, x1 + f1, x2, x2 + f2).iloc[0]
@@ -53,18 +65,22 @@ def test_newcombe(t, lo, hi):
 
 # ---------------------------------------------------------------- chisq.test (Yates)
 
-@pytest.mark.parametrize("t,stat,p", [
-    # R: chisq.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))   (the published 0.77)
-    ((39, 14, 31, 14), 0.0832075471698, 0.772996800192),
-    # R: chisq.test(matrix(c(37, 13, 34, 15), 2, byrow = TRUE))
-    ((37, 13, 34, 15), 0.0819596661602, 0.774659090194),
-    # R: chisq.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
-    ((5, 15, 12, 8), 3.68286445013, 0.0549743287217),
-    # R: chisq.test(matrix(c(3, 0, 1, 4), 2, byrow = TRUE))   (|O - E| < 0.5 nowhere; small cells)
-    ((3, 0, 1, 4), 2.13333333333, 0.144127034816),
-    # R: chisq.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
-    ((20, 2, 10, 10), 6.70329545455, 0.00962348824511),
-])
+
+@pytest.mark.parametrize(
+    "t,stat,p",
+    [
+        # R: chisq.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))   (the published 0.77)
+        ((39, 14, 31, 14), 0.0832075471698, 0.772996800192),
+        # R: chisq.test(matrix(c(37, 13, 34, 15), 2, byrow = TRUE))
+        ((37, 13, 34, 15), 0.0819596661602, 0.774659090194),
+        # R: chisq.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
+        ((5, 15, 12, 8), 3.68286445013, 0.0549743287217),
+        # R: chisq.test(matrix(c(3, 0, 1, 4), 2, byrow = TRUE))   (|O - E| < 0.5 nowhere; small cells)
+        ((3, 0, 1, 4), 2.13333333333, 0.144127034816),
+        # R: chisq.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
+        ((20, 2, 10, 10), 6.70329545455, 0.00962348824511),
+    ],
+)
 def test_yates_chisq(t, stat, p):
     x1, f1, x2, f2 = t
     got_stat, got_p = stats.yates_chisq([[x1, f1], [x2, f2]])
@@ -78,14 +94,18 @@ def test_yates_correction_capped_at_half():
 
 # ---------------------------------------------------------------- fisher.test
 
-@pytest.mark.parametrize("t,p,est,lo,hi", [
-    # R: fisher.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))
-    ((39, 14, 31, 14), 0.657817062945, 1.25509583775, 0.475476033142, 3.32080082967),
-    # R: fisher.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
-    ((5, 15, 12, 8), 0.0535509925944, 0.231531672679, 0.0455646877512, 1.01863279217),
-    # R: fisher.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
-    ((20, 2, 10, 10), 0.00553937099964, 9.42174407041, 1.58104133218, 104.613797607),
-])
+
+@pytest.mark.parametrize(
+    "t,p,est,lo,hi",
+    [
+        # R: fisher.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))
+        ((39, 14, 31, 14), 0.657817062945, 1.25509583775, 0.475476033142, 3.32080082967),
+        # R: fisher.test(matrix(c(5, 15, 12, 8), 2, byrow = TRUE))
+        ((5, 15, 12, 8), 0.0535509925944, 0.231531672679, 0.0455646877512, 1.01863279217),
+        # R: fisher.test(matrix(c(20, 2, 10, 10), 2, byrow = TRUE))
+        ((20, 2, 10, 10), 0.00553937099964, 9.42174407041, 1.58104133218, 104.613797607),
+    ],
+)
 def test_fisher_against_fisher_test(t, p, est, lo, hi):
     x1, f1, x2, f2 = t
     got = stats.fisher_exact(x1, x1 + f1, x2, x2 + f2).iloc[0]
@@ -96,13 +116,16 @@ def test_fisher_against_fisher_test(t, p, est, lo, hi):
     assert got["ci_low"] == pytest.approx(lo, rel=1e-3) and got["ci_high"] == pytest.approx(hi, rel=1e-3)
 
 
-@pytest.mark.parametrize("t,est,lo,hi", [
-    # R: fisher.test's own 2x2 algorithm (mnhyper / pnhyper) with uniroot(tol = 1e-13):
-    #    the script is in the comment of tests/test_stats_primary.py::test_fisher_precise
-    ((39, 14, 31, 14), 1.25510605576, 0.475483122355, 3.32079521729),
-    ((20, 2, 10, 10), 9.42269246915, 1.58108808378, 104.58372563),
-    ((5, 15, 12, 8), 0.231504099771, 0.0455600884009, 1.01861301502),
-])
+@pytest.mark.parametrize(
+    "t,est,lo,hi",
+    [
+        # R: fisher.test's own 2x2 algorithm (mnhyper / pnhyper) with uniroot(tol = 1e-13):
+        #    the script is in the comment of tests/test_stats_primary.py::test_fisher_precise
+        ((39, 14, 31, 14), 1.25510605576, 0.475483122355, 3.32079521729),
+        ((20, 2, 10, 10), 9.42269246915, 1.58108808378, 104.58372563),
+        ((5, 15, 12, 8), 0.231504099771, 0.0455600884009, 1.01861301502),
+    ],
+)
 def test_fisher_precise(t, est, lo, hi):
     # R (abridged): m <- sum(x[, 1]); n <- sum(x[, 2]); k <- sum(x[1, ]); support <- max(0, k - n):min(k, m)
     #   dnhyper(ncp) <- normalised exp(dhyper(support, m, n, k, log = TRUE) + log(ncp) * support)
@@ -115,13 +138,17 @@ def test_fisher_precise(t, est, lo, hi):
 
 # ---------------------------------------------------------------- glm(binomial)
 
-@pytest.mark.parametrize("t,logor,se,p,lo,hi", [
-    # R: g <- glm(y ~ arm, family = binomial); summary(g)$coefficients[2, ]; exp(confint.default(g)[2, ])
-    ((39, 14, 31, 14), 0.229574441642, 0.448058027851, 0.608387476, 0.522775502846, 3.02754493682),
-    ((37, 13, 34, 15), 0.227658231667, 0.447245211284, 0.61073589494, 0.522606611552, 3.01693899043),
-    ((5, 15, 12, 8), -1.50407739677, 0.689202102669, 0.0290840123677, 0.0575622276663, 0.85790140604),
-    ((20, 2, 10, 10), 2.30258509299, 0.866025377162, 0.00784203540537, 1.83163048221, 54.5961649858),
-])
+
+@pytest.mark.parametrize(
+    "t,logor,se,p,lo,hi",
+    [
+        # R: g <- glm(y ~ arm, family = binomial); summary(g)$coefficients[2, ]; exp(confint.default(g)[2, ])
+        ((39, 14, 31, 14), 0.229574441642, 0.448058027851, 0.608387476, 0.522775502846, 3.02754493682),
+        ((37, 13, 34, 15), 0.227658231667, 0.447245211284, 0.61073589494, 0.522606611552, 3.01693899043),
+        ((5, 15, 12, 8), -1.50407739677, 0.689202102669, 0.0290840123677, 0.0575622276663, 0.85790140604),
+        ((20, 2, 10, 10), 2.30258509299, 0.866025377162, 0.00784203540537, 1.83163048221, 54.5961649858),
+    ],
+)
 def test_logistic_or(t, logor, se, p, lo, hi):
     got = stats.logistic_or(frame(*t)).iloc[0]
     assert got["log_or"] == pytest.approx(logor, rel=1e-6) and got["se"] == pytest.approx(se, rel=1e-6)
@@ -143,6 +170,7 @@ def test_primary_analysis_reproduces_the_paper():
 
 
 # ---------------------------------------------------------------- Rubin's rules and MI
+
 
 def test_rubin_hand_formula():
     q, u = [0.10, 0.14, 0.12], [0.004, 0.005, 0.006]
@@ -193,6 +221,7 @@ def test_mi_on_default_data(default_tables):
 
 # ---------------------------------------------------------------- grids and subgroups
 
+
 def test_tipping_point_corners(default_tables):
     resp = derive.responders(default_tables, 12)
     tp = stats.tipping_point(resp).set_index(["responders_msc", "responders_sham"])
@@ -216,12 +245,17 @@ def test_tipping_point_enumerates_every_count_once(default_tables):
 
 def test_tipping_point_spaces_large_counts_evenly():
     resp = frame(300, 100, 200, 200)
-    resp = pd.concat([resp, pd.DataFrame({"arm": ["BM-MSC"] * 900 + ["Sham"] * 40,
-                                          "responder": pd.array([pd.NA] * 940, dtype="boolean")})], ignore_index=True)
+    resp = pd.concat(
+        [resp, pd.DataFrame({"arm": ["BM-MSC"] * 900 + ["Sham"] * 40, "responder": pd.array([pd.NA] * 940, dtype="boolean")})],
+        ignore_index=True,
+    )
     tp = stats.tipping_point(resp)
     msc, sham = sorted(set(tp["responders_msc"])), sorted(set(tp["responders_sham"]))
     assert len(msc) == 31 and msc[0] == 0 and msc[-1] == 900 and len(sham) == 31 and sham[-1] == 40
-    assert len(tp) == 31 * 31 and "31 evenly spaced counts from 0 to k for BM-MSC (k = 900) and Sham (k = 40)" in tp["method"].iloc[0]
+    assert (
+        len(tp) == 31 * 31
+        and "31 evenly spaced counts from 0 to k for BM-MSC (k = 900) and Sham (k = 40)" in tp["method"].iloc[0]
+    )
 
 
 def test_tipping_point_without_non_evaluable_is_one_scenario():
@@ -255,7 +289,10 @@ def test_not_estimable_rows_say_why():
     empty_sham = frame(5, 3, 0, 0)
     p1 = stats.primary_analysis(empty_sham).set_index(["analysis", "group"])
     sham = p1.loc[("responders", "Sham")]
-    assert np.isnan(sham["estimate"]) and sham["method"] == "proportion; Wilson score CI; not estimable: no evaluable participant in Sham"
+    assert (
+        np.isnan(sham["estimate"])
+        and sham["method"] == "proportion; Wilson score CI; not estimable: no evaluable participant in Sham"
+    )
     for a in ("risk_difference", "fisher", "odds_ratio"):
         row = p1.xs(a, level="analysis").iloc[0]
         assert np.isnan(row["estimate"]) and row["method"].endswith("not estimable: no evaluable participant in Sham"), a

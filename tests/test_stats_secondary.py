@@ -1,4 +1,5 @@
 """Secondary and MRI statistics against R reference values (computed once; R not needed here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,7 @@ import pytest
 
 from respine_nb import config, derive, stats, tables
 
-PAIRED = pd.read_csv(config.ROOT / "tests" / "data" / "paired_small.csv").assign(
-    change=lambda d: d["value"] - d["baseline"])
+PAIRED = pd.read_csv(config.ROOT / "tests" / "data" / "paired_small.csv").assign(change=lambda d: d["value"] - d["baseline"])
 ANOVA = pd.read_csv(config.ROOT / "tests" / "data" / "anova_small.csv")
 
 

@@ -1,4 +1,5 @@
 """Time-to-response statistics against R survival 3.x (values computed once; R not needed here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -134,7 +135,13 @@ def test_survival_with_an_empty_arm():
 
 
 def test_durability_when_month_24_not_reached():
-    status = pd.DataFrame({"subject_id": ["a", "b", "c"], "arm": ["BM-MSC", "Sham", "BM-MSC"], "visit_month": [12, 12, 12],
-                           "status": ["responder", "responder", "non-responder"]})
+    status = pd.DataFrame(
+        {
+            "subject_id": ["a", "b", "c"],
+            "arm": ["BM-MSC", "Sham", "BM-MSC"],
+            "visit_month": [12, 12, 12],
+            "status": ["responder", "responder", "non-responder"],
+        }
+    )
     d = stats.durability(status)
     assert d["estimate"].isna().all() and d["method"].str.endswith("not estimable: no participant reached month 24").all()

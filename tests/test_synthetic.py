@@ -1,4 +1,5 @@
 """The synthetic cohort: calibration to the published figures, plausibility, determinism."""
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,14 @@ def test_month12_responders_hit_the_published_pair_exactly(ad):
 def test_not_evaluable_reasons_and_dropouts(ad, default_tables):
     adsl = ad["adsl"]
     reasons = adsl[~adsl["evalfl"]].groupby(["arm", "not_evaluable_reason"]).size().to_dict()
-    assert reasons == {("BM-MSC", "component missing"): 1, ("BM-MSC", "discontinued"): 2,
-                       ("BM-MSC", "missed visit"): 2, ("Sham", "component missing"): 3,
-                       ("Sham", "discontinued"): 5, ("Sham", "missed visit"): 3}
+    assert reasons == {
+        ("BM-MSC", "component missing"): 1,
+        ("BM-MSC", "discontinued"): 2,
+        ("BM-MSC", "missed visit"): 2,
+        ("Sham", "component missing"): 3,
+        ("Sham", "discontinued"): 5,
+        ("Sham", "missed visit"): 3,
+    }
     s = default_tables["subjects"]
     assert (~s["treated"]).sum() == 2
     dropped = s["discontinuation_month"].notna()
@@ -144,8 +150,7 @@ def test_committed_cohort_is_the_default_generation(tmp_path):
 def test_same_seed_same_bytes_other_seed_other_valid_cohort(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for folder, seed in ((a, 5), (b, 5), (c, 6)):
-        assert cli.main(["generate", "--seed", str(seed), "--n-msc", "30", "--n-sham", "25",
-                         "--out", str(folder)]) == 0
+        assert cli.main(["generate", "--seed", str(seed), "--n-msc", "30", "--n-sham", "25", "--out", str(folder)]) == 0
     assert (a / "outcomes.csv").read_bytes() == (b / "outcomes.csv").read_bytes()
     assert (a / "outcomes.csv").read_bytes() != (c / "outcomes.csv").read_bytes()
     ds = io.load_dataset(c)

@@ -1,4 +1,5 @@
 """The data contract enforced: every rule family, every format, every problem reported at once."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +24,7 @@ def set_cell(folder, table, row, column, value):
     def fn(df):
         df.loc[row - 1, column] = value
         return df
+
     edit(folder, table, fn)
 
 
@@ -40,6 +42,7 @@ def validate(folder, capsys):
 
 def test_committed_synthetic_is_valid(capsys):
     from respine_nb import config
+
     code, out = validate(config.SYNTHETIC_DIR, capsys)
     assert code == 0
     assert "participants: BM-MSC 58, Sham 56 (total 114)" in out
@@ -48,49 +51,83 @@ def test_committed_synthetic_is_valid(capsys):
 
 # Each case: break the copy, then the message must name file, column and row (and the rule).
 CASES = {
-    "out of range": (lambda d: set_cell(d, "subjects", 3, "age", "75"),
-                     ["subjects.csv", "column 'age'", "row 3", "value 75", "between 18 and 60"]),
-    "unknown category": (lambda d: set_cell(d, "subjects", 5, "arm", "Placebo"),
-                         ["subjects.csv", "column 'arm'", "row 5", "'Placebo'", "must be one of"]),
-    "duplicate key": (lambda d: edit(d, "outcomes", lambda df: pd.concat([df, df.iloc[[3]]], ignore_index=True)),
-                      ["outcomes.csv", "column 'subject_id+visit_month'", "must be unique"]),
-    "duplicate id": (lambda d: set_cell(d, "subjects", 2, "subject_id", "SYN-001"),
-                     ["subjects.csv", "column 'subject_id'", "row 2", "must be unique"]),
-    "orphan key": (lambda d: set_cell(d, "mri", 4, "subject_id", "SYN-999"),
-                   ["mri.csv", "column 'subject_id'", "row 4", "SYN-999", "must exist in subjects"]),
-    "wrong type": (lambda d: set_cell(d, "outcomes", 7, "vas_pain", "sixty"),
-                   ["outcomes.csv", "column 'vas_pain'", "row 7", "'sixty'", "must be a number"]),
-    "wrong bool": (lambda d: set_cell(d, "subjects", 9, "treated", "yes"),
-                   ["subjects.csv", "column 'treated'", "row 9", "'yes'", "true or false"]),
-    "bad date": (lambda d: set_cell(d, "subjects", 6, "randomization_date", "2019-02-30"),
-                 ["subjects.csv", "column 'randomization_date'", "row 6", "'2019-02-30'", "YYYY-MM-DD"]),
-    "date format": (lambda d: set_cell(d, "subjects", 8, "randomization_date", "03/04/2019"),
-                    ["subjects.csv", "column 'randomization_date'", "row 8", "YYYY-MM-DD"]),
-    "non-integer": (lambda d: set_cell(d, "outcomes", 2, "visit_month", "2.5"),
-                    ["outcomes.csv", "column 'visit_month'", "row 2", "whole number"]),
-    "visit not scheduled": (lambda d: set_cell(d, "outcomes", 2, "visit_month", "2"),
-                            ["outcomes.csv", "column 'visit_month'", "row 2", "must be one of"]),
-    "empty required cell": (lambda d: set_cell(d, "subjects", 4, "sex", ""),
-                            ["subjects.csv", "column 'sex'", "row 4", "must not be empty"]),
-    "missing column": (lambda d: edit(d, "subjects", lambda df: df.drop(columns="bmi")),
-                       ["subjects.csv", "column 'bmi'", "required column is missing"]),
-    "missing required table": (lambda d: (d / "mri.csv").unlink(),
-                               ["mri.*", "required table 'mri' is missing"]),
-    "empty table": (lambda d: edit(d, "outcomes", lambda df: df.iloc[0:0]),
-                    ["outcomes.csv", "table is empty"]),
-    "empty file": (lambda d: (d / "subjects.csv").write_text(""),
-                   ["subjects.csv", "file is empty"]),
-    "screening mismatch": (lambda d: edit(d, "screening", lambda df: df.drop(index=df.index[df["outcome"] == "randomized"][0])),
-                           ["screening.csv", "column 'outcome'", "value 113", "must equal the number of subjects rows (114)"]),
-    "discontinuation pair": (lambda d: set_cell(d, "subjects", 1, "discontinuation_reason", "moved away"),
-                             ["subjects.csv", "column 'discontinuation_month'", "row 1", "both be filled"]),
-    "dsa for sham": (lambda d: edit(d, "immunology", lambda df: df.assign(dsa="false")),
-                     ["immunology.csv", "column 'dsa'", "must be empty for Sham"]),
-    "semicolons": (lambda d: (d / "subjects.csv").write_text(
-        (d / "subjects.csv").read_text().replace(",", ";")), ["subjects.csv", "semicolon"]),
-    "not utf-8": (lambda d: (d / "adverse_events.csv").write_bytes(
-        (d / "adverse_events.csv").read_bytes() + "Rückenschmerz\n".encode("latin-1")),
-        ["adverse_events.csv", "not UTF-8"]),
+    "out of range": (
+        lambda d: set_cell(d, "subjects", 3, "age", "75"),
+        ["subjects.csv", "column 'age'", "row 3", "value 75", "between 18 and 60"],
+    ),
+    "unknown category": (
+        lambda d: set_cell(d, "subjects", 5, "arm", "Placebo"),
+        ["subjects.csv", "column 'arm'", "row 5", "'Placebo'", "must be one of"],
+    ),
+    "duplicate key": (
+        lambda d: edit(d, "outcomes", lambda df: pd.concat([df, df.iloc[[3]]], ignore_index=True)),
+        ["outcomes.csv", "column 'subject_id+visit_month'", "must be unique"],
+    ),
+    "duplicate id": (
+        lambda d: set_cell(d, "subjects", 2, "subject_id", "SYN-001"),
+        ["subjects.csv", "column 'subject_id'", "row 2", "must be unique"],
+    ),
+    "orphan key": (
+        lambda d: set_cell(d, "mri", 4, "subject_id", "SYN-999"),
+        ["mri.csv", "column 'subject_id'", "row 4", "SYN-999", "must exist in subjects"],
+    ),
+    "wrong type": (
+        lambda d: set_cell(d, "outcomes", 7, "vas_pain", "sixty"),
+        ["outcomes.csv", "column 'vas_pain'", "row 7", "'sixty'", "must be a number"],
+    ),
+    "wrong bool": (
+        lambda d: set_cell(d, "subjects", 9, "treated", "yes"),
+        ["subjects.csv", "column 'treated'", "row 9", "'yes'", "true or false"],
+    ),
+    "bad date": (
+        lambda d: set_cell(d, "subjects", 6, "randomization_date", "2019-02-30"),
+        ["subjects.csv", "column 'randomization_date'", "row 6", "'2019-02-30'", "YYYY-MM-DD"],
+    ),
+    "date format": (
+        lambda d: set_cell(d, "subjects", 8, "randomization_date", "03/04/2019"),
+        ["subjects.csv", "column 'randomization_date'", "row 8", "YYYY-MM-DD"],
+    ),
+    "non-integer": (
+        lambda d: set_cell(d, "outcomes", 2, "visit_month", "2.5"),
+        ["outcomes.csv", "column 'visit_month'", "row 2", "whole number"],
+    ),
+    "visit not scheduled": (
+        lambda d: set_cell(d, "outcomes", 2, "visit_month", "2"),
+        ["outcomes.csv", "column 'visit_month'", "row 2", "must be one of"],
+    ),
+    "empty required cell": (
+        lambda d: set_cell(d, "subjects", 4, "sex", ""),
+        ["subjects.csv", "column 'sex'", "row 4", "must not be empty"],
+    ),
+    "missing column": (
+        lambda d: edit(d, "subjects", lambda df: df.drop(columns="bmi")),
+        ["subjects.csv", "column 'bmi'", "required column is missing"],
+    ),
+    "missing required table": (lambda d: (d / "mri.csv").unlink(), ["mri.*", "required table 'mri' is missing"]),
+    "empty table": (lambda d: edit(d, "outcomes", lambda df: df.iloc[0:0]), ["outcomes.csv", "table is empty"]),
+    "empty file": (lambda d: (d / "subjects.csv").write_text(""), ["subjects.csv", "file is empty"]),
+    "screening mismatch": (
+        lambda d: edit(d, "screening", lambda df: df.drop(index=df.index[df["outcome"] == "randomized"][0])),
+        ["screening.csv", "column 'outcome'", "value 113", "must equal the number of subjects rows (114)"],
+    ),
+    "discontinuation pair": (
+        lambda d: set_cell(d, "subjects", 1, "discontinuation_reason", "moved away"),
+        ["subjects.csv", "column 'discontinuation_month'", "row 1", "both be filled"],
+    ),
+    "dsa for sham": (
+        lambda d: edit(d, "immunology", lambda df: df.assign(dsa="false")),
+        ["immunology.csv", "column 'dsa'", "must be empty for Sham"],
+    ),
+    "semicolons": (
+        lambda d: (d / "subjects.csv").write_text((d / "subjects.csv").read_text().replace(",", ";")),
+        ["subjects.csv", "semicolon"],
+    ),
+    "not utf-8": (
+        lambda d: (d / "adverse_events.csv").write_bytes(
+            (d / "adverse_events.csv").read_bytes() + "Rückenschmerz\n".encode("latin-1")
+        ),
+        ["adverse_events.csv", "not UTF-8"],
+    ),
 }
 
 
@@ -137,10 +174,12 @@ def test_two_files_for_one_table(dataset_copy, capsys):
 
 def test_warnings_for_missing_baseline(dataset_copy, capsys):
     edit(dataset_copy, "outcomes", lambda df: df[~((df["subject_id"] == "SYN-010") & (df["visit_month"] == "0"))])
+
     def blank(df):
         sel = (df["subject_id"] == "SYN-011") & (df["visit_month"] == "0")
         df.loc[sel, ["vas_pain", "odi"]] = ""
         return df
+
     edit(dataset_copy, "outcomes", blank)
     ds = io.load_dataset(dataset_copy)
     assert len(ds.warnings) == 2
@@ -162,6 +201,7 @@ def test_other_formats_read_the_same(fmt, tmp_path, small_dataset_dir):
             raw.to_excel(out / f"{name}.xlsx", index=False)
         else:
             import pyreadstat
+
             sas = df.copy()
             for col in sas.columns:
                 kind = str(sas[col].dtype)

@@ -1,20 +1,22 @@
 """Contract v1.1: the optional intercurrent_events table, validated like the others; a v1 dataset
 (without it) stays valid."""
+
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_validate import problem_lines, validate
 
 from respine_nb import io
 from respine_nb.schema import CONTRACT_VERSION, INTERCURRENT_EVENT_TYPES, TABLES
-from test_validate import problem_lines, validate
 
-GOOD = pd.DataFrame({
-    "subject_id": ["SYN-001", "SYN-001", "SYN-002", "SYN-005", "SYN-007"],
-    "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received",
-              "rescue_medication"],
-    "month": ["3", "14.5", "0", "0", "7.25"],
-})
+GOOD = pd.DataFrame(
+    {
+        "subject_id": ["SYN-001", "SYN-001", "SYN-002", "SYN-005", "SYN-007"],
+        "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received", "rescue_medication"],
+        "month": ["3", "14.5", "0", "0", "7.25"],
+    }
+)
 
 
 def write_events(folder, df) -> None:
@@ -23,8 +25,7 @@ def write_events(folder, df) -> None:
 
 def test_contract_version_and_event_names():
     assert CONTRACT_VERSION == "1.1"
-    assert INTERCURRENT_EVENT_TYPES == ("rescue_medication", "spine_surgery", "other_spinal_injection",
-                                        "treatment_not_received")
+    assert INTERCURRENT_EVENT_TYPES == ("rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received")
     table = TABLES["intercurrent_events"]
     assert not table.required and [c.name for c in table.columns] == ["subject_id", "event", "month"]
 
@@ -51,15 +52,15 @@ def test_absent_or_header_only_means_no_event_recorded(dataset_copy, capsys):
 
 
 BROKEN = {
-    "unknown subject_id": (3, "subject_id", "SYN-999",
-                           ["column 'subject_id'", "row 4", "'SYN-999'", "must exist in subjects"]),
-    "bad event": (2, "event", "surgery",
-                  ["column 'event'", "row 3", "subject_id SYN-002", "'surgery'", "must be one of",
-                   "'rescue_medication'"]),
-    "negative month": (1, "month", "-1",
-                       ["column 'month'", "row 2", "subject_id SYN-001", "value -1", "must be >= 0"]),
-    "month not a number": (0, "month", "March",
-                           ["column 'month'", "row 1", "'March'", "must be a number"]),
+    "unknown subject_id": (3, "subject_id", "SYN-999", ["column 'subject_id'", "row 4", "'SYN-999'", "must exist in subjects"]),
+    "bad event": (
+        2,
+        "event",
+        "surgery",
+        ["column 'event'", "row 3", "subject_id SYN-002", "'surgery'", "must be one of", "'rescue_medication'"],
+    ),
+    "negative month": (1, "month", "-1", ["column 'month'", "row 2", "subject_id SYN-001", "value -1", "must be >= 0"]),
+    "month not a number": (0, "month", "March", ["column 'month'", "row 1", "'March'", "must be a number"]),
     "empty event": (4, "event", "", ["column 'event'", "row 5", "must not be empty"]),
     "empty month": (4, "month", "", ["column 'month'", "row 5", "must not be empty"]),
 }

@@ -1,5 +1,6 @@
 """One pass (DATA_CONTRACT.md v1.1): file-level, column-level, row-level and cross-table problems are
 reported together, as far as they can be checked independently; exit 2 and nothing written."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
 from test_validate import edit, problem_lines, set_cell, snapshot, validate
 
 EXE = Path(sys.executable).parent / "respine-nb"
@@ -105,6 +105,7 @@ def test_one_mistake_one_problem(dataset_copy, capsys):
     """A cell that breaks its own rule is not reported again by a cross-table check that needs it:
     an unreadable discontinuation month is not also 'month and reason not filled together', an
     unknown screening outcome is not also a wrong count of randomized rows."""
+
     def bad_month(df):
         df.loc[df.index[df["discontinuation_month"] != ""][0], "discontinuation_month"] = "abc"
         return df

@@ -2,6 +2,7 @@
 identifiers in any format, site names with accents, months that are not visits, visits nobody
 reached, empty or absent tables, participants without baseline or without follow-up; and each
 file format the contract lists (csv, parquet, xlsx) for one small table."""
+
 from __future__ import annotations
 
 import io as _io
@@ -35,7 +36,7 @@ def rename_ids(t):
     old = t["subjects"]["subject_id"].tolist()
     new = ODD_IDS + [f"{i:04d}" for i in range(len(ODD_IDS), len(old))]
     mapping = dict(zip(old, new))
-    for name, df in t.items():
+    for df in t.values():
         if "subject_id" in df.columns:
             df["subject_id"] = df["subject_id"].map(mapping)
     scr = t["screening"]
@@ -132,7 +133,7 @@ def test_valid_shape_is_accepted_and_read_as_written(shape, tmp_path, capsys):
             assert str(df["subject_id"].dtype) == "string"
             assert df["subject_id"].tolist() == tables[name]["subject_id"].tolist(), name
     if shape == "identifiers in any format":
-        assert subjects["subject_id"].tolist()[:len(ODD_IDS)] == ODD_IDS
+        assert subjects["subject_id"].tolist()[: len(ODD_IDS)] == ODD_IDS
         outcomes_ids = set(ds["outcomes"]["subject_id"])
         assert {"007", "7", "0001", "12.0", "NA"} <= outcomes_ids
         assert ds["screening"]["screening_id"].iloc[0] == "000"
@@ -183,11 +184,13 @@ def excel_typed(df: pd.DataFrame) -> pd.DataFrame:
 def test_each_format_reads_one_small_table_the_same(table, fmt, tmp_path):
     tables = rename_ids(accented_sites(discontinued_between_visits(frames())))
     ids = tables["subjects"]["subject_id"]
-    tables["intercurrent_events"] = pd.DataFrame({
-        "subject_id": [ids.iloc[0], ids.iloc[1], ids.iloc[4], ids.iloc[6]],  # "007", "7", "12.0", "NA"
-        "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received"],
-        "month": ["3", "7.5", "0", "14"],
-    })
+    tables["intercurrent_events"] = pd.DataFrame(
+        {
+            "subject_id": [ids.iloc[0], ids.iloc[1], ids.iloc[4], ids.iloc[6]],  # "007", "7", "12.0", "NA"
+            "event": ["rescue_medication", "spine_surgery", "other_spinal_injection", "treatment_not_received"],
+            "month": ["3", "7.5", "0", "14"],
+        }
+    )
     write(tables, tmp_path / "csv")
     reference = io.load_dataset(tmp_path / "csv")[table]
     folder = tmp_path / fmt

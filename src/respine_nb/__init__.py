@@ -11,4 +11,5 @@ Modules, one job each:
 - ``results``: tidy rows -> results.csv; ``session``: a notebook's start and finish;
 - ``runner``: papermill orchestration; ``report``: the static HTML report; ``cli``: ``respine-nb``.
 """
+
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 Exit status: 0 success; 1 a notebook failed; 2 bad input (invalid data, bad
 arguments). Bad data never produces a traceback, only the validation report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,21 +22,40 @@ def _generate(args) -> int:
     from .parameters import generator_defaults
 
     out = Path(args.out) if args.out else config.SYNTHETIC_DIR
-    settings = {"seed": args.seed, "parameters": {"n_msc": args.n_msc, "n_sham": args.n_sham, "exact": not args.free,
-                                                  "p_responder_msc": args.p_msc, "p_responder_sham": args.p_sham}}
+    settings = {
+        "seed": args.seed,
+        "parameters": {
+            "n_msc": args.n_msc,
+            "n_sham": args.n_sham,
+            "exact": not args.free,
+            "p_responder_msc": args.p_msc,
+            "p_responder_sham": args.p_sham,
+        },
+    }
     default = generator_defaults()
     given, usual = {"seed": args.seed, **settings["parameters"]}, {"seed": default["seed"], **default["parameters"]}
     changed = ", ".join(f"{k} = {v}" for k, v in given.items() if v != usual[k])
     if out.expanduser().resolve() == config.SYNTHETIC_DIR.resolve() and changed:
-        print(f"error: {config.SYNTHETIC_DIR.relative_to(config.ROOT)} is the committed cohort; it is only written "
-              f"with the default settings (these differ: {changed}). Give another folder, e.g. "
-              f"--out data/raw/seed-{args.seed}", file=sys.stderr)
+        print(
+            f"error: {config.SYNTHETIC_DIR.relative_to(config.ROOT)} is the committed cohort; it is only written "
+            f"with the default settings (these differ: {changed}). Give another folder, e.g. "
+            f"--out data/raw/seed-{args.seed}",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     if out.exists() and not out.is_dir():
         print(f"error: --out {out} exists and is not a folder", file=sys.stderr)
         return EXIT_BAD_INPUT
-    synthetic.write(out, args.seed, args.n_msc, args.n_sham, exact=not args.free, p_responder_msc=args.p_msc,
-                    p_responder_sham=args.p_sham, changed=changed)
+    synthetic.write(
+        out,
+        args.seed,
+        args.n_msc,
+        args.n_sham,
+        exact=not args.free,
+        p_responder_msc=args.p_msc,
+        p_responder_sham=args.p_sham,
+        changed=changed,
+    )
     n = args.n_msc + args.n_sham
     print(f"wrote a SYNTHETIC dataset of {n} participants (seed {args.seed}) to {out}")
     return EXIT_OK
@@ -79,8 +99,14 @@ def _run(args) -> int:
     _without_iri_grammars()
     from . import runner
 
-    return runner.run(data=args.data, out=args.out, params=_parse_params(args.param), only=args.only,
-                      jobs=args.jobs, derive_only=args.derive_only)
+    return runner.run(
+        data=args.data,
+        out=args.out,
+        params=_parse_params(args.param),
+        only=args.only,
+        jobs=args.jobs,
+        derive_only=args.derive_only,
+    )
 
 
 def _report(args) -> int:
@@ -100,67 +126,123 @@ def build_parser() -> argparse.ArgumentParser:
     from .synthetic import RESPONDER_FRACTION
 
     p = argparse.ArgumentParser(
-        prog="respine-nb", description=__doc__.splitlines()[0],
+        prog="respine-nb",
+        description=__doc__.splitlines()[0],
         epilog="Exit status: 0 success, 1 a notebook failed, 2 bad input (invalid data or arguments). "
-               "'respine-nb COMMAND --help' shows each command's options.")
+        "'respine-nb COMMAND --help' shows each command's options.",
+    )
     p.add_argument("--version", action="version", version=f"respine-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write a SYNTHETIC dataset in the data contract",
-                       description="Write a SYNTHETIC dataset (one CSV per table, MANIFEST.json, README.md) in the "
-                                   "data contract. With every default, it rewrites the committed cohort.")
-    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED,
-                   help=f"random seed (default: {config.DEFAULT_SEED})")
-    g.add_argument("--n-msc", type=int, default=config.DEFAULT_N["BM-MSC"],
-                   help=f"participants randomised to BM-MSC (default: {config.DEFAULT_N['BM-MSC']})")
-    g.add_argument("--n-sham", type=int, default=config.DEFAULT_N["Sham"],
-                   help=f"participants randomised to sham (default: {config.DEFAULT_N['Sham']})")
-    g.add_argument("--p-msc", type=float, default=RESPONDER_FRACTION["BM-MSC"],
-                   help=f"responder proportion, BM-MSC, among the evaluable at month 12 "
-                        f"(default: {RESPONDER_FRACTION['BM-MSC']:g})")
-    g.add_argument("--p-sham", type=float, default=RESPONDER_FRACTION["Sham"],
-                   help=f"responder proportion, sham (default: {RESPONDER_FRACTION['Sham']:g})")
-    g.add_argument("--free", action="store_true",
-                   help="draw the month-12 responder counts at random instead of fixing them to the proportions "
-                        "(default: fixed)")
-    g.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: the committed cohort, data/raw/synthetic, which only the default "
-                        "settings may overwrite)")
+    g = sub.add_parser(
+        "generate",
+        help="write a SYNTHETIC dataset in the data contract",
+        description="Write a SYNTHETIC dataset (one CSV per table, MANIFEST.json, README.md) in the "
+        "data contract. With every default, it rewrites the committed cohort.",
+    )
+    g.add_argument("--seed", type=int, default=config.DEFAULT_SEED, help=f"random seed (default: {config.DEFAULT_SEED})")
+    g.add_argument(
+        "--n-msc",
+        type=int,
+        default=config.DEFAULT_N["BM-MSC"],
+        help=f"participants randomised to BM-MSC (default: {config.DEFAULT_N['BM-MSC']})",
+    )
+    g.add_argument(
+        "--n-sham",
+        type=int,
+        default=config.DEFAULT_N["Sham"],
+        help=f"participants randomised to sham (default: {config.DEFAULT_N['Sham']})",
+    )
+    g.add_argument(
+        "--p-msc",
+        type=float,
+        default=RESPONDER_FRACTION["BM-MSC"],
+        help=f"responder proportion, BM-MSC, among the evaluable at month 12 (default: {RESPONDER_FRACTION['BM-MSC']:g})",
+    )
+    g.add_argument(
+        "--p-sham",
+        type=float,
+        default=RESPONDER_FRACTION["Sham"],
+        help=f"responder proportion, sham (default: {RESPONDER_FRACTION['Sham']:g})",
+    )
+    g.add_argument(
+        "--free",
+        action="store_true",
+        help="draw the month-12 responder counts at random instead of fixing them to the proportions (default: fixed)",
+    )
+    g.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: the committed cohort, data/raw/synthetic, which only the default settings may overwrite)",
+    )
     g.set_defaults(func=_generate)
 
-    v = sub.add_parser("validate", help="check a dataset folder against the data contract",
-                       description="Check a dataset folder against the data contract: every problem in one report, "
-                                   "or a summary of the valid dataset.")
+    v = sub.add_parser(
+        "validate",
+        help="check a dataset folder against the data contract",
+        description="Check a dataset folder against the data contract: every problem in one report, "
+        "or a summary of the valid dataset.",
+    )
     v.add_argument("dir", metavar="DIR", help="the dataset folder (one file per table)")
     v.set_defaults(func=_validate)
 
-    r = sub.add_parser("run", help="validate, derive and execute the notebooks", epilog=help_text(),
-                       description=textwrap.fill("Validate the data, derive the analysis datasets and execute every notebook "
-                                   "(in parallel), showing each notebook's state; the last lines say where the "
-                                   "notebooks, figures, results and report are. Without --data, --out and -p: the "
-                                   "default run, in place in the repository.", 79),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--data", default=None, metavar="DIR",
-                   help="dataset folder (default: the committed synthetic cohort, data/raw/synthetic)")
-    r.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder for notebooks/, derived/, figures/ and manifest.json (default: the "
-                        "repository itself; required with --data or -p)")
-    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a notebook parameter, repeatable (listed below; default: each parameter's default); "
-                        "checked before anything runs")
-    r.add_argument("--only", nargs="+", default=None, metavar="NOTEBOOK",
-                   help="run only these notebooks, e.g. 01_cohort (default: all)")
-    r.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="notebooks executed at once (default: the number of cores)")
-    r.add_argument("--derive-only", action="store_true",
-                   help="stop after validating and writing the analysis datasets (default: run the notebooks)")
+    r = sub.add_parser(
+        "run",
+        help="validate, derive and execute the notebooks",
+        epilog=help_text(),
+        description=textwrap.fill(
+            "Validate the data, derive the analysis datasets and execute every notebook "
+            "(in parallel), showing each notebook's state; the last lines say where the "
+            "notebooks, figures, results and report are. Without --data, --out and -p: the "
+            "default run, in place in the repository.",
+            79,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument(
+        "--data", default=None, metavar="DIR", help="dataset folder (default: the committed synthetic cohort, data/raw/synthetic)"
+    )
+    r.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder for notebooks/, derived/, figures/ and manifest.json (default: the "
+        "repository itself; required with --data or -p)",
+    )
+    r.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter, repeatable (listed below; default: each parameter's default); checked before anything runs",
+    )
+    r.add_argument(
+        "--only", nargs="+", default=None, metavar="NOTEBOOK", help="run only these notebooks, e.g. 01_cohort (default: all)"
+    )
+    r.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="notebooks executed at once (default: the number of cores)"
+    )
+    r.add_argument(
+        "--derive-only",
+        action="store_true",
+        help="stop after validating and writing the analysis datasets (default: run the notebooks)",
+    )
     r.set_defaults(func=_run)
 
-    rep = sub.add_parser("report", help="build the static HTML report of a run",
-                         description="Build the static HTML report of a run (no scripts, opens from disk).")
-    rep.add_argument("--out", default=None, metavar="DIR",
-                     help="the run's output folder, as given to 'respine-nb run --out' (default: the default run; "
-                          "the report goes to reports/)")
+    rep = sub.add_parser(
+        "report",
+        help="build the static HTML report of a run",
+        description="Build the static HTML report of a run (no scripts, opens from disk).",
+    )
+    rep.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="the run's output folder, as given to 'respine-nb run --out' (default: the default run; "
+        "the report goes to reports/)",
+    )
     rep.set_defaults(func=_report)
     return p
 

@@ -4,6 +4,7 @@ Every other module takes its paths and constants from here, so that a notebook
 run from any working directory (JupyterLab, papermill, the runner) resolves the
 same files, and no threshold exists twice.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,6 +79,8 @@ MCID = {"vas_pain": 15.0, "odi": 10.0}  # Ostelo 2008
 
 # --------------------------------------------------------------------------- generator defaults
 
-DEFAULT_SEED = 20240615  # see data/raw/README.md: the first seed from 20240614 whose secondary analyses show no arm difference beyond chance
+DEFAULT_SEED = (
+    20240615  # see data/raw/README.md: the first seed from 20240614 whose secondary analyses show no arm difference beyond chance
+)
 DEFAULT_N = {"BM-MSC": 58, "Sham": 56}
 CI_LEVEL = 0.95

@@ -11,6 +11,7 @@
 
 No function mutates its input. Thresholds are keyword arguments (defaults from config).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,9 +56,13 @@ def responders(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
     base = outcomes.loc[outcomes["visit_month"] == 0, cols].rename(columns={"vas_pain": "base_vas", "odi": "base_odi"})
     at = outcomes.loc[outcomes["visit_month"] == visit_month, cols].rename(columns={"vas_pain": "vas"})
     at["seen"] = True
-    df = (subjects[["subject_id", "arm", "site", "treated", "discontinuation_month"]]
-          .merge(base, on="subject_id", how="left").merge(at, on="subject_id", how="left")
-          .sort_values("subject_id", kind="mergesort").reset_index(drop=True))
+    df = (
+        subjects[["subject_id", "arm", "site", "treated", "discontinuation_month"]]
+        .merge(base, on="subject_id", how="left")
+        .merge(at, on="subject_id", how="left")
+        .sort_values("subject_id", kind="mergesort")
+        .reset_index(drop=True)
+    )
     status = endpoints.responder_status(df["base_vas"], df["vas"], df["base_odi"], df["odi"], **thresholds)
     df[["vas_met", "odi_met", "responder"]] = status.to_numpy()
     for c in ("vas_met", "odi_met", "responder"):
@@ -69,7 +74,9 @@ def responders(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
     seen = seen.to_numpy(dtype=bool)
     reason = np.select(
         [df["evaluable"].to_numpy(dtype=bool), ~seen & left, ~seen, base_missing],
-        ["", "discontinued", "missed visit", "baseline missing"], default="component missing")
+        ["", "discontinued", "missed visit", "baseline missing"],
+        default="component missing",
+    )
     df["reason"] = pd.Series(reason, dtype="string")
     return df.drop(columns=["seen", "discontinuation_month"])
 
@@ -82,8 +89,9 @@ def responders_long(tables, **thresholds) -> pd.DataFrame:
     pandas.DataFrame
         The columns of :func:`responders` plus ``visit_month``.
     """
-    return pd.concat([responders(tables, v, **thresholds).assign(visit_month=v) for v in config.POST_BASELINE_VISITS],
-                     ignore_index=True)
+    return pd.concat(
+        [responders(tables, v, **thresholds).assign(visit_month=v) for v in config.POST_BASELINE_VISITS], ignore_index=True
+    )
 
 
 def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.DataFrame:
@@ -99,13 +107,17 @@ def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.Da
         ``visit_month``), ``responder`` (nullable), ``not_evaluable_reason``.
     """
     subjects, outcomes, mri = tables["subjects"], tables["outcomes"], tables["mri"]
-    base = (outcomes.loc[outcomes["visit_month"] == 0, ["subject_id", *config.MEASURES]]
-            .rename(columns={m: f"base_{m}" for m in config.MEASURES}))
+    base = outcomes.loc[outcomes["visit_month"] == 0, ["subject_id", *config.MEASURES]].rename(
+        columns={m: f"base_{m}" for m in config.MEASURES}
+    )
     t2 = mri.loc[mri["visit_month"] == 0, ["subject_id", "t2_np_ms"]].rename(columns={"t2_np_ms": "base_t2_np_ms"})
     resp = responders(tables, visit_month, **thresholds)[["subject_id", "evaluable", "responder", "reason"]]
-    df = (subjects.merge(base, on="subject_id", how="left").merge(t2, on="subject_id", how="left")
-          .merge(resp, on="subject_id", how="left")
-          .rename(columns={"evaluable": "evalfl", "reason": "not_evaluable_reason"}))
+    df = (
+        subjects.merge(base, on="subject_id", how="left")
+        .merge(t2, on="subject_id", how="left")
+        .merge(resp, on="subject_id", how="left")
+        .rename(columns={"evaluable": "evalfl", "reason": "not_evaluable_reason"})
+    )
     df["randfl"] = True
     df["saffl"] = df["treated"].astype(bool)
     df["complfl"] = df["discontinuation_month"].isna().to_numpy()
@@ -130,7 +142,8 @@ def adeff(tables, resp_long: pd.DataFrame | None = None, **thresholds) -> pd.Dat
     """
     subjects, outcomes = tables["subjects"], tables["outcomes"]
     grid = pd.MultiIndex.from_product(
-        [sorted(subjects["subject_id"]), config.VISITS], names=["subject_id", "visit_month"]).to_frame(index=False)
+        [sorted(subjects["subject_id"]), config.VISITS], names=["subject_id", "visit_month"]
+    ).to_frame(index=False)
     wide = grid.merge(outcomes.assign(_seen=True), on=["subject_id", "visit_month"], how="left")
     wide = wide.merge(subjects[["subject_id", "arm", "site", "discontinuation_month"]], on="subject_id", how="left")
     gone = (wide["discontinuation_month"] < wide["visit_month"]).fillna(False).to_numpy(dtype=bool)
@@ -151,15 +164,32 @@ def adeff(tables, resp_long: pd.DataFrame | None = None, **thresholds) -> pd.Dat
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = 100 * f["change"] / f["baseline"].where(f["baseline"] != 0)
         f["pct_change"] = pct
-        f["mcid"] = (endpoints.mcid(m, f["baseline"], f["value"]).to_numpy() if m in config.MCID
-                     else pd.array([pd.NA] * len(f), dtype="boolean"))
+        f["mcid"] = (
+            endpoints.mcid(m, f["baseline"], f["value"]).to_numpy()
+            if m in config.MCID
+            else pd.array([pd.NA] * len(f), dtype="boolean")
+        )
         f.loc[f["visit_month"] == 0, "mcid"] = pd.NA
         frames.append(f)
     out = pd.concat(frames, ignore_index=True)
     for c in ("vas_met", "odi_met", "responder", "mcid"):
         out[c] = out[c].astype("boolean")
-    cols = ["subject_id", "arm", "site", "visit_month", "measure", "visit_status", "baseline", "value",
-            "change", "pct_change", "mcid", "vas_met", "odi_met", "responder"]
+    cols = [
+        "subject_id",
+        "arm",
+        "site",
+        "visit_month",
+        "measure",
+        "visit_status",
+        "baseline",
+        "value",
+        "change",
+        "pct_change",
+        "mcid",
+        "vas_met",
+        "odi_met",
+        "responder",
+    ]
     return out[cols].sort_values(["subject_id", "visit_month", "measure"], kind="mergesort").reset_index(drop=True)
 
 
@@ -176,8 +206,11 @@ def admri(tables) -> pd.DataFrame:
     """
     subjects, mri = tables["subjects"], tables["mri"]
     base = mri.loc[mri["visit_month"] == 0].set_index("subject_id")
-    df = mri.merge(subjects[["subject_id", "arm", "pfirrmann_grade"]].rename(
-        columns={"pfirrmann_grade": "screening_grade"}), on="subject_id", how="left")
+    df = mri.merge(
+        subjects[["subject_id", "arm", "pfirrmann_grade"]].rename(columns={"pfirrmann_grade": "screening_grade"}),
+        on="subject_id",
+        how="left",
+    )
     df["base_t2_np_ms"] = df["subject_id"].map(base["t2_np_ms"]).astype("Float64")
     df["t2_change"] = df["t2_np_ms"] - df["base_t2_np_ms"]
     base_grade = df["subject_id"].map(base["pfirrmann_grade"]).astype("Int64")
@@ -185,8 +218,20 @@ def admri(tables) -> pd.DataFrame:
     df["grade_change"] = df["pfirrmann_grade"] - df["base_pfirrmann_grade"]
     df["base_disc_height_mm"] = df["subject_id"].map(base["disc_height_mm"]).astype("Float64")
     df["height_change"] = df["disc_height_mm"] - df["base_disc_height_mm"]
-    cols = ["subject_id", "arm", "visit_month", "t2_np_ms", "base_t2_np_ms", "t2_change", "pfirrmann_grade",
-            "base_pfirrmann_grade", "grade_change", "disc_height_mm", "base_disc_height_mm", "height_change"]
+    cols = [
+        "subject_id",
+        "arm",
+        "visit_month",
+        "t2_np_ms",
+        "base_t2_np_ms",
+        "t2_change",
+        "pfirrmann_grade",
+        "base_pfirrmann_grade",
+        "grade_change",
+        "disc_height_mm",
+        "base_disc_height_mm",
+        "height_change",
+    ]
     return df[cols].sort_values(["subject_id", "visit_month"], kind="mergesort").reset_index(drop=True)
 
 
@@ -220,8 +265,20 @@ def adtte(tables, resp_long: pd.DataFrame | None = None, **thresholds) -> pd.Dat
             time, event = visits[-1], False
             left, right = visits[-1], np.inf
         first = g.iloc[0]
-        rows.append((sid, first["arm"], first["site"], float(time), event, float(left), float(right),
-                     len(visits), first["base_vas"], first["base_odi"]))
+        rows.append(
+            (
+                sid,
+                first["arm"],
+                first["site"],
+                float(time),
+                event,
+                float(left),
+                float(right),
+                len(visits),
+                first["base_vas"],
+                first["base_odi"],
+            )
+        )
     cols = ["subject_id", "arm", "site", "time", "event", "left", "right", "n_evaluable_visits", "base_vas", "base_odi"]
     out = pd.DataFrame(rows, columns=cols)
     out["event"] = out["event"].astype(bool)
@@ -240,8 +297,7 @@ def adae(tables) -> pd.DataFrame:
     ae, subjects = tables["adverse_events"], tables["subjects"]
     df = ae.merge(subjects[["subject_id", "arm", "treated"]], on="subject_id", how="left")
     df["saffl"] = df["treated"].astype(bool)
-    return (df.drop(columns="treated").sort_values(["subject_id", "onset_day", "term"], kind="mergesort")
-            .reset_index(drop=True))
+    return df.drop(columns="treated").sort_values(["subject_id", "onset_day", "term"], kind="mergesort").reset_index(drop=True)
 
 
 def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> dict:
@@ -319,11 +375,13 @@ def subgroup_levels(adsl_df: pd.DataFrame) -> pd.DataFrame:
         return np.where(np.isnan(x), None, np.select(conditions, labels[:-1], default=labels[-1]).astype(object))
 
     with np.errstate(invalid="ignore"):
-        return pd.DataFrame({
-            "subject_id": d["subject_id"].to_numpy(),
-            "sex": d["sex"].astype(object).to_numpy(),
-            "age_group": cut(age, [age < 40], ["< 40", ">= 40"]),
-            "grade_group": cut(grade, [grade <= 3, grade <= 5], ["1-3", "4-5", "6-8"]),
-            "level_group": np.where(d["disc_level"].isin(["L4-L5", "L5-S1"]), d["disc_level"].astype(object), "L1-L4"),
-            "vas_group": cut(vas, [vas > med], [f"> {med:g} mm", f"<= {med:g} mm"]),
-        })
+        return pd.DataFrame(
+            {
+                "subject_id": d["subject_id"].to_numpy(),
+                "sex": d["sex"].astype(object).to_numpy(),
+                "age_group": cut(age, [age < 40], ["< 40", ">= 40"]),
+                "grade_group": cut(grade, [grade <= 3, grade <= 5], ["1-3", "4-5", "6-8"]),
+                "level_group": np.where(d["disc_level"].isin(["L4-L5", "L5-S1"]), d["disc_level"].astype(object), "L1-L4"),
+                "vas_group": cut(vas, [vas > med], [f"> {med:g} mm", f"<= {med:g} mm"]),
+            }
+        )

@@ -9,6 +9,7 @@ Improvement is ``baseline - value`` (lower VAS and ODI are better).
 A tolerance of 1e-9 makes "exactly 20 mm / exactly 20 %" count as met whatever
 the floating-point rounding of ``0.2 * baseline``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,11 @@ EPS = 1e-9
 
 
 def _as_float(x) -> pd.Series:
-    return pd.Series(pd.array(np.atleast_1d(np.asarray(x, dtype=object)), dtype="Float64")) \
-        if not isinstance(x, pd.Series) else x.astype("Float64").reset_index(drop=True)
+    return (
+        pd.Series(pd.array(np.atleast_1d(np.asarray(x, dtype=object)), dtype="Float64"))
+        if not isinstance(x, pd.Series)
+        else x.astype("Float64").reset_index(drop=True)
+    )
 
 
 def _decide(condition: pd.Series, known: pd.Series) -> pd.Series:
@@ -53,8 +57,9 @@ def vas_criterion(baseline, value, abs_mm: float = config.VAS_ABS_MM, rel: float
     return _decide(met, b.notna() & v.notna())
 
 
-def odi_criterion(baseline, value, rule: str = "relative", rel: float = config.ODI_REL,
-                  abs_points: float = config.ODI_ABS) -> pd.Series:
+def odi_criterion(
+    baseline, value, rule: str = "relative", rel: float = config.ODI_REL, abs_points: float = config.ODI_ABS
+) -> pd.Series:
     """ODI criterion: improvement >= ``rel`` x baseline (``rule="relative"``) or >= ``abs_points``.
 
     A baseline of 0 cannot improve: the criterion is not met (the ``imp > 0`` guard).
@@ -88,9 +93,18 @@ def responder(vas_met, odi_met) -> pd.Series:
     return a | b
 
 
-def responder_status(base_vas, vas, base_odi, odi, *, vas_abs_mm: float = config.VAS_ABS_MM,
-                     vas_rel: float = config.VAS_REL, odi_rel: float = config.ODI_REL,
-                     odi_rule: str = "relative", odi_abs: float = config.ODI_ABS) -> pd.DataFrame:
+def responder_status(
+    base_vas,
+    vas,
+    base_odi,
+    odi,
+    *,
+    vas_abs_mm: float = config.VAS_ABS_MM,
+    vas_rel: float = config.VAS_REL,
+    odi_rel: float = config.ODI_REL,
+    odi_rule: str = "relative",
+    odi_abs: float = config.ODI_ABS,
+) -> pd.DataFrame:
     """The primary-endpoint rule, component by component.
 
     Returns

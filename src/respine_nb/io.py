@@ -13,6 +13,7 @@ It never writes into the folder.
 Every file the project writes goes through :func:`atomic_write_bytes` (temp
 file in the same folder, fsync, rename), so a reader never sees half a file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,9 +117,7 @@ class Dataset:
         arms = subjects["arm"].value_counts()
         lines = [f"VALID dataset '{self.folder.name}' (contract v{CONTRACT_VERSION})"]
         lines.append(
-            "participants: "
-            + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS)
-            + f" (total {len(subjects)})"
+            "participants: " + ", ".join(f"{arm} {int(arms.get(arm, 0))}" for arm in config.ARMS) + f" (total {len(subjects)})"
         )
         width = max(len(name) for name in TABLES)
         for name in TABLES:
@@ -155,13 +154,17 @@ def find_table_files(folder: Path) -> tuple[dict, list[Problem]]:
             if ext in READERS:
                 found.setdefault(stem, []).append(path)
             elif ext not in (".md", ".json", ".txt"):
-                problems.append(Problem(path.name, None, None, None, None,
-                                        f"unsupported format '{ext}' (use one of {', '.join(READERS)})"))
+                problems.append(
+                    Problem(path.name, None, None, None, None, f"unsupported format '{ext}' (use one of {', '.join(READERS)})")
+                )
     files = {}
     for name, paths in found.items():
         if len(paths) > 1:
-            problems.append(Problem(", ".join(p.name for p in paths), None, None, None, None,
-                                    f"two files for table '{name}': keep exactly one"))
+            problems.append(
+                Problem(
+                    ", ".join(p.name for p in paths), None, None, None, None, f"two files for table '{name}': keep exactly one"
+                )
+            )
         else:
             files[name] = paths[0]
     return files, problems
@@ -184,8 +187,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
         import io as _io
 
         try:
-            df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""],
-                             skipinitialspace=False)
+            df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=False)
         except pd.errors.ParserError as exc:
             raise ValueError(f"not a well-formed comma-separated file ({exc})".replace("\n", " ")) from None
         if df.shape[1] == 1 and ";" in df.columns[0]:
@@ -283,8 +285,7 @@ def _parse_text_series(raw: pd.Series, kind: str):
     when the column holds other objects (Excel, SAS, Parquet), which take the cell-by-cell path."""
     values = raw.to_numpy(dtype=object)
     is_str = np.array([isinstance(v, str) for v in values], dtype=bool)
-    missing = pd.isna(raw).to_numpy(dtype=bool) | np.array([isinstance(v, str) and not v.strip() for v in values],
-                                                           dtype=bool)
+    missing = pd.isna(raw).to_numpy(dtype=bool) | np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)
     if not (is_str | missing).all():
         return None
     text = raw.where(~missing, "").astype(str).str.strip()
@@ -296,8 +297,7 @@ def _parse_text_series(raw: pd.Series, kind: str):
         if kind == "integer":
             bad |= ~missing & ~text.str.fullmatch(_INT_RE.pattern[1:-1]).to_numpy(dtype=bool)
             num = num.where(~bad)
-            return pd.Series(pd.array(num.round().where(~missing & ~bad), dtype="Float64").astype("Int64"),
-                             index=raw.index), bad
+            return pd.Series(pd.array(num.round().where(~missing & ~bad), dtype="Float64").astype("Int64"), index=raw.index), bad
         return pd.Series(pd.array(num.where(~missing & ~bad), dtype="Float64"), index=raw.index), bad
     if kind == "bool":
         low = text.str.lower()
@@ -332,15 +332,17 @@ def _parse_table(df: pd.DataFrame, columns: list, fname: str, ids: pd.Series | N
                 if not ok:
                     failed.append(i)
             if col.kind == "date":
-                series = pd.Series(pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce").values,
-                                   index=df.index, dtype="datetime64[ns]")
+                series = pd.Series(
+                    pd.to_datetime(pd.Series(parsed, dtype=object), errors="coerce").values,
+                    index=df.index,
+                    dtype="datetime64[ns]",
+                )
             else:
                 series = pd.Series(pd.array(parsed, dtype=_dtype(col.kind)), index=df.index)
         out[col.name] = series
         for i in failed:
             bad.iloc[i, bad.columns.get_loc(col.name)] = True
-            problems.append(Problem(fname, col.name, int(i) + 1, _sid(ids, i), df[col.name].iloc[i],
-                                    _KIND_RULE[col.kind]))
+            problems.append(Problem(fname, col.name, int(i) + 1, _sid(ids, i), df[col.name].iloc[i], _KIND_RULE[col.kind]))
     return out, problems, bad
 
 
@@ -370,8 +372,9 @@ def _pandera_problems(df: pd.DataFrame, table: Table, fname: str, bad: pd.DataFr
         column = case.column if isinstance(case.column, str) else None
         idx = case.index
         if idx is None or (isinstance(idx, float) and np.isnan(idx)):
-            problems.append(Problem(fname, column, None, None, None,
-                                    rule_text(table, column, str(case.check), case.check_number)))
+            problems.append(
+                Problem(fname, column, None, None, None, rule_text(table, column, str(case.check), case.check_number))
+            )
             continue
         i = int(idx)
         pos = df.index.get_loc(i)
@@ -420,8 +423,16 @@ def _read_table(path: Path, table: Table):
         dup = typed.duplicated(list(table.key), keep="first") & typed[list(table.key)].notna().all(axis=1)
         for i in np.flatnonzero(dup.to_numpy()):
             value = ", ".join(str(typed[k].iloc[i]) for k in table.key)
-            problems.append(Problem(fname, "+".join(table.key), int(i) + 1, _sid(ids, i), value,
-                                    f"({', '.join(table.key)}) must be unique: this pair appears earlier"))
+            problems.append(
+                Problem(
+                    fname,
+                    "+".join(table.key),
+                    int(i) + 1,
+                    _sid(ids, i),
+                    value,
+                    f"({', '.join(table.key)}) must be unique: this pair appears earlier",
+                )
+            )
     return typed, problems
 
 
@@ -449,6 +460,7 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
     other row's unknown subject_id). A row whose needed cell already broke its own rule
     (``flagged``, see :func:`_flagged_cells`) is not checked again: one mistake, one problem.
     """
+
     def clean(name: str, *columns: str) -> np.ndarray:
         ok = np.ones(len(tables[name]), dtype=bool)
         for col in columns:
@@ -466,8 +478,16 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
                     continue
                 orphan = df[col].notna() & ~df[col].isin(known) & clean(name, col)
                 for i in np.flatnonzero(orphan.to_numpy()):
-                    problems.append(Problem(files[name].name, col, int(i) + 1, df[col].iloc[i], df[col].iloc[i],
-                                            "must exist in subjects (unknown subject_id)"))
+                    problems.append(
+                        Problem(
+                            files[name].name,
+                            col,
+                            int(i) + 1,
+                            df[col].iloc[i],
+                            df[col].iloc[i],
+                            "must exist in subjects (unknown subject_id)",
+                        )
+                    )
     # discontinuation month and reason go together
     if _has(tables, "subjects", "discontinuation_month", "discontinuation_reason"):
         ids = subjects["subject_id"] if "subject_id" in subjects.columns else None
@@ -476,14 +496,30 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
         pair = clean("subjects", "discontinuation_month", "discontinuation_reason")
         for i in np.flatnonzero((month_na != reason_na).to_numpy() & pair):
             col = "discontinuation_reason" if reason_na.iloc[i] else "discontinuation_month"
-            problems.append(Problem(files["subjects"].name, col, int(i) + 1, _sid(ids, i), None,
-                                    "discontinuation_month and discontinuation_reason must both be filled or both be empty"))
+            problems.append(
+                Problem(
+                    files["subjects"].name,
+                    col,
+                    int(i) + 1,
+                    _sid(ids, i),
+                    None,
+                    "discontinuation_month and discontinuation_reason must both be filled or both be empty",
+                )
+            )
     if have_subjects and _has(tables, "subjects", "arm") and _has(tables, "immunology", "subject_id", "dsa"):
         imm = tables["immunology"]
         arm = imm["subject_id"].map(dict(zip(subjects["subject_id"], subjects["arm"])))
         for i in np.flatnonzero(((arm == "Sham") & imm["dsa"].notna()).to_numpy() & clean("immunology", "dsa")):
-            problems.append(Problem(files["immunology"].name, "dsa", int(i) + 1, imm["subject_id"].iloc[i],
-                                    imm["dsa"].iloc[i], "must be empty for Sham participants (no donor)"))
+            problems.append(
+                Problem(
+                    files["immunology"].name,
+                    "dsa",
+                    int(i) + 1,
+                    imm["subject_id"].iloc[i],
+                    imm["dsa"].iloc[i],
+                    "must be empty for Sham participants (no donor)",
+                )
+            )
     if _has(tables, "screening", "outcome"):
         scr = tables["screening"]
         fname = files["screening"].name
@@ -491,16 +527,33 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
             excluded = scr["outcome"] == "excluded"
             reason = scr["exclusion_reason"].notna()
             for i in np.flatnonzero((excluded & ~reason).to_numpy()):
-                problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, None,
-                                        "must not be empty when outcome is 'excluded'"))
+                problems.append(
+                    Problem(fname, "exclusion_reason", int(i) + 1, None, None, "must not be empty when outcome is 'excluded'")
+                )
             for i in np.flatnonzero(((scr["outcome"] == "randomized") & reason).to_numpy()):
-                problems.append(Problem(fname, "exclusion_reason", int(i) + 1, None, scr["exclusion_reason"].iloc[i],
-                                        "must be empty when outcome is 'randomized'"))
+                problems.append(
+                    Problem(
+                        fname,
+                        "exclusion_reason",
+                        int(i) + 1,
+                        None,
+                        scr["exclusion_reason"].iloc[i],
+                        "must be empty when outcome is 'randomized'",
+                    )
+                )
         n_rand = int((scr["outcome"] == "randomized").sum())
         countable = clean("screening", "outcome").all()  # an outcome that is neither cannot be counted
         if countable and subjects is not None and len(subjects) > 0 and n_rand != len(subjects):
-            problems.append(Problem(fname, "outcome", None, None, n_rand,
-                                    f"number of 'randomized' rows must equal the number of subjects rows ({len(subjects)})"))
+            problems.append(
+                Problem(
+                    fname,
+                    "outcome",
+                    None,
+                    None,
+                    n_rand,
+                    f"number of 'randomized' rows must equal the number of subjects rows ({len(subjects)})",
+                )
+            )
     return problems
 
 
@@ -511,11 +564,15 @@ def _warnings(tables: dict) -> list[str]:
     both_missing = sorted(base.loc[base["vas_pain"].isna() & base["odi"].isna(), "subject_id"])
     out = []
     if no_row:
-        out.append(f"{len(no_row)} participant(s) without a month-0 outcomes row (kept; not evaluable for "
-                   f"change from baseline): {_ids(no_row)}")
+        out.append(
+            f"{len(no_row)} participant(s) without a month-0 outcomes row (kept; not evaluable for "
+            f"change from baseline): {_ids(no_row)}"
+        )
     if both_missing:
-        out.append(f"{len(both_missing)} participant(s) with month-0 VAS and ODI both missing (kept; not "
-                   f"evaluable for the responder endpoint): {_ids(both_missing)}")
+        out.append(
+            f"{len(both_missing)} participant(s) with month-0 VAS and ODI both missing (kept; not "
+            f"evaluable for the responder endpoint): {_ids(both_missing)}"
+        )
     return out
 
 
@@ -556,8 +613,16 @@ def load_dataset(folder) -> Dataset:
     for name, table in TABLES.items():
         if name not in files:
             if table.required and not any(name in p.file for p in problems):
-                problems.append(Problem(f"{name}.*", None, None, None, None,
-                                        f"required table '{name}' is missing (one of {', '.join(name + e for e in READERS)})"))
+                problems.append(
+                    Problem(
+                        f"{name}.*",
+                        None,
+                        None,
+                        None,
+                        None,
+                        f"required table '{name}' is missing (one of {', '.join(name + e for e in READERS)})",
+                    )
+                )
             continue
         typed, table_problems = _read_table(files[name], table)
         problems += table_problems

@@ -39,6 +39,7 @@ Estimation:
 Failure to converge raises :class:`MMRMConvergenceError`; :func:`mmrm` can then fall back to a
 random-intercept model (statsmodels MixedLM), and says so in ``method``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -53,9 +54,24 @@ from scipy import stats as sps
 from . import config
 
 __all__ = [
-    "MMRMConvergenceError", "MMRMRankError", "MMRMFit", "fit_mmrm", "fit_mmrm_design", "coefficients", "contrasts",
-    "ls_means", "ls_mean_differences", "analysis_set", "fit", "lsmeans", "modelled_visits", "mmrm",
-    "random_intercept", "METHOD", "FALLBACK_METHOD", "MIN_PER_ARM_VISIT",
+    "MMRMConvergenceError",
+    "MMRMRankError",
+    "MMRMFit",
+    "fit_mmrm",
+    "fit_mmrm_design",
+    "coefficients",
+    "contrasts",
+    "ls_means",
+    "ls_mean_differences",
+    "analysis_set",
+    "fit",
+    "lsmeans",
+    "modelled_visits",
+    "mmrm",
+    "random_intercept",
+    "METHOD",
+    "FALLBACK_METHOD",
+    "MIN_PER_ARM_VISIT",
 ]
 
 
@@ -130,8 +146,14 @@ class MMRMFit:
         se = np.sqrt(var)
         df = self._satterthwaite(c) if df_method == "satterthwaite" else float(self.n_obs - len(self.beta))
         q = sps.t.ppf(0.5 + level / 2, df)
-        return {"estimate": est, "se": se, "df": df, "ci_low": est - q * se, "ci_high": est + q * se,
-                "p_value": float(2 * sps.t.sf(abs(est / se), df))}
+        return {
+            "estimate": est,
+            "se": se,
+            "df": df,
+            "ci_low": est - q * se,
+            "ci_high": est + q * se,
+            "p_value": float(2 * sps.t.sf(abs(est / se), df)),
+        }
 
     def with_covariance(self, sigma) -> MMRMFit:
         """The same model with the covariance held at ``sigma`` (SAS ``PARMS ... / NOITER``).
@@ -165,8 +187,16 @@ class MMRMFit:
         L[np.diag_indices(v)] = np.log(np.diag(L))
         theta = L[_tril_index(v)]
         beta, C = _gls(self._data, _sigma(theta, v))[:2]
-        return replace(self, beta=beta, cov_beta=C, sigma=_sigma(theta, v), theta=theta,
-                       loglik=-_reml_and_grad(theta, self._data)[0], converged=False, iterations=0)
+        return replace(
+            self,
+            beta=beta,
+            cov_beta=C,
+            sigma=_sigma(theta, v),
+            theta=theta,
+            loglik=-_reml_and_grad(theta, self._data)[0],
+            converged=False,
+            iterations=0,
+        )
 
     def _satterthwaite(self, c: np.ndarray) -> float:
         """Satterthwaite df: 2 (c'Cc)^2 / (g' A g), g = d(c'Cc)/d(theta), A = cov(theta-hat)."""
@@ -242,12 +272,13 @@ class _Data:
         out = []
         for m, a, n in zip(self.mask, self.starts, self.counts):
             idx = np.flatnonzero(m)
-            out.append((idx, self.y[a:a + n][:, idx], self.X[a:a + n][:, idx, :]))
+            out.append((idx, self.y[a : a + n][:, idx], self.X[a : a + n][:, idx, :]))
         return out
 
 
-def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_index: np.ndarray, v: int,
-                max_cross_products: int | None = None) -> _Data:
+def _build_data(
+    y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_index: np.ndarray, v: int, max_cross_products: int | None = None
+) -> _Data:
     """Pad observations (one row each) to participants x visits and group them by pattern.
 
     ``subject_code`` are integers 0..n-1 in the subjects' sorted order, so that the arrays (and the
@@ -274,14 +305,22 @@ def _build_data(y: np.ndarray, X: np.ndarray, subject_code: np.ndarray, visit_in
     counts = np.bincount(pattern, minlength=len(keys))
     mask = np.zeros((len(keys), v), dtype=bool)
     mask[rank] = uniq
-    data = _Data(v=v, p=p, y=Y.reshape(n_sub, v)[order], X=Xp.reshape(n_sub, v, p)[order], mask=mask,
-                 starts=np.concatenate([[0], np.cumsum(counts)[:-1]]), counts=counts, n_obs=int(flat.size))
+    data = _Data(
+        v=v,
+        p=p,
+        y=Y.reshape(n_sub, v)[order],
+        X=Xp.reshape(n_sub, v, p)[order],
+        mask=mask,
+        starts=np.concatenate([[0], np.cumsum(counts)[:-1]]),
+        counts=counts,
+        n_obs=int(flat.size),
+    )
     limit = MAX_CROSS_PRODUCTS if max_cross_products is None else max_cross_products
     if len(keys) * v * v * p * p <= limit:
         XX = np.empty((len(keys), v, v, p, p))
         Xy = np.empty((len(keys), v, v, p))
         for k, (start, n) in enumerate(zip(data.starts, counts)):
-            Xk, yk = data.X[start:start + n], data.y[start:start + n]
+            Xk, yk = data.X[start : start + n], data.y[start : start + n]
             XX[k] = np.tensordot(Xk, Xk, axes=([0], [0])).transpose(0, 2, 1, 3)  # (a, b, p, q)
             Xy[k] = np.tensordot(Xk, yk, axes=([0], [0])).transpose(0, 2, 1)  # (a, b, p)
         data.XX, data.Xy = XX, Xy
@@ -367,7 +406,7 @@ def _start(data: _Data) -> np.ndarray:
     v = data.v
     obs = np.zeros(data.y.shape, dtype=bool)
     for m, a, n in zip(data.mask, data.starts, data.counts):
-        obs[a:a + n] = m
+        obs[a : a + n] = m
     Xf = data.X.reshape(-1, data.p)  # rows of unobserved visits are zero: they add nothing
     beta = np.linalg.solve(Xf.T @ Xf, Xf.T @ data.y.reshape(-1))
     R = (data.y - data.X @ beta) * obs
@@ -397,13 +436,13 @@ def _optimise(data: _Data, max_iter: int, gtol: float):
         (theta, -REML log-likelihood, BFGS iterations).
     """
     theta0 = _start(data)
-    res = optimize.minimize(_reml_and_grad, theta0, args=(data,), jac=True, method="BFGS",
-                            options={"maxiter": max_iter, "gtol": gtol})
+    res = optimize.minimize(
+        _reml_and_grad, theta0, args=(data,), jac=True, method="BFGS", options={"maxiter": max_iter, "gtol": gtol}
+    )
     grad_norm = float(np.max(np.abs(res.jac))) if res.jac is not None and len(res.jac) else np.inf
     # BFGS may stop on "precision loss" at the optimum: judge convergence by the gradient itself
     if not np.isfinite(res.fun) or grad_norm > 1e-3:
-        raise MMRMConvergenceError(
-            f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
+        raise MMRMConvergenceError(f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
     theta, nll = _newton_polish(res.x, data)
     if np.linalg.cond(_sigma(theta, data.v)) > 1e12:
         raise MMRMConvergenceError("fitted covariance is singular (condition number > 1e12)")
@@ -447,8 +486,10 @@ def _fit_arrays(y, X, subject, visit, visits: list, names: list, max_iter: int, 
     sv = np.linalg.svd(np.linalg.qr(X, mode="r"), compute_uv=False) if len(X) else np.zeros(1)
     rank = int(np.sum(sv > sv.max() * max(X.shape) * np.finfo(float).eps)) if sv.max() > 0 else 0
     if rank < p:
-        raise MMRMRankError(f"the design matrix has rank {rank} < {p} columns: a fixed effect is not "
-                            "estimable (a level never observed, or a covariate collinear with others)")
+        raise MMRMRankError(
+            f"the design matrix has rank {rank} < {p} columns: a fixed effect is not "
+            "estimable (a level never observed, or a covariate collinear with others)"
+        )
     if len(y) <= p:
         raise ValueError(f"{len(y)} observations for {p} fixed effects: REML needs more")
     try:
@@ -459,13 +500,25 @@ def _fit_arrays(y, X, subject, visit, visits: list, names: list, max_iter: int, 
     theta, nll, nit = _optimise(data, max_iter, gtol)
     sigma = _sigma(theta, data.v)
     beta, C = _gls(data, sigma)[:2]
-    return MMRMFit(visits=list(visits), beta=beta, cov_beta=C, sigma=sigma, loglik=-float(nll), converged=True,
-                   iterations=nit, n_subjects=int(len(uniques)), n_obs=int(len(y)), theta=theta,
-                   names=list(names), _data=data)
+    return MMRMFit(
+        visits=list(visits),
+        beta=beta,
+        cov_beta=C,
+        sigma=sigma,
+        loglik=-float(nll),
+        converged=True,
+        iterations=nit,
+        n_subjects=int(len(uniques)),
+        n_obs=int(len(y)),
+        theta=theta,
+        names=list(names),
+        _data=data,
+    )
 
 
-def fit_mmrm(formula: str, data: pd.DataFrame, subject: str, visit: str, visits=None,
-             max_iter: int = 500, gtol: float = 1e-6) -> MMRMFit:
+def fit_mmrm(
+    formula: str, data: pd.DataFrame, subject: str, visit: str, visits=None, max_iter: int = 500, gtol: float = 1e-6
+) -> MMRMFit:
     """Fit an MMRM with an unstructured covariance over visits, from a formula, by REML.
 
     Parameters
@@ -525,16 +578,23 @@ def fit_mmrm(formula: str, data: pd.DataFrame, subject: str, visit: str, visits=
         raise ValueError("the response must be one numeric column")
     rows = d.loc[Xd.index]
     visits = _visit_levels(rows[visit], visits)
-    f = _fit_arrays(yd.iloc[:, 0].to_numpy(dtype=float), Xd.to_numpy(dtype=float), rows[subject].to_numpy(),
-                    rows[visit].to_numpy(), visits, list(Xd.columns), max_iter, gtol)
+    f = _fit_arrays(
+        yd.iloc[:, 0].to_numpy(dtype=float),
+        Xd.to_numpy(dtype=float),
+        rows[subject].to_numpy(),
+        rows[visit].to_numpy(),
+        visits,
+        list(Xd.columns),
+        max_iter,
+        gtol,
+    )
     f.formula = formula
     used = sorted(set(_variables(Xd.design_info, rows.columns)) | {subject, visit}, key=list(rows.columns).index)
     f._terms = (Xd.design_info, rows[used].reset_index(drop=True), subject)
     return f
 
 
-def fit_mmrm_design(y, X, subject, visit, visits=None, names=None, max_iter: int = 500,
-                    gtol: float = 1e-6) -> MMRMFit:
+def fit_mmrm_design(y, X, subject, visit, visits=None, names=None, max_iter: int = 500, gtol: float = 1e-6) -> MMRMFit:
     """Fit an MMRM with an unstructured covariance over visits, from a design matrix, by REML.
 
     Parameters
@@ -579,8 +639,17 @@ def _table(fit: MMRMFit, L: np.ndarray, level: float) -> pd.DataFrame:
     rows = []
     for c in L:
         r = fit.contrast(c, level)
-        rows.append({"estimate": r["estimate"], "se": r["se"], "df": r["df"], "t_value": r["estimate"] / r["se"],
-                     "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_value": r["p_value"]})
+        rows.append(
+            {
+                "estimate": r["estimate"],
+                "se": r["se"],
+                "df": r["df"],
+                "t_value": r["estimate"] / r["se"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "p_value": r["p_value"],
+            }
+        )
     return pd.DataFrame(rows, columns=["estimate", "se", "df", "t_value", "ci_low", "ci_high", "p_value"])
 
 
@@ -647,8 +716,13 @@ def _code_variables(code: str) -> list:
     for node in ast.walk(ast.parse(code, mode="eval")):
         if isinstance(node, ast.Name):
             names.append(node.id)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q"
-              and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "Q"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.append(node.args[0].value)
     return names
 
@@ -719,11 +793,9 @@ def _ls_mean_matrix(fit: MMRMFit, keys: list, weights: str, covariates: str, at)
         avg_factors = [a for a in averaged if a in factors and a not in at]
         pos = [averaged.index(a) for a in avg_factors]
         freq = frame.groupby(avg_factors, sort=False).size() if avg_factors else None
-        w = np.array([1.0 if freq is None else float(freq.get(_key(tuple(combo[i] for i in pos)), 0))
-                      for combo in avg_grid])
+        w = np.array([1.0 if freq is None else float(freq.get(_key(tuple(combo[i] for i in pos)), 0)) for combo in avg_grid])
         w = w / w.sum()
-    grid = pd.DataFrame([dict(zip(keys + averaged, kc + ac)) for kc in key_grid for ac in avg_grid],
-                        columns=keys + averaged)
+    grid = pd.DataFrame([dict(zip(keys + averaged, kc + ac)) for kc in key_grid for ac in avg_grid], columns=keys + averaged)
     D = np.asarray(patsy.build_design_matrices([design_info], grid, NA_action="raise")[0])
     L = np.einsum("kap,a->kp", D.reshape(len(key_grid), len(avg_grid), -1), w)
     cells = pd.DataFrame(key_grid, columns=keys)
@@ -736,8 +808,15 @@ def _as_list(x) -> list:
     return [] if x is None else [x] if isinstance(x, str) else list(x)
 
 
-def ls_means(fit: MMRMFit, specs, by=None, weights: str = "equal", covariates: str = "observations",
-             at: dict | None = None, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def ls_means(
+    fit: MMRMFit,
+    specs,
+    by=None,
+    weights: str = "equal",
+    covariates: str = "observations",
+    at: dict | None = None,
+    level: float = config.CI_LEVEL,
+) -> pd.DataFrame:
     """Least-squares means (estimated marginal means), as SAS ``LSMEANS`` and R ``emmeans``.
 
     Each LS mean is the model's prediction on a reference grid: numeric covariates at their mean
@@ -779,9 +858,16 @@ def ls_means(fit: MMRMFit, specs, by=None, weights: str = "equal", covariates: s
     return pd.concat([cells[keys], _table(fit, L, level), cells[["n_obs"]]], axis=1)
 
 
-def ls_mean_differences(fit: MMRMFit, specs: str, by=None, reference=None, weights: str = "equal",
-                        covariates: str = "observations", at: dict | None = None,
-                        level: float = config.CI_LEVEL) -> pd.DataFrame:
+def ls_mean_differences(
+    fit: MMRMFit,
+    specs: str,
+    by=None,
+    reference=None,
+    weights: str = "equal",
+    covariates: str = "observations",
+    at: dict | None = None,
+    level: float = config.CI_LEVEL,
+) -> pd.DataFrame:
     """Differences of LS means between each level of ``specs`` and a reference level, within ``by``.
 
     For an arm contrast per visit: ``ls_mean_differences(fit, "arm", by="visit", reference="Sham")``
@@ -818,13 +904,14 @@ def ls_mean_differences(fit: MMRMFit, specs: str, by=None, reference=None, weigh
     rows, Ld = [], []
     n_levels = len(levels)
     for start in range(0, len(cells), n_levels):  # cells: by slowest, specs fastest
-        block = cells.iloc[start:start + n_levels]
+        block = cells.iloc[start : start + n_levels]
         ref = L[start + levels.index(reference)]
         for i, lev in enumerate(levels):
             if lev == reference:
                 continue
-            rows.append({**{b: block[b].iloc[0] for b in by}, "contrast": f"{lev} - {reference}",
-                         "level": lev, "reference": reference})
+            rows.append(
+                {**{b: block[b].iloc[0] for b in by}, "contrast": f"{lev} - {reference}", "level": lev, "reference": reference}
+            )
             Ld.append(L[start + i] - ref)
     head = pd.DataFrame(rows, columns=by + ["contrast", "level", "reference"])
     return pd.concat([head, _table(fit, np.array(Ld).reshape(-1, len(fit.beta)), level)], axis=1)
@@ -841,10 +928,15 @@ def analysis_set(adeff: pd.DataFrame, measure: str, visits=config.POST_BASELINE_
     """
     d = adeff[(adeff["measure"] == measure) & adeff["visit_month"].isin(list(visits))]
     d = d[d["baseline"].notna() & d["change"].notna()]
-    out = pd.DataFrame({
-        "subject_id": d["subject_id"].astype(str).to_numpy(), "arm": d["arm"].astype(str).to_numpy(),
-        "visit_month": d["visit_month"].astype(int).to_numpy(), "baseline": d["baseline"].astype(float).to_numpy(),
-        "change": d["change"].astype(float).to_numpy()})
+    out = pd.DataFrame(
+        {
+            "subject_id": d["subject_id"].astype(str).to_numpy(),
+            "arm": d["arm"].astype(str).to_numpy(),
+            "visit_month": d["visit_month"].astype(int).to_numpy(),
+            "baseline": d["baseline"].astype(float).to_numpy(),
+            "change": d["change"].astype(float).to_numpy(),
+        }
+    )
     return out.sort_values(["subject_id", "visit_month"], kind="mergesort").reset_index(drop=True)
 
 
@@ -885,10 +977,12 @@ def fit(df: pd.DataFrame, visits=None, max_iter: int = 500, gtol: float = 1e-6) 
     at_visit = (month[:, None] == np.array(visits)[None, :]).astype(float)
     treated = (df["arm"] == config.ARMS[0]).to_numpy(dtype=float)[:, None]
     X = np.hstack([at_visit, at_visit * treated, at_visit * df["baseline"].to_numpy(dtype=float)[:, None]])
-    names = ([f"C(visit)[{m}]" for m in visits] + [f"C(visit)[{m}]:arm[{config.ARMS[0]}]" for m in visits]
-             + [f"C(visit)[{m}]:baseline" for m in visits])
-    fitted = _fit_arrays(df["change"].to_numpy(dtype=float), X, df["subject_id"].to_numpy(), month, visits, names,
-                         max_iter, gtol)
+    names = (
+        [f"C(visit)[{m}]" for m in visits]
+        + [f"C(visit)[{m}]:arm[{config.ARMS[0]}]" for m in visits]
+        + [f"C(visit)[{m}]:baseline" for m in visits]
+    )
+    fitted = _fit_arrays(df["change"].to_numpy(dtype=float), X, df["subject_id"].to_numpy(), month, visits, names, max_iter, gtol)
     subj = df.drop_duplicates("subject_id")
     fitted.n_by_arm_visit = {(a, int(v)): int(n) for (a, v), n in counts.items()}
     fitted.baseline_mean = float(subj["baseline"].mean())
@@ -957,19 +1051,37 @@ def lsmeans(f: MMRMFit, level: float = config.CI_LEVEL) -> pd.DataFrame:
             c = np.zeros(3 * v)
             c[j], c[v + j], c[2 * v + j] = 1.0, float(arm == config.ARMS[0]), f.baseline_mean
             r = f.contrast(c, level)
-            rows.append({"term": "lsmean", "group": arm, "visit_month": visit, **r, "n": n_arm[arm],
-                         "n_visit": f.n_by_arm_visit.get((arm, visit), 0)})
+            rows.append(
+                {
+                    "term": "lsmean",
+                    "group": arm,
+                    "visit_month": visit,
+                    **r,
+                    "n": n_arm[arm],
+                    "n_visit": f.n_by_arm_visit.get((arm, visit), 0),
+                }
+            )
         c = np.zeros(3 * v)
         c[v + j] = 1.0
         r = f.contrast(c, level)
-        rows.append({"term": "difference", "group": config.CONTRAST, "visit_month": visit, **r,
-                     "n": f.n_subjects, "n_visit": sum(f.n_by_arm_visit.get((a, visit), 0) for a in config.ARMS)})
+        rows.append(
+            {
+                "term": "difference",
+                "group": config.CONTRAST,
+                "visit_month": visit,
+                **r,
+                "n": f.n_subjects,
+                "n_visit": sum(f.n_by_arm_visit.get((a, visit), 0) for a in config.ARMS),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 METHOD = "MMRM, unstructured covariance, REML; Satterthwaite df"
-FALLBACK_METHOD = ("random-intercept linear mixed model (statsmodels MixedLM, REML), fallback: "
-                   "the unstructured MMRM did not converge; residual df")
+FALLBACK_METHOD = (
+    "random-intercept linear mixed model (statsmodels MixedLM, REML), fallback: "
+    "the unstructured MMRM did not converge; residual df"
+)
 
 
 MIN_PER_ARM_VISIT = 2  # a visit enters the model when each arm has at least this many values there
@@ -995,8 +1107,7 @@ def modelled_visits(data: pd.DataFrame, visits=config.POST_BASELINE_VISITS) -> t
         elif all(int(counts.get((visit, arm), 0)) == 0 for arm in config.ARMS):
             reasons[visit] = f"no participant observed at month {visit}"
         else:
-            reasons[visit] = (f"fewer than {MIN_PER_ARM_VISIT} participants observed at month {visit} in "
-                              + " and ".join(short))
+            reasons[visit] = f"fewer than {MIN_PER_ARM_VISIT} participants observed at month {visit} in " + " and ".join(short)
     return kept, reasons
 
 
@@ -1004,16 +1115,38 @@ def _empty_rows(visits, reasons: dict, n_arm: dict) -> pd.DataFrame:
     rows = []
     for visit in visits:
         for arm in config.ARMS:
-            rows.append({"term": "lsmean", "group": arm, "visit_month": visit, "n": n_arm.get(arm, 0), "n_visit": 0,
-                         "method": f"{METHOD}; not estimable: {reasons[visit]}"})
-        rows.append({"term": "difference", "group": config.CONTRAST, "visit_month": visit,
-                     "n": sum(n_arm.values()), "n_visit": 0, "method": f"{METHOD}; not estimable: {reasons[visit]}"})
+            rows.append(
+                {
+                    "term": "lsmean",
+                    "group": arm,
+                    "visit_month": visit,
+                    "n": n_arm.get(arm, 0),
+                    "n_visit": 0,
+                    "method": f"{METHOD}; not estimable: {reasons[visit]}",
+                }
+            )
+        rows.append(
+            {
+                "term": "difference",
+                "group": config.CONTRAST,
+                "visit_month": visit,
+                "n": sum(n_arm.values()),
+                "n_visit": 0,
+                "method": f"{METHOD}; not estimable: {reasons[visit]}",
+            }
+        )
     cols = ["term", "group", "visit_month", "estimate", "se", "df", "ci_low", "ci_high", "p_value", "n", "n_visit", "method"]
     return pd.DataFrame(rows, columns=cols)
 
 
-def mmrm(adeff: pd.DataFrame, measure: str, fallback: bool = True, level: float = config.CI_LEVEL,
-         return_fit: bool = False, visits=config.POST_BASELINE_VISITS):
+def mmrm(
+    adeff: pd.DataFrame,
+    measure: str,
+    fallback: bool = True,
+    level: float = config.CI_LEVEL,
+    return_fit: bool = False,
+    visits=config.POST_BASELINE_VISITS,
+):
     """MMRM of the change from baseline in ``measure`` (one function, one tidy table).
 
     Never raises on a valid dataset: visits where an arm has fewer than
@@ -1107,8 +1240,11 @@ def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: s
         warnings.simplefilter("always", ConvergenceWarning)
         try:
             res = model.fit(reml=True)
-            failure = "the random-intercept model did not converge either" if any(
-                issubclass(w.category, ConvergenceWarning) for w in caught) or not res.converged else ""
+            failure = (
+                "the random-intercept model did not converge either"
+                if any(issubclass(w.category, ConvergenceWarning) for w in caught) or not res.converged
+                else ""
+            )
         except (np.linalg.LinAlgError, ValueError) as exc:
             res, failure = None, f"the random-intercept model failed too ({type(exc).__name__})"
     for w in caught:  # anything else is not ours to hide: show it as it would have been shown
@@ -1127,9 +1263,20 @@ def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: s
 
     def row(term, group, visit, c, n, n_visit):
         est, se = float(c @ beta), float(np.sqrt(c @ cov @ c))
-        return {"term": term, "group": group, "visit_month": visit, "estimate": est, "se": se, "df": dfree,
-                "ci_low": est - q * se, "ci_high": est + q * se, "p_value": float(2 * sps.t.sf(abs(est / se), dfree)),
-                "n": n, "n_visit": n_visit, "method": method}
+        return {
+            "term": term,
+            "group": group,
+            "visit_month": visit,
+            "estimate": est,
+            "se": se,
+            "df": dfree,
+            "ci_low": est - q * se,
+            "ci_high": est + q * se,
+            "p_value": float(2 * sps.t.sf(abs(est / se), dfree)),
+            "n": n,
+            "n_visit": n_visit,
+            "method": method,
+        }
 
     rows = []
     for visit in visits:

@@ -8,6 +8,7 @@ JupyterLab gets the same message as the command line. :func:`setting` states in 
 which visit, responder rule and population an analysis used, built from the parameters (the
 notebooks' setting paragraph and the report's labels use it, so no text claims a fixed visit).
 """
+
 from __future__ import annotations
 
 import math
@@ -61,8 +62,7 @@ class Parameter:
             return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
         noun = "an integer" if self.kind == "int" else "a number"
         if self.low is not None and self.high is not None:
-            return (f"{noun} in {'(' if self.low_open else '['}{self.low:g}, "
-                    f"{self.high:g}{')' if self.high_open else ']'}")
+            return f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
         if self.low is not None:
             return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
         return noun
@@ -114,32 +114,66 @@ class Parameter:
 
 _PROPORTION = dict(low=0.0, high=1.0, low_open=True)
 
-SPEC: dict[str, Parameter] = {p.name: p for p in (
-    Parameter("data_dir", "path", None, "dataset folder in the data contract (None: the committed synthetic cohort)"),
-    Parameter("out_dir", "path", None, "output root: derived/ and figures/ go under it (None: see session.start)"),
-    Parameter("visit_month", "int", config.PRIMARY_VISIT, "the primary visit (responders, evaluability, MRI change)",
-              choices=config.POST_BASELINE_VISITS),
-    Parameter("vas_abs_mm", "float", config.VAS_ABS_MM, "VAS criterion: improvement of at least this many mm (and vas_rel of baseline)",
-              low=0.0, high=100.0, low_open=True),
-    Parameter("vas_rel", "float", config.VAS_REL, "VAS criterion: improvement of at least this fraction of baseline",
-              **_PROPORTION),
-    Parameter("odi_rel", "float", config.ODI_REL,
-              "ODI criterion (relative rule): improvement of at least this fraction of baseline", **_PROPORTION),
-    Parameter("odi_rule", "str", config.ODI_RULES[0],
-              f"ODI criterion: relative (odi_rel x baseline) or absolute (at least {config.ODI_ABS:g} points)",
-              choices=config.ODI_RULES),
-    Parameter("population", "str", config.POPULATIONS[0],
-              "headline population: evaluable, nri (not evaluable = non-responder) or treated",
-              choices=config.POPULATIONS),
-    Parameter("n_imputations", "int", 50, "multiple imputation: number of imputed datasets", low=2),
-    Parameter("mi_seed", "int", 2024, "multiple imputation: random seed", low=0),
-    Parameter("spaghetti_per_arm", "int", 15, "participants drawn at random per arm for the trajectory plot", low=1),
-    Parameter("spaghetti_seed", "int", 1, "seed of that draw", low=0),
-    Parameter("immunology_visit", "int", 6, "visit of the between-arm comparison of anti-HLA positivity",
-              choices=tuple(v for v in config.IMMUNOLOGY_VISITS if v > 0)),
-    Parameter("min_cell", "int", 0, 'counts from 1 to min_cell - 1 are shown as "<min_cell"; 0 shows all', low=0),
-    Parameter("table1_pvalues", "bool", False, "p-values in Table 1 (CONSORT advises against)"),
-)}
+SPEC: dict[str, Parameter] = {
+    p.name: p
+    for p in (
+        Parameter("data_dir", "path", None, "dataset folder in the data contract (None: the committed synthetic cohort)"),
+        Parameter("out_dir", "path", None, "output root: derived/ and figures/ go under it (None: see session.start)"),
+        Parameter(
+            "visit_month",
+            "int",
+            config.PRIMARY_VISIT,
+            "the primary visit (responders, evaluability, MRI change)",
+            choices=config.POST_BASELINE_VISITS,
+        ),
+        Parameter(
+            "vas_abs_mm",
+            "float",
+            config.VAS_ABS_MM,
+            "VAS criterion: improvement of at least this many mm (and vas_rel of baseline)",
+            low=0.0,
+            high=100.0,
+            low_open=True,
+        ),
+        Parameter(
+            "vas_rel", "float", config.VAS_REL, "VAS criterion: improvement of at least this fraction of baseline", **_PROPORTION
+        ),
+        Parameter(
+            "odi_rel",
+            "float",
+            config.ODI_REL,
+            "ODI criterion (relative rule): improvement of at least this fraction of baseline",
+            **_PROPORTION,
+        ),
+        Parameter(
+            "odi_rule",
+            "str",
+            config.ODI_RULES[0],
+            f"ODI criterion: relative (odi_rel x baseline) or absolute (at least {config.ODI_ABS:g} points)",
+            choices=config.ODI_RULES,
+        ),
+        Parameter(
+            "population",
+            "str",
+            config.POPULATIONS[0],
+            "headline population: evaluable, nri (not evaluable = non-responder) or treated",
+            choices=config.POPULATIONS,
+        ),
+        Parameter("n_imputations", "int", 50, "multiple imputation: number of imputed datasets", low=2),
+        Parameter("mi_seed", "int", 2024, "multiple imputation: random seed", low=0),
+        Parameter("spaghetti_per_arm", "int", 15, "participants drawn at random per arm for the trajectory plot", low=1),
+        Parameter("spaghetti_seed", "int", 1, "seed of that draw", low=0),
+        Parameter(
+            "immunology_visit",
+            "int",
+            6,
+            "visit of the between-arm comparison of anti-HLA positivity",
+            choices=tuple(v for v in config.IMMUNOLOGY_VISITS if v > 0),
+        ),
+        Parameter("min_cell", "int", 0, 'counts from 1 to min_cell - 1 are shown as "<min_cell"; 0 shows all', low=0),
+        Parameter("table1_pvalues", "bool", False, "p-values in Table 1 (CONSORT advises against)"),
+    )
+}
 
 # Passed by the runner from --data / --out, never with -p.
 PATHS = ("data_dir", "out_dir")
@@ -189,8 +223,7 @@ def changed(values: dict) -> dict:
     dict
         Name -> value, in :data:`SPEC` order.
     """
-    return {name: values[name] for name in SPEC
-            if name in values and name not in PATHS and values[name] != SPEC[name].default}
+    return {name: values[name] for name in SPEC if name in values and name not in PATHS and values[name] != SPEC[name].default}
 
 
 def rule(values: dict) -> dict:
@@ -217,10 +250,11 @@ def rule_text(values: dict) -> str:
     str
     """
     r = rule(values)
-    odi = (f">= {_pct(r['odi_rel'])} of baseline" if r["odi_rule"] == "relative"
-           else f">= {config.ODI_ABS:g} points")
-    return (f"VAS improved by >= {r['vas_abs_mm']:g} mm and >= {_pct(r['vas_rel'])} of baseline, "
-            f"or ODI improved by {odi} ({r['odi_rule']} rule)")
+    odi = f">= {_pct(r['odi_rel'])} of baseline" if r["odi_rule"] == "relative" else f">= {config.ODI_ABS:g} points"
+    return (
+        f"VAS improved by >= {r['vas_abs_mm']:g} mm and >= {_pct(r['vas_rel'])} of baseline, "
+        f"or ODI improved by {odi} ({r['odi_rule']} rule)"
+    )
 
 
 POPULATION_TEXT = {
@@ -229,8 +263,11 @@ POPULATION_TEXT = {
     "treated": "participants who received the allocated procedure, evaluable ones",
 }
 POPULATION_SHORT = {"evaluable": "among evaluable", "nri": "all randomised, NRI", "treated": "among treated evaluable"}
-POPULATION_DENOMINATOR = {"evaluable": "evaluable participants", "nri": "randomised participants (NRI)",
-                          "treated": "treated evaluable participants"}  # "% of ..." in figure labels
+POPULATION_DENOMINATOR = {
+    "evaluable": "evaluable participants",
+    "nri": "randomised participants (NRI)",
+    "treated": "treated evaluable participants",
+}  # "% of ..." in figure labels
 
 
 def setting(values: dict) -> str:
@@ -271,8 +308,11 @@ def help_text() -> str:
     for p in SPEC.values():
         if p.name in PATHS:
             continue
-        default = "none" if p.default is None else (str(p.default).lower() if p.kind == "bool" else f"{p.default:g}"
-                                                    if p.kind == "float" else str(p.default))
+        default = (
+            "none"
+            if p.default is None
+            else (str(p.default).lower() if p.kind == "bool" else f"{p.default:g}" if p.kind == "float" else str(p.default))
+        )
         lines.append(f"  {p.name} (default {default}; {p.allowed()})")
         lines.append(f"      {p.help}")
     lines.append("  data_dir and out_dir are set by --data and --out.")
@@ -293,7 +333,8 @@ def lab_folder(values: dict, data_name: str | None = None) -> str:
     import re
 
     parts = ([f"data-{data_name}"] if data_name else []) + [
-        f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changed(values).items()]
+        f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}" for k, v in changed(values).items()
+    ]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts) or "defaults")
     if len(name) > 80:
         name = name[:70] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
@@ -310,7 +351,13 @@ def generator_defaults() -> dict:
     """
     from .synthetic import RESPONDER_FRACTION
 
-    return {"seed": config.DEFAULT_SEED,
-            "parameters": {"n_msc": config.DEFAULT_N["BM-MSC"], "n_sham": config.DEFAULT_N["Sham"], "exact": True,
-                           "p_responder_msc": RESPONDER_FRACTION["BM-MSC"],
-                           "p_responder_sham": RESPONDER_FRACTION["Sham"]}}
+    return {
+        "seed": config.DEFAULT_SEED,
+        "parameters": {
+            "n_msc": config.DEFAULT_N["BM-MSC"],
+            "n_sham": config.DEFAULT_N["Sham"],
+            "exact": True,
+            "p_responder_msc": RESPONDER_FRACTION["BM-MSC"],
+            "p_responder_sham": RESPONDER_FRACTION["Sham"],
+        },
+    }

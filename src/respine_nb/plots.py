@@ -7,12 +7,12 @@
 - :func:`save` writes PNG (300 dpi) and PDF with fixed metadata, so that the
   same figure gives the same bytes on every run.
 """
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import io as _io
 import textwrap
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -36,22 +36,24 @@ _PDF_META = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate":
 def theme() -> None:
     """Apply the project theme (idempotent)."""
     sns.set_theme(context="paper", style="ticks", palette=OKABE_ITO, font="DejaVu Sans")
-    plt.rcParams.update({
-        "figure.dpi": 100,
-        "savefig.dpi": PNG_DPI,
-        "font.size": 8,
-        "axes.titlesize": 9,
-        "axes.labelsize": 8,
-        "xtick.labelsize": 7,
-        "ytick.labelsize": 7,
-        "legend.fontsize": 7,
-        "legend.frameon": False,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "pdf.fonttype": 42,  # editable text in the PDF
-        "svg.hashsalt": "respine",
-        "path.simplify": True,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": PNG_DPI,
+            "font.size": 8,
+            "axes.titlesize": 9,
+            "axes.labelsize": 8,
+            "xtick.labelsize": 7,
+            "ytick.labelsize": 7,
+            "legend.fontsize": 7,
+            "legend.frameon": False,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "pdf.fonttype": 42,  # editable text in the PDF
+            "svg.hashsalt": "respine",
+            "path.simplify": True,
+        }
+    )
 
 
 def save(fig, name: str, folder) -> list[Path]:
@@ -77,8 +79,7 @@ def jitter_points(ax, data: pd.DataFrame, x: str, y: str, order: list, width: fl
     for pos, level in enumerate(order):
         vals = data.loc[data[x] == level, y].to_numpy(dtype=float)
         colour = ARM_COLORS.get(level, "0.3")
-        ax.scatter(pos + rng.uniform(-width, width, len(vals)), vals, s=5, color=colour, alpha=0.8,
-                   linewidths=0, zorder=3)
+        ax.scatter(pos + rng.uniform(-width, width, len(vals)), vals, s=5, color=colour, alpha=0.8, linewidths=0, zorder=3)
 
 
 def _arm_legend(ax, **kw):
@@ -153,8 +154,9 @@ def _boxes(ax, groups: list, colors: list, width: float = 0.5, alpha: float = 0.
         vals = vals[np.isfinite(vals)]
         if not len(vals):
             continue
-        bp = ax.boxplot([vals], positions=[pos], widths=width, orientation="vertical", showfliers=False,
-                        patch_artist=True, manage_ticks=False)
+        bp = ax.boxplot(
+            [vals], positions=[pos], widths=width, orientation="vertical", showfliers=False, patch_artist=True, manage_ticks=False
+        )
         for box in bp["boxes"]:
             box.set(facecolor=colour, alpha=alpha, edgecolor="0.25")
         for part in ("whiskers", "caps", "medians"):
@@ -175,14 +177,23 @@ def _flow_dict(flow: pd.DataFrame) -> dict:
         return list(zip(hit["reason"], hit["n"].astype(int)))
 
     return {
-        "screened": total("screened"), "excluded": total("excluded"), "exclusions": reasons("excluded", "all"),
-        "randomized": total("randomized"), "visit_month": int(flow["visit_month"].iloc[0]) if "visit_month" in flow and len(flow) else config.PRIMARY_VISIT,
-        "arms": {arm: {"randomized": total("allocated", arm), "treated": total("treated", arm),
-                       "discontinued": total("discontinued", arm),
-                       "discontinued_reasons": reasons("discontinued", arm),
-                       "evaluable": total("analysed", arm), "not_evaluable": total("not_evaluable", arm),
-                       "not_evaluable_reasons": reasons("not_evaluable", arm)}
-                 for arm in config.ARMS},
+        "screened": total("screened"),
+        "excluded": total("excluded"),
+        "exclusions": reasons("excluded", "all"),
+        "randomized": total("randomized"),
+        "visit_month": int(flow["visit_month"].iloc[0]) if "visit_month" in flow and len(flow) else config.PRIMARY_VISIT,
+        "arms": {
+            arm: {
+                "randomized": total("allocated", arm),
+                "treated": total("treated", arm),
+                "discontinued": total("discontinued", arm),
+                "discontinued_reasons": reasons("discontinued", arm),
+                "evaluable": total("analysed", arm),
+                "not_evaluable": total("not_evaluable", arm),
+                "not_evaluable_reasons": reasons("not_evaluable", arm),
+            }
+            for arm in config.ARMS
+        },
     }
 
 
@@ -211,8 +222,8 @@ def consort(flow_table: pd.DataFrame):
     if has_screening:
         ax.text(50, y, f"Assessed for eligibility (n = {flow['screened']})", **kw)
         lines = [f"Excluded (n = {flow['excluded']})"] + [
-            textwrap.fill(f"{r} (n = {k})", 48, initial_indent="  ", subsequent_indent="    ")
-            for r, k in flow["exclusions"]]
+            textwrap.fill(f"{r} (n = {k})", 48, initial_indent="  ", subsequent_indent="    ") for r, k in flow["exclusions"]
+        ]
         ax.text(58, y - 10, "\n".join(lines), ha="left", va="center", fontsize=6.5, bbox=box)
         ax.plot([50, 50], [y - 3, y - 17], color="black", lw=0.8)
         arrow_(50, y - 10, 57, y - 10)
@@ -224,19 +235,36 @@ def consort(flow_table: pd.DataFrame):
     ax.plot([50, 50], [y - 3, y - 5], color="black", lw=0.8)
     labels = [("Allocation", y - 13), ("Follow-up", y - 33), ("Analysis", y - 55)]
     for text, yy in labels:
-        ax.text(50, yy, text, ha="center", va="center", fontsize=7.5, fontweight="bold",
-                bbox=dict(boxstyle="round,pad=0.3", facecolor="#DDEEFF", edgecolor="none"))
+        ax.text(
+            50,
+            yy,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7.5,
+            fontweight="bold",
+            bbox=dict(boxstyle="round,pad=0.3", facecolor="#DDEEFF", edgecolor="none"),
+        )
     for arm, x in xs.items():
         a = flow["arms"][arm]
         arrow_(x, y - 5, x, y - 8)
-        ax.text(x, y - 13, f"Allocated to {arm} (n = {a['randomized']})\n"
-                f"  Received allocated intervention (n = {a['treated']})\n"
-                f"  Did not receive it (n = {a['randomized'] - a['treated']})", **kw)
+        ax.text(
+            x,
+            y - 13,
+            f"Allocated to {arm} (n = {a['randomized']})\n"
+            f"  Received allocated intervention (n = {a['treated']})\n"
+            f"  Did not receive it (n = {a['randomized'] - a['treated']})",
+            **kw,
+        )
         disc = "\n".join(f"  {r} (n = {k})" for r, k in a["discontinued_reasons"]) or "  none"
         ax.text(x, y - 33, f"Discontinued (n = {a['discontinued']})\n{disc}", **kw)
         why = "".join(f"\n    {r} (n = {k})" for r, k in a["not_evaluable_reasons"])
-        ax.text(x, y - 55, f"Analysed at month {flow['visit_month']} (n = {a['evaluable']})\n"
-                f"  Not evaluable (n = {a['not_evaluable']}){why}", **kw)
+        ax.text(
+            x,
+            y - 55,
+            f"Analysed at month {flow['visit_month']} (n = {a['evaluable']})\n  Not evaluable (n = {a['not_evaluable']}){why}",
+            **kw,
+        )
         arrow_(x, y - 18.5, x, y - 26.5)
         arrow_(x, y - 39.5, x, y - 49.5)
     return fig
@@ -255,14 +283,21 @@ def completeness_heatmap(table: pd.DataFrame):
     pct = table.pivot(index="arm", columns="visit_month", values="proportion").reindex(list(config.ARMS))
     counts = table.pivot(index="arm", columns="visit_month", values="n_observed").reindex(list(config.ARMS))
     total = table.pivot(index="arm", columns="visit_month", values="n_randomized").reindex(list(config.ARMS))
-    annot = pd.DataFrame([[f"{int(c)}/{int(t)}" if pd.notna(c) and pd.notna(t) else "" for c, t in zip(cr, tr)]
-                          for cr, tr in zip(counts.to_numpy(), total.to_numpy())], index=pct.index, columns=pct.columns)
+    annot = pd.DataFrame(
+        [
+            [f"{int(c)}/{int(t)}" if pd.notna(c) and pd.notna(t) else "" for c, t in zip(cr, tr)]
+            for cr, tr in zip(counts.to_numpy(), total.to_numpy())
+        ],
+        index=pct.index,
+        columns=pct.columns,
+    )
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.7, 1.8))
     if pct.empty:
         _no_data(ax)
         return fig
-    sns.heatmap(pct * 100, annot=annot, fmt="", vmin=50, vmax=100, cmap="Blues", cbar_kws={"label": "% observed"},
-                linewidths=0.5, ax=ax)
+    sns.heatmap(
+        pct * 100, annot=annot, fmt="", vmin=50, vmax=100, cmap="Blues", cbar_kws={"label": "% observed"}, linewidths=0.5, ax=ax
+    )
     ax.set_xlabel("Visit (month)")
     ax.set_ylabel("")
     ax.set_title("Outcome assessments observed (VAS or ODI present)")
@@ -303,8 +338,7 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
 # --------------------------------------------------------------------------- primary endpoint
 
 
-def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int,
-               denominator: str = "evaluable participants"):
+def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int, denominator: str = "evaluable participants"):
     """Left: responder proportion with its CI per arm; right: which criterion made the responders.
 
     ``props`` has ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``events``, ``n``;
@@ -339,8 +373,16 @@ def responders(props: pd.DataFrame, composition: pd.DataFrame, visit_month: int,
             v = float(hit.iloc[0]) * 100 if len(hit) else np.nan
             if not np.isfinite(v):
                 continue
-            a2.bar(i, v, bottom=bottom, color=ARM_COLORS[arm], alpha=shades[comp], width=0.6, edgecolor="white",
-                   label=comp if i == 0 else None)
+            a2.bar(
+                i,
+                v,
+                bottom=bottom,
+                color=ARM_COLORS[arm],
+                alpha=shades[comp],
+                width=0.6,
+                edgecolor="white",
+                label=comp if i == 0 else None,
+            )
             if v >= 4:
                 a2.text(i, bottom + v / 2, comp, ha="center", va="center", fontsize=6.5)
             bottom += v
@@ -377,10 +419,18 @@ def tipping_heatmap(tp: pd.DataFrame):
     piv = lambda col: tp.pivot(index="responders_msc", columns="responders_sham", values=col).sort_index(ascending=False)  # noqa: E731
     p, d, sig = piv("p_value"), piv("estimate"), piv("significant")
     small = max(p.shape) <= 12
-    sns.heatmap(p.astype(float), cmap="viridis_r", vmin=0, vmax=1,
-                annot=_cell_labels(d * 100, lambda v: f"{round(v) + 0:d}") if small else False, fmt="",
-                annot_kws={"fontsize": 5.5}, cbar_kws={"label": "p (Yates chi-square)"}, linewidths=0.3 if small else 0,
-                ax=ax)
+    sns.heatmap(
+        p.astype(float),
+        cmap="viridis_r",
+        vmin=0,
+        vmax=1,
+        annot=_cell_labels(d * 100, lambda v: f"{round(v) + 0:d}") if small else False,
+        fmt="",
+        annot_kws={"fontsize": 5.5},
+        cbar_kws={"label": "p (Yates chi-square)"},
+        linewidths=0.3 if small else 0,
+        ax=ax,
+    )
     for (i, j), flag in np.ndenumerate(sig.to_numpy()):
         if flag is True or flag == 1:
             ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="#D55E00", lw=1.5 if small else 0.8))
@@ -429,9 +479,18 @@ def threshold_heatmaps(grid: pd.DataFrame, chosen):
     for k, (ax, o) in enumerate(zip(axes, odis)):
         g = grid[grid["odi_threshold"] == o].pivot(index="vas_abs_mm", columns="vas_rel", values="estimate")
         g = g.sort_index(ascending=False).astype(float)
-        sns.heatmap(g * 100, cmap="RdBu_r", vmin=-lim * 100, vmax=lim * 100, ax=ax,  # symmetric: 0 is white
-                    annot=_cell_labels(g * 100, lambda v: f"{round(v) + 0:d}"), fmt="", annot_kws={"fontsize": 5},
-                    cbar=k == len(odis) - 1, cbar_kws={"label": "BM-MSC minus sham (% points)"})
+        sns.heatmap(
+            g * 100,
+            cmap="RdBu_r",
+            vmin=-lim * 100,
+            vmax=lim * 100,
+            ax=ax,  # symmetric: 0 is white
+            annot=_cell_labels(g * 100, lambda v: f"{round(v) + 0:d}"),
+            fmt="",
+            annot_kws={"fontsize": 5},
+            cbar=k == len(odis) - 1,
+            cbar_kws={"label": "BM-MSC minus sham (% points)"},
+        )
         ax.set_xticks(np.arange(len(g.columns)) + 0.5, [f"{v:.0%}" for v in g.columns], rotation=90)
         ax.set_yticks(np.arange(len(g.index)) + 0.5, [f"{v:g}" for v in g.index], rotation=0)
         ax.set_title(f"ODI >= {o:.0%}" if rule == "relative" else f"ODI >= {o:g} points")
@@ -461,8 +520,15 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None, overall_label: s
     if overall is not None:
         est = float(overall["estimate"])
         if np.isfinite(est):
-            ax.errorbar(est * 100, y, xerr=_err([est], [overall["ci_low"]], [overall["ci_high"]], 100), fmt="D",
-                        color="black", capsize=2, ms=4)
+            ax.errorbar(
+                est * 100,
+                y,
+                xerr=_err([est], [overall["ci_low"]], [overall["ci_high"]], 100),
+                fmt="D",
+                color="black",
+                capsize=2,
+                ms=4,
+            )
         labels.append(overall_label if np.isfinite(est) else f"{overall_label} (not estimable)")
         ys.append(y)
         y -= 2
@@ -473,9 +539,18 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None, overall_label: s
         y -= 1
         for _, r in g.iterrows():
             if np.isfinite(r["estimate"]):
-                ax.errorbar(r["estimate"] * 100, y, xerr=_err([r["estimate"]], [r["ci_low"]], [r["ci_high"]], 100),
-                            fmt="s", color=ARM_COLORS["BM-MSC"], capsize=2, ms=3)
-            labels.append(f"    {r['level']}  ({int(r['events_msc'])}/{int(r['n_msc'])} vs {int(r['events_sham'])}/{int(r['n_sham'])})")
+                ax.errorbar(
+                    r["estimate"] * 100,
+                    y,
+                    xerr=_err([r["estimate"]], [r["ci_low"]], [r["ci_high"]], 100),
+                    fmt="s",
+                    color=ARM_COLORS["BM-MSC"],
+                    capsize=2,
+                    ms=3,
+                )
+            labels.append(
+                f"    {r['level']}  ({int(r['events_msc'])}/{int(r['n_msc'])} vs {int(r['events_sham'])}/{int(r['n_sham'])})"
+            )
             ys.append(y)
             y -= 1
     ax.axvline(0, color="0.4", lw=0.8, ls="--")
@@ -498,8 +573,15 @@ def _visit_axis(ax, visits):
     ax.set_xlabel("Month")
 
 
-def by_visit(table: pd.DataFrame, panels: dict, y: str = "mean", ylabel: str | None = None, ncols: int = 2,
-             zero_line: bool = False, percent: bool = False):
+def by_visit(
+    table: pd.DataFrame,
+    panels: dict,
+    y: str = "mean",
+    ylabel: str | None = None,
+    ncols: int = 2,
+    zero_line: bool = False,
+    percent: bool = False,
+):
     """Mean (or proportion) with CI by arm across visits, one panel per measure.
 
     Parameters
@@ -528,13 +610,22 @@ def by_visit(table: pd.DataFrame, panels: dict, y: str = "mean", ylabel: str | N
         for arm in config.ARMS:
             a = d[d["group"] == arm].sort_values("visit_month")
             x = np.array([pos[v] for v in a["visit_month"]], dtype=float) + _DODGE[arm]
-            ax.errorbar(x, a[y].to_numpy(dtype=float) * scale, yerr=_err(a[y], a["ci_low"], a["ci_high"], scale),
-                        color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], ms=3.5, lw=1.2, capsize=2, label=arm)
+            ax.errorbar(
+                x,
+                a[y].to_numpy(dtype=float) * scale,
+                yerr=_err(a[y], a["ci_low"], a["ci_high"], scale),
+                color=ARM_COLORS[arm],
+                marker=ARM_MARKERS[arm],
+                ms=3.5,
+                lw=1.2,
+                capsize=2,
+                label=arm,
+            )
         if zero_line:
             ax.axhline(0, color="0.5", lw=0.7, ls="--")
         _visit_axis(ax, visits)
         ax.set_ylabel(ylabel or "")
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     _arm_legend(axes.ravel()[0], loc="best")
     fig.tight_layout()
@@ -558,8 +649,15 @@ def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 
         pick = sorted(rng.choice(ids, size=min(per_arm, len(ids)), replace=False)) if ids else []
         for sid in pick:
             s = d[d["subject_id"] == sid].sort_values("visit_month")
-            ax.plot([pos[v] for v in s["visit_month"]], s["value"].astype(float), color=ARM_COLORS[arm], lw=0.7,
-                    alpha=0.6, marker="o", ms=1.5)
+            ax.plot(
+                [pos[v] for v in s["visit_month"]],
+                s["value"].astype(float),
+                color=ARM_COLORS[arm],
+                lw=0.7,
+                alpha=0.6,
+                marker="o",
+                ms=1.5,
+            )
         _visit_axis(ax, visits)
         ax.set_title(f"{arm}: {len(pick)} participants at random")
         if not pick:
@@ -592,8 +690,15 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
     """
     d = admri[admri["visit_month"] == visit_month].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
     grades = sorted(int(g) for g in d["pfirrmann_grade"].unique())
-    data = stable(pd.DataFrame({"grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
-                                "t2": d["t2_np_ms"].astype(float).to_numpy(), "arm": d["arm"].astype(str).to_numpy()}))
+    data = stable(
+        pd.DataFrame(
+            {
+                "grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
+                "t2": d["t2_np_ms"].astype(float).to_numpy(),
+                "arm": d["arm"].astype(str).to_numpy(),
+            }
+        )
+    )
     fig, ax = plt.subplots(figsize=(SINGLE_COLUMN_IN * 1.3, 2.6))
     if data.empty:
         _no_data(ax)
@@ -605,8 +710,9 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
     for i, g in enumerate(grades):
         for arm in config.ARMS:
             vals = data.loc[(data["grade"] == str(g)) & (data["arm"] == arm), "t2"].to_numpy()
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=6, color=ARM_COLORS[arm], alpha=0.8,
-                       linewidths=0, zorder=3)
+            ax.scatter(
+                i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=6, color=ARM_COLORS[arm], alpha=0.8, linewidths=0, zorder=3
+            )
     ax.set_xlabel("Modified Pfirrmann grade (Griffith 2007)")
     ax.set_ylabel("Nucleus pulposus T2 (ms)")
     _arm_legend(ax, loc="upper right")
@@ -654,8 +760,9 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
         d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float)).dropna(subset=["symptom"])
         for arm in config.ARMS:
             a = d[d["arm"] == arm]
-            ax.scatter(a["change"], a["symptom"], s=9, color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], alpha=0.8,
-                       linewidths=0, label=arm)
+            ax.scatter(
+                a["change"], a["symptom"], s=9, color=ARM_COLORS[arm], marker=ARM_MARKERS[arm], alpha=0.8, linewidths=0, label=arm
+            )
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
         ax.set_xlabel(f"T2 change to month {visit_month} (ms)")
@@ -669,8 +776,7 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
 
 # --------------------------------------------------------------------------- time to response
 
-STATUS_COLORS = {"responder": "#009E73", "non-responder": "#D55E00", "not evaluable": "#BBBBBB",
-                 "discontinued": "#FFFFFF"}
+STATUS_COLORS = {"responder": "#009E73", "non-responder": "#D55E00", "not evaluable": "#BBBBBB", "discontinued": "#FFFFFF"}
 
 
 def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
@@ -696,8 +802,16 @@ def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
         kmf.plot_cumulative_density(ax=ax, ci_show=True, color=ARM_COLORS[arm], lw=1.5, ci_alpha=0.15)
         if npmle is not None:
             t = npmle[(npmle["group"] == arm) & np.isfinite(npmle["upper"])]
-            ax.plot(t["upper"], t["cumulative"], ls="none", marker="o", mfc="white", mec=ARM_COLORS[arm], ms=5,
-                    label=f"{arm}, Turnbull NPMLE")
+            ax.plot(
+                t["upper"],
+                t["cumulative"],
+                ls="none",
+                marker="o",
+                mfc="white",
+                mec=ARM_COLORS[arm],
+                ms=5,
+                label=f"{arm}, Turnbull NPMLE",
+            )
     ax.set_xticks(ticks)
     ax.set_xlim(-0.5, max(ticks) + 1)
     ax.set_ylim(0, 1)
@@ -777,8 +891,15 @@ def ae_onset(adae: pd.DataFrame):
                 continue
             y = i + rng.uniform(-0.25, 0.25, len(d))
             serious = d["serious"].astype(bool).to_numpy()
-            ax.scatter(d["onset_day"].astype(float)[~serious], y[~serious], marker=marker, s=12, facecolors="none",
-                       edgecolors=ARM_COLORS[arm], linewidths=0.8)
+            ax.scatter(
+                d["onset_day"].astype(float)[~serious],
+                y[~serious],
+                marker=marker,
+                s=12,
+                facecolors="none",
+                edgecolors=ARM_COLORS[arm],
+                linewidths=0.8,
+            )
             ax.scatter(d["onset_day"].astype(float)[serious], y[serious], marker=marker, s=16, color=ARM_COLORS[arm])
     ax.set_xscale("symlog", linthresh=7)
     ax.set_xlim(-0.5, 1000)

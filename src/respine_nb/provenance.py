@@ -3,6 +3,7 @@
 Used by :mod:`respine_nb.runner` (a run's ``manifest.json``) and :mod:`respine_nb.report` (the
 report of the default run, which has no manifest file). Nothing here writes a file.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +15,21 @@ from . import __version__, config, io
 
 __all__ = ["PACKAGES", "git_commit", "versions", "input_checksums", "data_manifest"]
 
-PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "lifelines", "pingouin", "tableone", "pandera",
-            "matplotlib", "seaborn", "papermill", "nbclient", "ipykernel")
+PACKAGES = (
+    "pandas",
+    "numpy",
+    "scipy",
+    "statsmodels",
+    "lifelines",
+    "pingouin",
+    "tableone",
+    "pandera",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+)
 
 
 def git_commit() -> str:
@@ -28,10 +42,13 @@ def git_commit() -> str:
         ``unknown`` outside a git work tree or without git.
     """
     try:
-        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

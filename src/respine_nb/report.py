@@ -14,13 +14,14 @@ The default run's report goes to ``reports/`` (git-ignored: it is rebuilt from c
 seconds, and committing ~10 MB of generated HTML would double the repository at every change);
 a run with ``--out OUT`` gets ``OUT/report/``. Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import html
 import json
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -111,8 +112,11 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         :data:`HEADLINE` order (those present in ``rows``).
     """
     settings = {**parameters.defaults(), **(params or {})}
-    fill = {"visit_month": settings["visit_month"], "immunology_visit": settings["immunology_visit"],
-            "population": parameters.POPULATION_SHORT[settings["population"]]}
+    fill = {
+        "visit_month": settings["visit_month"],
+        "immunology_visit": settings["immunology_visit"],
+        "population": parameters.POPULATION_SHORT[settings["population"]],
+    }
     out = []
     for aid, label, kind in HEADLINE:
         sel = rows[rows["analysis_id"] == aid]
@@ -120,10 +124,16 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
             sel = sel[sel["visit_month"] == settings["visit_month"]]
         for _, r in sel.iterrows():
             visit = fill["visit_month"] if pd.isna(r["visit_month"]) else int(r["visit_month"])  # the row knows best
-            out.append({"result": label.format(**{**fill, "visit_month": visit}), "group": r["group"],
-                        "visit": "" if pd.isna(r["visit_month"]) else str(int(r["visit_month"])),
-                        "estimate [95 % CI]": _fmt_row(r, kind), "p": tables.fmt_p(r["p_value"]),
-                        "n": "" if pd.isna(r["n"]) else str(int(r["n"]))})
+            out.append(
+                {
+                    "result": label.format(**{**fill, "visit_month": visit}),
+                    "group": r["group"],
+                    "visit": "" if pd.isna(r["visit_month"]) else str(int(r["visit_month"])),
+                    "estimate [95 % CI]": _fmt_row(r, kind),
+                    "p": tables.fmt_p(r["p_value"]),
+                    "n": "" if pd.isna(r["n"]) else str(int(r["n"])),
+                }
+            )
     return pd.DataFrame(out, columns=["result", "group", "visit", "estimate [95 % CI]", "p", "n"])
 
 
@@ -152,19 +162,33 @@ def notebook_html(path: Path, code: bool = True) -> str:
     body, _ = exporter.from_notebook_node(nb)
     body = _EXTERNAL_LINK.sub("", _SCRIPT.sub("", body))
     body = body.replace("<head>", '<head><link rel="icon" href="data:,">', 1)  # no favicon request
-    nav = ('<p style="font-family:sans-serif;margin:1rem 2rem"><a href="../index.html">&larr; RESPINE report</a>'
-           f' &middot; <a href="{path.stem}{"-no-code" if code else ""}.html">'
-           f'{"hide the code" if code else "show the code"}</a></p>')
+    nav = (
+        '<p style="font-family:sans-serif;margin:1rem 2rem"><a href="../index.html">&larr; RESPINE report</a>'
+        f' &middot; <a href="{path.stem}{"-no-code" if code else ""}.html">'
+        f"{'hide the code' if code else 'show the code'}</a></p>"
+    )
     return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, body, count=1)
 
 
 def _run_paths(out) -> dict:
     if out is None:
-        return {"notebooks": config.NOTEBOOKS_DIR, "derived": config.DERIVED_DIR, "figures": config.FIGURES_DIR,
-                "manifest": None, "report": REPORTS_DIR, "data": config.SYNTHETIC_DIR}
+        return {
+            "notebooks": config.NOTEBOOKS_DIR,
+            "derived": config.DERIVED_DIR,
+            "figures": config.FIGURES_DIR,
+            "manifest": None,
+            "report": REPORTS_DIR,
+            "data": config.SYNTHETIC_DIR,
+        }
     root = Path(out).expanduser().resolve()
-    return {"notebooks": root / "notebooks", "derived": root / "derived", "figures": root / "figures",
-            "manifest": root / "manifest.json", "report": root / "report", "data": None}
+    return {
+        "notebooks": root / "notebooks",
+        "derived": root / "derived",
+        "figures": root / "figures",
+        "manifest": root / "manifest.json",
+        "report": root / "report",
+        "data": None,
+    }
 
 
 def _manifest(paths: dict) -> dict:
@@ -172,15 +196,22 @@ def _manifest(paths: dict) -> dict:
         return json.loads(paths["manifest"].read_text(encoding="utf-8"))
     data = paths["data"]
     sums = input_checksums(data)
-    return {"respine_nb": __version__, "git_commit": git_commit(), "data_dir": "data/raw/synthetic (default run)",
-            "inputs_sha256": sums, "data_manifest": data_manifest(data, sums), "parameters": {}, "versions": versions()}
+    return {
+        "respine_nb": __version__,
+        "git_commit": git_commit(),
+        "data_dir": "data/raw/synthetic (default run)",
+        "inputs_sha256": sums,
+        "data_manifest": data_manifest(data, sums),
+        "parameters": {},
+        "versions": versions(),
+    }
 
 
 def _table_html(df: pd.DataFrame, numeric=()) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = []
     for _, r in df.iterrows():
-        cells = "".join(f'<td{" class=num" if c in numeric else ""}>{html.escape(str(v))}</td>' for c, v in r.items())
+        cells = "".join(f"<td{' class=num' if c in numeric else ''}>{html.escape(str(v))}</td>" for c, v in r.items())
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -193,23 +224,30 @@ def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: lis
     banner_text = synthetic_banner(data, bool(data.get("files_match")))
     banner = f'<p class="banner">{_markdown_html(banner_text)}</p>' if banner_text else ""
     params = manifest.get("parameters") or {}
-    setting = parameters.setting({**{k: v for k, v in parameters.defaults().items()
-                                     if k in ("visit_month", *parameters.RULE, "population")}, **params})
+    setting = parameters.setting(
+        {**{k: v for k, v in parameters.defaults().items() if k in ("visit_month", *parameters.RULE, "population")}, **params}
+    )
     links = "".join(
         f'<li><a href="notebooks/{p.stem}.html">{html.escape(_title(p))}</a> '
-        f'(<a href="notebooks/{p.stem}-no-code.html">without code</a>)</li>' for p in notebooks)
-    gallery = "".join(f'<a href="figures/{f.name}"><img src="figures/{f.name}" alt="{html.escape(f.stem)}"></a>'
-                      for f in figures)
+        f'(<a href="notebooks/{p.stem}-no-code.html">without code</a>)</li>'
+        for p in notebooks
+    )
+    gallery = "".join(f'<a href="figures/{f.name}"><img src="figures/{f.name}" alt="{html.escape(f.stem)}"></a>' for f in figures)
     sums = pd.DataFrame(sorted(manifest.get("inputs_sha256", {}).items()), columns=["input file", "sha256"])
     versions = manifest.get("versions", {})
-    facts = pd.DataFrame([
-        ("respine_nb", manifest.get("respine_nb", "")), ("git commit", manifest.get("git_commit", "")),
-        ("data", manifest.get("data_dir", "")),
-        ("data generator", json.dumps(manifest.get("data_manifest", {}), sort_keys=True)),
-        ("parameters", json.dumps(params, sort_keys=True) if params else "defaults"),
-        ("run started", manifest.get("started", "")), ("run finished", manifest.get("finished", "")),
-        *sorted(versions.items()),
-    ], columns=["item", "value"])
+    facts = pd.DataFrame(
+        [
+            ("respine_nb", manifest.get("respine_nb", "")),
+            ("git commit", manifest.get("git_commit", "")),
+            ("data", manifest.get("data_dir", "")),
+            ("data generator", json.dumps(manifest.get("data_manifest", {}), sort_keys=True)),
+            ("parameters", json.dumps(params, sort_keys=True) if params else "defaults"),
+            ("run started", manifest.get("started", "")),
+            ("run finished", manifest.get("finished", "")),
+            *sorted(versions.items()),
+        ],
+        columns=["item", "value"],
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,"><title>RESPINE: re-run of the trial's analyses</title><style>{CSS}</style></head>
@@ -229,7 +267,7 @@ number of the run, with its method, is in <a href="results.csv">results.csv</a>.
 <h2 id="manifest">Run manifest</h2>
 {_table_html(facts)}
 {_table_html(sums)}
-<p style="color:#666;font-size:0.8rem">Built {datetime.now(timezone.utc).isoformat(timespec="seconds")} by respine-nb {__version__}.</p>
+<p style="color:#666;font-size:0.8rem">Built {datetime.now(UTC).isoformat(timespec="seconds")} by respine-nb {__version__}.</p>
 </body></html>
 """
 
@@ -261,8 +299,9 @@ def build(out=None) -> Path:
     notebooks = sorted(paths["notebooks"].glob("*.ipynb"))
     results_csv = paths["derived"] / "results.csv"
     if not notebooks or not results_csv.is_file():
-        raise FileNotFoundError(f"no executed run found (notebooks in {paths['notebooks']}, {results_csv}): "
-                                "run `respine-nb run` first")
+        raise FileNotFoundError(
+            f"no executed run found (notebooks in {paths['notebooks']}, {results_csv}): run `respine-nb run` first"
+        )
     report = paths["report"]
     report.mkdir(parents=True, exist_ok=True)
     for p in notebooks:

@@ -11,6 +11,7 @@ Every analysis_id is listed, with its dataset, population, variable, visit, stat
 meaning, in the analysis registry (``registry.csv`` beside this module, :func:`registry`);
 writing a row whose id is not registered is an error.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -111,12 +112,17 @@ def complete(df: pd.DataFrame, groups, reason: str, method: str = "") -> pd.Data
     extra = [g for g in groups if g not in have]
     if not extra:
         return df.copy()
-    filler = pd.DataFrame({"group": extra, "method": f"{method}; not estimable: {reason}" if method
-                           else f"not estimable: {reason}"})
+    filler = pd.DataFrame(
+        {"group": extra, "method": f"{method}; not estimable: {reason}" if method else f"not estimable: {reason}"}
+    )
     out = pd.concat([df, filler], ignore_index=True) if len(df) else filler
     order = {g: i for i, g in enumerate(groups)}
-    return out.assign(_o=out["group"].map(order).fillna(len(order))).sort_values("_o", kind="mergesort") \
-        .drop(columns="_o").reset_index(drop=True)
+    return (
+        out.assign(_o=out["group"].map(order).fillna(len(order)))
+        .sort_values("_o", kind="mergesort")
+        .drop(columns="_o")
+        .reset_index(drop=True)
+    )
 
 
 def check(df: pd.DataFrame) -> pd.DataFrame:
@@ -188,8 +194,12 @@ def write_part(df: pd.DataFrame, derived_dir, notebook: str) -> Path:
 
 def read(path) -> pd.DataFrame:
     """Read a results CSV back into checked rows."""
-    df = pd.read_csv(path, dtype={"analysis_id": str, "group": str, "method": str}, keep_default_na=False,
-                     na_values={c: [""] for c in COLUMNS if c not in ("analysis_id", "group", "method")})
+    df = pd.read_csv(
+        path,
+        dtype={"analysis_id": str, "group": str, "method": str},
+        keep_default_na=False,
+        na_values={c: [""] for c in COLUMNS if c not in ("analysis_id", "group", "method")},
+    )
     return check(df)
 
 
@@ -209,12 +219,20 @@ def to_ard(df: pd.DataFrame) -> pd.DataFrame:
     variable = _registry().set_index("analysis_id")["variable"]
     out = []
     for col, name in ARD_STATS.items():
-        part = pd.DataFrame({
-            "analysis_id": res["analysis_id"], "group1": np.where(res["group"] == "all", "", "ARM"),
-            "group1_level": res["group"].where(res["group"] != "all", ""),
-            "variable": res["analysis_id"].map(variable).fillna(""), "visit_month": res["visit_month"],
-            "stat_name": name, "stat": res[col].astype("Float64"), "method": res["method"],
-            "_row": np.arange(len(res)), "_stat": list(ARD_STATS).index(col)})
+        part = pd.DataFrame(
+            {
+                "analysis_id": res["analysis_id"],
+                "group1": np.where(res["group"] == "all", "", "ARM"),
+                "group1_level": res["group"].where(res["group"] != "all", ""),
+                "variable": res["analysis_id"].map(variable).fillna(""),
+                "visit_month": res["visit_month"],
+                "stat_name": name,
+                "stat": res[col].astype("Float64"),
+                "method": res["method"],
+                "_row": np.arange(len(res)),
+                "_stat": list(ARD_STATS).index(col),
+            }
+        )
         out.append(part)
     ard = pd.concat(out, ignore_index=True).sort_values(["_row", "_stat"], kind="mergesort")
     return ard.drop(columns=["_row", "_stat"]).reset_index(drop=True)[ARD_COLUMNS]

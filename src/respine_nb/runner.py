@@ -15,6 +15,7 @@ temporary folder first and replaces its target only on success. A failing notebo
 does not stop the others: its executed copy is kept under OUT/failed/ (default
 run: runs/failed/), the run names the notebook, cell and error, and exits 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -91,9 +92,18 @@ class Progress:
 
             # a terminal that reports no size (0 x 0, e.g. some ptys) would hide every line: fall back to 100 x 24
             size = shutil.get_terminal_size((100, 24))
-            self._bars = [tqdm(total=0, position=i, bar_format="{desc}", file=self.stream, leave=True,
-                               ncols=size.columns, nrows=max(size.lines, len(self.names) + 1))
-                          for i in range(len(self.names))]
+            self._bars = [
+                tqdm(
+                    total=0,
+                    position=i,
+                    bar_format="{desc}",
+                    file=self.stream,
+                    leave=True,
+                    ncols=size.columns,
+                    nrows=max(size.lines, len(self.names) + 1),
+                )
+                for i in range(len(self.names))
+            ]
             self._draw()
             self._thread = threading.Thread(target=self._refresh, args=(interval,), daemon=True)
             self._thread.start()
@@ -218,8 +228,9 @@ def _kernel_log(folder: str, lines: int = 5) -> str:
     return (" | kernel log: " + " / ".join(tail)) if tail else ""
 
 
-def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path,
-             progress, kernel_env: dict | None = None) -> Outcome:
+def _execute(
+    nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path, progress, kernel_env: dict | None = None
+) -> Outcome:
     import papermill as pm
 
     name = nb_path.stem
@@ -228,9 +239,18 @@ def _execute(nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params
     progress(name, "running")
     sockets = tempfile.mkdtemp(prefix="respine-kernel-")  # short path: Unix sockets allow ~100 chars
     try:
-        pm.execute_notebook(str(nb_path), str(tmp), parameters=params or None, kernel_name=KERNEL, language="python",
-                            progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                            cwd=str(cwd), kernel_manager_class=_ipc_kernel_manager(sockets, kernel_env))
+        pm.execute_notebook(
+            str(nb_path),
+            str(tmp),
+            parameters=params or None,
+            kernel_name=KERNEL,
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=False,
+            cwd=str(cwd),
+            kernel_manager_class=_ipc_kernel_manager(sockets, kernel_env),
+        )
     except pm.PapermillExecutionError as exc:
         seconds = time.perf_counter() - t0
         copy = None
@@ -331,8 +351,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         return 2
     default = data is None and out is None and not params
     if not default and out is None:
-        print("error: --out OUT is required with --data or -p (only the default run writes into the "
-              "repository)", file=sys.stderr)
+        print("error: --out OUT is required with --data or -p (only the default run writes into the repository)", file=sys.stderr)
         return 2
     data_dir = Path(data).expanduser().resolve() if data else config.SYNTHETIC_DIR
     if default:
@@ -356,8 +375,10 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
     declared = {p.stem: declared_parameters(p) for p in paths}
     unused = sorted(set(params) - set().union(*declared.values())) if declared else sorted(params)
     if unused:
-        print(f"error: parameter(s) {', '.join(unused)} not used by the notebook(s) "
-              f"{', '.join(p.stem for p in paths)}", file=sys.stderr)
+        print(
+            f"error: parameter(s) {', '.join(unused)} not used by the notebook(s) {', '.join(p.stem for p in paths)}",
+            file=sys.stderr,
+        )
         return 2
 
     if data is None and not (config.SYNTHETIC_DIR / "subjects.csv").exists():
@@ -374,12 +395,15 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         print(exc.report())
         return 2
     if default and not data_manifest(data_dir, dataset.sha256).get("files_match"):
-        print(f"error: {data_dir.relative_to(config.ROOT)} does not match its MANIFEST.json: the default run "
-              "writes the committed results only from the committed cohort (restore it with git, or run "
-              "with --data and --out)", file=sys.stderr)
+        print(
+            f"error: {data_dir.relative_to(config.ROOT)} does not match its MANIFEST.json: the default run "
+            "writes the committed results only from the committed cohort (restore it with git, or run "
+            "with --data and --out)",
+            file=sys.stderr,
+        )
         return 2
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     tmpdir = None
     try:
@@ -387,8 +411,10 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         rule = parameters.rule(settings)
         derived_tables = derive.derive_all(dataset.tables, settings["visit_month"], **rule)
         io.write_tables(derived_tables, derived_dir)
-        print(f"validated {_shown(data_dir, default)} and derived the analysis datasets into "
-              f"{_shown(derived_dir, default)}/", flush=True)
+        print(
+            f"validated {_shown(data_dir, default)} and derived the analysis datasets into {_shown(derived_dir, default)}/",
+            flush=True,
+        )
         if derive_only:
             return 0
         tmp_parent.mkdir(parents=True, exist_ok=True)
@@ -405,9 +431,20 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         progress = Progress([p.stem for p in paths])
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
-            futures = [pool.submit(_execute, p, nb_dir / p.name, tmpdir, failed_dir,
-                                   {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
-                                   nb_dir, progress.set, kernel_env) for p in paths]
+            futures = [
+                pool.submit(
+                    _execute,
+                    p,
+                    nb_dir / p.name,
+                    tmpdir,
+                    failed_dir,
+                    {k: v for k, v in {**base, **params}.items() if k in declared[p.stem]},
+                    nb_dir,
+                    progress.set,
+                    kernel_env,
+                )
+                for p in paths
+            ]
             outcomes = [f.result() for f in futures]
         except KeyboardInterrupt:
             _STOP.set()
@@ -423,7 +460,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         from . import results
 
         results.merge(derived_dir)
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         if not default:
             manifest = {
                 "respine_nb": __version__,
@@ -434,8 +471,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 "inputs_sha256": dataset.sha256,
                 "data_manifest": data_manifest(data_dir, dataset.sha256),
                 "parameters": params,
-                "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error}
-                              for o in outcomes},
+                "notebooks": {o.notebook: {"ok": o.ok, "seconds": round(o.seconds, 2), "error": o.error} for o in outcomes},
                 "versions": versions(),
             }
             io.atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -484,11 +520,12 @@ def where_to_look(out=None) -> str:
         root = Path(out).expanduser().resolve()
         nb, fig, derived = f"{root / 'notebooks'}/", f"{root / 'figures'}/", f"{root / 'derived'}/"
         report = f"respine-nb report --out {root}  (or: make report OUT={root}; opens as {root / 'report' / 'index.html'})"
-    return "\n".join([
-        "Where to look:",
-        f"  notebooks  {nb}  (executed, with their outputs)",
-        f"  figures    {fig}  (PNG 300 dpi and PDF)",
-        f"  results    {derived}results.csv  (and {derived}ard.csv, the same numbers as Analysis Results Data)",
-        f"  report     {report}",
-    ])
-
+    return "\n".join(
+        [
+            "Where to look:",
+            f"  notebooks  {nb}  (executed, with their outputs)",
+            f"  figures    {fig}  (PNG 300 dpi and PDF)",
+            f"  results    {derived}results.csv  (and {derived}ard.csv, the same numbers as Analysis Results Data)",
+            f"  report     {report}",
+        ]
+    )

@@ -12,6 +12,7 @@ Changing the contract is a versioned decision: add columns, never silently
 rename them. v1.1 added the optional ``intercurrent_events`` table; a v1 dataset
 stays valid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -97,8 +98,7 @@ SUBJECTS = Table(
         Col("symptom_duration_months", "number", checks=(_range(3, None, "months"),), doc=">= 3"),
         Col("disc_level", "text", checks=(_one_of(config.DISC_LEVELS),), doc="L1-L2 ... L5-S1"),
         Col("pfirrmann_grade", "integer", checks=(_range(1, 8),), doc="modified Pfirrmann 1 to 8"),
-        Col("discontinuation_month", "number", nullable=True, checks=(_range(0, None, "months"),),
-            doc="empty if completed"),
+        Col("discontinuation_month", "number", nullable=True, checks=(_range(0, None, "months"),), doc="empty if completed"),
         Col("discontinuation_reason", "text", nullable=True, doc="empty if completed"),
     ),
 )
@@ -191,13 +191,11 @@ INTERCURRENT_EVENTS = Table(
     columns=(
         Col("subject_id", "text", checks=(_NON_BLANK,)),
         Col("event", "text", checks=(_one_of(INTERCURRENT_EVENT_TYPES),)),
-        Col("month", "number", checks=(_range(0, None, "months"),),
-            doc="months after the procedure (or randomisation)"),
+        Col("month", "number", checks=(_range(0, None, "months"),), doc="months after the procedure (or randomisation)"),
     ),
 )
 
-TABLES = {t.name: t for t in (SUBJECTS, OUTCOMES, MRI, ADVERSE_EVENTS, IMMUNOLOGY, SCREENING,
-                              INTERCURRENT_EVENTS)}
+TABLES = {t.name: t for t in (SUBJECTS, OUTCOMES, MRI, ADVERSE_EVENTS, IMMUNOLOGY, SCREENING, INTERCURRENT_EVENTS)}
 
 
 def pandera_schema(table: Table, columns=None) -> pa.DataFrameSchema:

@@ -21,6 +21,7 @@ and names that folder to its kernels only (environment variable ``RESPINE_NB_RUN
 parameters, the input files included (re-hashed); a notebook run alone (JupyterLab, plain
 papermill, nbval) validates and derives itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,11 +38,15 @@ RUN_CACHE_ENV = "RESPINE_NB_RUN_CACHE"  # set by the runner for its own kernels 
 _STAMP, _PICKLE = "stamp.json", "validated-and-derived.pickle"
 
 
-SYNTHETIC_BANNER = ("**Synthetic data.** These participants were simulated by `respine_nb.synthetic`, calibrated "
-                    "to the published aggregates of RESPINE; they are not the trial's patients.")
-MANIFEST_MISMATCH = ("**MANIFEST.json does not match these files.** The folder's manifest describes a synthetic "
-                     "dataset, but the sha256 of the input files differ from it (an edited or partial copy?): "
-                     "these data are not presented as that synthetic cohort.")
+SYNTHETIC_BANNER = (
+    "**Synthetic data.** These participants were simulated by `respine_nb.synthetic`, calibrated "
+    "to the published aggregates of RESPINE; they are not the trial's patients."
+)
+MANIFEST_MISMATCH = (
+    "**MANIFEST.json does not match these files.** The folder's manifest describes a synthetic "
+    "dataset, but the sha256 of the input files differ from it (an edited or partial copy?): "
+    "these data are not presented as that synthetic cohort."
+)
 
 
 def manifest_matches(manifest: dict, sha256: dict) -> bool:
@@ -95,10 +100,13 @@ def synthetic_banner(manifest: dict, matches: bool) -> str:
         return MANIFEST_MISMATCH
     if is_default_generator(manifest):
         return SYNTHETIC_BANNER
-    settings = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                         for k, v in sorted((manifest.get("parameters") or {}).items()))
-    return (f"**Synthetic data.** These participants were simulated by `respine_nb.synthetic` with seed "
-            f"{manifest.get('seed')} and settings {settings or 'unknown'}; they are not the trial's patients.")
+    settings = ", ".join(
+        f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted((manifest.get("parameters") or {}).items())
+    )
+    return (
+        f"**Synthetic data.** These participants were simulated by `respine_nb.synthetic` with seed "
+        f"{manifest.get('seed')} and settings {settings or 'unknown'}; they are not the trial's patients."
+    )
 
 
 @dataclass
@@ -195,11 +203,14 @@ class Session:
         if self.redirected_to:
             from IPython.display import Markdown, display
 
-            display(Markdown(f"These parameters or data differ from the defaults, so the files below were written "
-                             f"under `{self.redirected_to}/` (relative to the repository), not into the committed "
-                             "data/derived/ and figures/."))
+            display(
+                Markdown(
+                    f"These parameters or data differ from the defaults, so the files below were written "
+                    f"under `{self.redirected_to}/` (relative to the repository), not into the committed "
+                    "data/derived/ and figures/."
+                )
+            )
         return pd.DataFrame({"file": listed, "kind": kinds})
-
 
     def header(self, full: bool = False):
         """What the reader must know before any result: a banner when the data are synthetic (or
@@ -215,7 +226,11 @@ class Session:
 
         summary = self.data.summary()
         lines = summary.splitlines()
-        text = "```\n" + (summary if full else "\n".join([lines[1], *[ln for ln in lines if ln.startswith(("warnings", "  - "))]])) + "\n```"
+        text = (
+            "```\n"
+            + (summary if full else "\n".join([lines[1], *[ln for ln in lines if ln.startswith(("warnings", "  - "))]]))
+            + "\n```"
+        )
         setting = parameters.setting(self.params)
         return Markdown("\n\n".join(part for part in (self.banner, setting, text) if part))
 
@@ -260,8 +275,7 @@ def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
     dataset = cached["dataset"] if cached else io.load_dataset(data)
     manifest = io.read_manifest(data)
     matches = manifest_matches(manifest, dataset.sha256)
-    is_default_data = (data.resolve() == config.SYNTHETIC_DIR.resolve() and matches
-                       and is_default_generator(manifest))
+    is_default_data = data.resolve() == config.SYNTHETIC_DIR.resolve() and matches and is_default_generator(manifest)
     redirected_to = ""
     if out_dir:
         root = Path(out_dir).expanduser().resolve()
@@ -280,9 +294,17 @@ def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
     plots.theme()
     pd.set_option("display.max_colwidth", 120)  # file names and methods are shown whole
     return Session(
-        name=name, data=dataset, root=root, derived_dir=derived_dir, figures_dir=figures_dir,
-        is_default_data=is_default_data, synthetic=bool(manifest.get("synthetic")) and matches,
-        params=params, banner=synthetic_banner(manifest, matches), redirected_to=redirected_to, _cache=cached,
+        name=name,
+        data=dataset,
+        root=root,
+        derived_dir=derived_dir,
+        figures_dir=figures_dir,
+        is_default_data=is_default_data,
+        synthetic=bool(manifest.get("synthetic")) and matches,
+        params=params,
+        banner=synthetic_banner(manifest, matches),
+        redirected_to=redirected_to,
+        _cache=cached,
     )
 
 
@@ -338,10 +360,15 @@ def write_run_cache(folder, dataset: io.Dataset, derived_tables: dict, visit_mon
         The folder, to pass to the kernels as ``RESPINE_NB_RUN_CACHE``.
     """
     folder = Path(folder)
-    stamp = {"respine_nb": __version__, "data_dir": str(Path(dataset.folder).resolve()),
-             "inputs_sha256": dict(sorted(dataset.sha256.items())), "derivation": _derivation(visit_month, rule)}
-    io.atomic_write_bytes(folder / _PICKLE, pickle.dumps({"dataset": dataset, "derived": derived_tables},
-                                                         protocol=pickle.HIGHEST_PROTOCOL))
+    stamp = {
+        "respine_nb": __version__,
+        "data_dir": str(Path(dataset.folder).resolve()),
+        "inputs_sha256": dict(sorted(dataset.sha256.items())),
+        "derivation": _derivation(visit_month, rule),
+    }
+    io.atomic_write_bytes(
+        folder / _PICKLE, pickle.dumps({"dataset": dataset, "derived": derived_tables}, protocol=pickle.HIGHEST_PROTOCOL)
+    )
     io.atomic_write_text(folder / _STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
     return folder
 
@@ -355,8 +382,11 @@ def _run_cache(data: Path) -> dict | None:
         return None
     try:
         stamp = json.loads((Path(folder) / _STAMP).read_text(encoding="utf-8"))
-        if (stamp.get("respine_nb") != __version__ or stamp.get("data_dir") != str(data.resolve())
-                or stamp.get("inputs_sha256") != _inputs(data)):
+        if (
+            stamp.get("respine_nb") != __version__
+            or stamp.get("data_dir") != str(data.resolve())
+            or stamp.get("inputs_sha256") != _inputs(data)
+        ):
             return None
         cached = pickle.loads((Path(folder) / _PICKLE).read_bytes())  # written by this run's runner
     except (OSError, ValueError, pickle.UnpicklingError, EOFError):

@@ -17,13 +17,14 @@ model: there is no treatment effect beyond what the published counts imply.
 All means and spreads are documented in data/raw/README.md; changing them is a
 new ``GENERATOR_VERSION``.
 """
-from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from . import config, endpoints, io
 from .schema import CONTRACT_VERSION
@@ -46,10 +47,18 @@ UNTREATED_FRACTION = 1 / 57  # among all randomised; they leave at month 0
 LATE_DROPOUT_FRACTION = 0.05  # evaluable at 12, leave before 24
 RESPONDER_ONE_COMPONENT_MISSING = 1 / 55  # evaluable responders with one component missing at 12
 
-SITE_WEIGHTS = {"Montpellier": .20, "Nantes": .15, "Paris": .15, "Halle": .12, "Rome": .10,
-                "Barcelona": .10, "Pamplona": .10, "Valladolid": .08}
-LEVEL_WEIGHTS = {"L1-L2": .01, "L2-L3": .04, "L3-L4": .10, "L4-L5": .45, "L5-S1": .40}
-GRADE_WEIGHTS = {4: .25, 5: .35, 6: .30, 7: .10}  # modified Pfirrmann (Griffith 2007), protocol 4-7
+SITE_WEIGHTS = {
+    "Montpellier": 0.20,
+    "Nantes": 0.15,
+    "Paris": 0.15,
+    "Halle": 0.12,
+    "Rome": 0.10,
+    "Barcelona": 0.10,
+    "Pamplona": 0.10,
+    "Valladolid": 0.08,
+}
+LEVEL_WEIGHTS = {"L1-L2": 0.01, "L2-L3": 0.04, "L3-L4": 0.10, "L4-L5": 0.45, "L5-S1": 0.40}
+GRADE_WEIGHTS = {4: 0.25, 5: 0.35, 6: 0.30, 7: 0.10}  # modified Pfirrmann (Griffith 2007), protocol 4-7
 # Baseline T2 of the nucleus pulposus by modified grade (ms). Published 5-grade means:
 # I ~210, II ~129, III ~84, IV ~51; grades 1-2 ~ I-II, 3-4 ~ III, 5-6 ~ IV, 7-8 ~ V.
 T2_MEAN = {1: 210, 2: 129, 3: 95, 4: 84, 5: 68, 6: 56, 7: 48, 8: 42}
@@ -61,21 +70,21 @@ VISIT_NOISE = 0.15  # SD of the visit-to-visit wobble of the relative improvemen
 DROPOUT_REASONS = ("lost to follow-up", "withdrew consent", "moved away", "adverse event")
 SCREEN_FAIL_FRACTION = 40 / 114
 SCREEN_FAIL_REASONS = {
-    "pain VAS <= 40 mm at screening": .25,
-    "more than one degenerated disc level": .20,
-    "other spinal pathology on MRI": .17,
-    "declined to participate": .15,
-    "contraindication to MRI": .08,
-    "previous lumbar surgery at the index level": .08,
-    "other": .07,
+    "pain VAS <= 40 mm at screening": 0.25,
+    "more than one degenerated disc level": 0.20,
+    "other spinal pathology on MRI": 0.17,
+    "declined to participate": 0.15,
+    "contraindication to MRI": 0.08,
+    "previous lumbar surgery at the index level": 0.08,
+    "other": 0.07,
 }
 AE_TERMS = (  # term, probability per treated participant, related, severities, onset days (lo, hi)
-    ("Back pain", .45, True, ("mild", "moderate"), (0, 3)),
-    ("Injection site pain", .12, True, ("mild",), (0, 2)),
-    ("Headache", .10, True, ("mild",), (0, 2)),
-    ("Sciatica", .08, False, ("mild", "moderate"), (10, 700)),
-    ("Nasopharyngitis", .15, False, ("mild",), (5, 700)),
-    ("Muscle spasms", .06, False, ("mild", "moderate"), (5, 500)),
+    ("Back pain", 0.45, True, ("mild", "moderate"), (0, 3)),
+    ("Injection site pain", 0.12, True, ("mild",), (0, 2)),
+    ("Headache", 0.10, True, ("mild",), (0, 2)),
+    ("Sciatica", 0.08, False, ("mild", "moderate"), (10, 700)),
+    ("Nasopharyngitis", 0.15, False, ("mild",), (5, 700)),
+    ("Muscle spasms", 0.06, False, ("mild", "moderate"), (5, 500)),
 )
 SAE_TERMS = ("Appendicitis", "Ankle fracture", "Major depression", "Lumbar radiculopathy", "Kidney stone")
 SAE_PROB = 0.07
@@ -111,15 +120,19 @@ def _statuses(rng, arm: str, n: int, exact: bool, p_responder: float) -> np.ndar
         n_resp = int(rng.binomial(n_eval, p_responder))
     n_resp_missing = _counts(n_resp, RESPONDER_ONE_COMPONENT_MISSING) if n_resp >= 10 else 0
     split = _split(n - n_eval, NOT_EVALUABLE_MIX[arm])
-    status = (["responder"] * (n_resp - n_resp_missing) + ["responder_one_missing"] * n_resp_missing
-              + ["non_responder"] * (n_eval - n_resp)
-              + ["dropout"] * split["dropout"] + ["missed"] * split["missed"]
-              + ["component"] * split["component"])
+    status = (
+        ["responder"] * (n_resp - n_resp_missing)
+        + ["responder_one_missing"] * n_resp_missing
+        + ["non_responder"] * (n_eval - n_resp)
+        + ["dropout"] * split["dropout"]
+        + ["missed"] * split["missed"]
+        + ["component"] * split["component"]
+    )
     return rng.permutation(np.array(status, dtype=object))
 
 
 def _baseline(rng, n: int) -> pd.DataFrame:
-    cov = np.array([[12.0**2, .45 * 12 * 13], [.45 * 12 * 13, 13.0**2]])
+    cov = np.array([[12.0**2, 0.45 * 12 * 13], [0.45 * 12 * 13, 13.0**2]])
     vo = rng.multivariate_normal([66.0, 44.0], cov, size=n)
     vas = np.clip(np.round(vo[:, 0]), 41, 98)
     odi = np.clip(2 * np.round(vo[:, 1] / 2), 12, 86)  # ODI in steps of 2 % (10 items x 5 points)
@@ -154,10 +167,19 @@ def _draw_month12(rng, base: pd.DataFrame, status: np.ndarray):
         vm = rs["vas_met"].to_numpy(dtype=bool)
         om = rs["odi_met"].to_numpy(dtype=bool)
         st = status[idx]
-        ok = np.where(st == "responder", vm | om,
-             np.where(st == "responder_one_missing", vm ^ om,  # exactly one met: the other goes missing
-             np.where(st == "component", ~vm | ~om,             # at least one not met: it stays, the other goes
-             np.where(st == "non_responder", ~vm & ~om, True))))
+        ok = np.where(
+            st == "responder",
+            vm | om,
+            np.where(
+                st == "responder_one_missing",
+                vm ^ om,  # exactly one met: the other goes missing
+                np.where(
+                    st == "component",
+                    ~vm | ~om,  # at least one not met: it stays, the other goes
+                    np.where(st == "non_responder", ~vm & ~om, True),
+                ),
+            ),
+        )
         ok = ok.astype(bool)
         z[idx[ok]], vas12[idx[ok]], odi12[idx[ok]] = zz[ok], v[ok], o[ok]
         todo[idx[ok]] = False
@@ -166,10 +188,15 @@ def _draw_month12(rng, base: pd.DataFrame, status: np.ndarray):
     return z, vas12, odi12
 
 
-def generate(seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-MSC"],
-             n_sham: int = config.DEFAULT_N["Sham"], *, exact: bool = True,
-             p_responder_msc: float = RESPONDER_FRACTION["BM-MSC"],
-             p_responder_sham: float = RESPONDER_FRACTION["Sham"]) -> dict:
+def generate(
+    seed: int = config.DEFAULT_SEED,
+    n_msc: int = config.DEFAULT_N["BM-MSC"],
+    n_sham: int = config.DEFAULT_N["Sham"],
+    *,
+    exact: bool = True,
+    p_responder_msc: float = RESPONDER_FRACTION["BM-MSC"],
+    p_responder_sham: float = RESPONDER_FRACTION["Sham"],
+) -> dict:
     """Simulate one synthetic RESPINE-like trial.
 
     Parameters
@@ -194,7 +221,8 @@ def generate(seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-
         raise ValueError("need at least 2 participants per arm")
     ss = np.random.SeedSequence(seed)
     rng_alloc, rng_base, rng_m12, rng_traj, rng_miss, rng_mri, rng_ae, rng_imm, rng_scr = (
-        np.random.default_rng(s) for s in ss.spawn(9))
+        np.random.default_rng(s) for s in ss.spawn(9)
+    )
     n = n_msc + n_sham
     width = max(3, len(str(n)))
 
@@ -208,21 +236,23 @@ def generate(seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-
     # ---- subjects
     days = np.sort(rng_base.integers(0, 1035, n))  # randomisations from March 2019 over ~34 months
     dates = pd.Timestamp("2019-03-04") + pd.to_timedelta(days, unit="D")
-    subj = pd.DataFrame({
-        "subject_id": [f"SYN-{i + 1:0{width}d}" for i in range(n)],
-        "site": _choice(rng_base, SITE_WEIGHTS, n),
-        "arm": arms,
-        "randomization_date": dates.strftime("%Y-%m-%d"),
-        "treated": True,
-        "age": np.clip(np.round(rng_base.normal(41, 9, n)), 19, 60).astype(int),
-        "sex": np.where(rng_base.random(n) < 0.5, "F", "M"),
-        "bmi": np.clip(np.round(rng_base.normal(25.5, 3.5, n), 1), 17.5, 34.9),
-        "symptom_duration_months": np.clip(np.round(rng_base.lognormal(np.log(60), 0.8, n)), 6, 360),
-        "disc_level": _choice(rng_base, LEVEL_WEIGHTS, n),
-        "pfirrmann_grade": _choice(rng_base, GRADE_WEIGHTS, n).astype(int),
-        "discontinuation_month": np.nan,
-        "discontinuation_reason": None,
-    })
+    subj = pd.DataFrame(
+        {
+            "subject_id": [f"SYN-{i + 1:0{width}d}" for i in range(n)],
+            "site": _choice(rng_base, SITE_WEIGHTS, n),
+            "arm": arms,
+            "randomization_date": dates.strftime("%Y-%m-%d"),
+            "treated": True,
+            "age": np.clip(np.round(rng_base.normal(41, 9, n)), 19, 60).astype(int),
+            "sex": np.where(rng_base.random(n) < 0.5, "F", "M"),
+            "bmi": np.clip(np.round(rng_base.normal(25.5, 3.5, n), 1), 17.5, 34.9),
+            "symptom_duration_months": np.clip(np.round(rng_base.lognormal(np.log(60), 0.8, n)), 6, 360),
+            "disc_level": _choice(rng_base, LEVEL_WEIGHTS, n),
+            "pfirrmann_grade": _choice(rng_base, GRADE_WEIGHTS, n).astype(int),
+            "discontinuation_month": np.nan,
+            "discontinuation_reason": None,
+        }
+    )
     base = _baseline(rng_base, n)
 
     # dropouts before month 12 (the first of each arm never treated), and after month 12
@@ -232,7 +262,10 @@ def generate(seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-
         for k, i in enumerate(drop):
             if k < n_untreated:
                 subj.loc[i, ["treated", "discontinuation_month", "discontinuation_reason"]] = [
-                    False, 0.0, "withdrew consent before the procedure"]
+                    False,
+                    0.0,
+                    "withdrew consent before the procedure",
+                ]
             else:
                 subj.loc[i, "discontinuation_month"] = float(rng_alloc.choice([2, 4, 5, 8, 10]))
                 subj.loc[i, "discontinuation_reason"] = str(rng_alloc.choice(DROPOUT_REASONS[:3]))
@@ -317,7 +350,7 @@ def _mri(rng, subj: pd.DataFrame) -> pd.DataFrame:
     t2_0 = np.clip(np.array([T2_MEAN[g] for g in grade0]) + rng.normal(0, T2_SD, n), 25, 250)
     h0 = np.clip(np.array([HEIGHT_MEAN[g] for g in grade0]) + rng.normal(0, 1.2, n), 3, 15)
     frames = []
-    worsen_p = {0: 0, 6: .04, 12: .08, 24: .14}
+    worsen_p = {0: 0, 6: 0.04, 12: 0.08, 24: 0.14}
     drift = {0: 0, 6: -0.7, 12: -1.5, 24: -2.5}
     spread = {0: 0, 6: 5.0, 12: 6.0, 24: 7.0}
     u_worse, u_better = rng.random(n), rng.random(n)
@@ -327,13 +360,20 @@ def _mri(rng, subj: pd.DataFrame) -> pd.DataFrame:
         grade = np.clip(grade0 + worse.astype(int) - better.astype(int), 1, 8)
         t2 = t2_0 + drift[v] + rng.normal(0, spread[v], n) * (v > 0) - 6 * worse + 4 * better
         height = h0 - 0.02 * v * rng.random(n) - 0.4 * worse
-        present = (_followed(subj, v) & subj["treated"].to_numpy() | (v == 0)) & (rng.random(n) >= .05 * (v > 0))
+        present = (_followed(subj, v) & subj["treated"].to_numpy() | (v == 0)) & (rng.random(n) >= 0.05 * (v > 0))
         t2 = np.round(np.clip(t2, 15, 280), 1)
         t2[rng.random(n) < 0.03] = np.nan  # unreadable maps
-        frames.append(pd.DataFrame({
-            "subject_id": subj["subject_id"], "visit_month": v, "t2_np_ms": t2,
-            "pfirrmann_grade": pd.array(grade, dtype="Int64"),
-            "disc_height_mm": np.round(np.clip(height, 2.5, 19), 1)})[present])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "subject_id": subj["subject_id"],
+                    "visit_month": v,
+                    "t2_np_ms": t2,
+                    "pfirrmann_grade": pd.array(grade, dtype="Int64"),
+                    "disc_height_mm": np.round(np.clip(height, 2.5, 19), 1),
+                }
+            )[present]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -349,8 +389,9 @@ def _adverse_events(rng, subj: pd.DataFrame) -> pd.DataFrame:
                 rows.append((subj.at[i, "subject_id"], term, day, False, related, str(rng.choice(severities))))
         if rng.random() < SAE_PROB:
             day = int(rng.integers(20, max(21, last_day)))
-            rows.append((subj.at[i, "subject_id"], str(rng.choice(SAE_TERMS)), day, True, False,
-                         str(rng.choice(["moderate", "severe"]))))
+            rows.append(
+                (subj.at[i, "subject_id"], str(rng.choice(SAE_TERMS)), day, True, False, str(rng.choice(["moderate", "severe"])))
+            )
     return pd.DataFrame(rows, columns=["subject_id", "term", "onset_day", "serious", "related", "severity"])
 
 
@@ -358,29 +399,33 @@ def _immunology(rng, subj: pd.DataFrame) -> pd.DataFrame:
     """Anti-HLA class I/II at 0, 1, 3, 6: pre-existing in a few, new sensitisation after BM-MSC."""
     n = len(subj)
     msc = (subj["arm"] == "BM-MSC").to_numpy()
-    pre1, pre2 = rng.random(n) < .06, rng.random(n) < .04
+    pre1, pre2 = rng.random(n) < 0.06, rng.random(n) < 0.04
     # month of new sensitisation (inf = never): BM-MSC ~10 % by 1, ~22 % by 3, ~30 % by 6; sham ~3 %
     u = rng.random(n)
-    onset1 = np.where(msc, np.select([u < .10, u < .22, u < .30], [1, 3, 6], np.inf),
-                      np.where(u < .03, 6, np.inf))
+    onset1 = np.where(msc, np.select([u < 0.10, u < 0.22, u < 0.30], [1, 3, 6], np.inf), np.where(u < 0.03, 6, np.inf))
     u2 = rng.random(n)
-    onset2 = np.where(msc, np.select([u2 < .04, u2 < .12], [3, 6], np.inf), np.inf)
-    dsa_if_new = rng.random(n) < .5
+    onset2 = np.where(msc, np.select([u2 < 0.04, u2 < 0.12], [3, 6], np.inf), np.inf)
+    dsa_if_new = rng.random(n) < 0.5
     frames = []
     for v in (0, 1, 3, 6):
         c1 = pre1 | (onset1 <= v)
         c2 = pre2 | (onset2 <= v)
-        new = ((onset1 <= v) | (onset2 <= v))
+        new = (onset1 <= v) | (onset2 <= v)
         dsa = np.where(msc, new & dsa_if_new & (v > 0), np.nan)
-        present = (_followed(subj, v) & subj["treated"].to_numpy() | (v == 0)) & (rng.random(n) >= .05 * (v > 0))
+        present = (_followed(subj, v) & subj["treated"].to_numpy() | (v == 0)) & (rng.random(n) >= 0.05 * (v > 0))
         c1f = c1.astype(float)
-        c1f[rng.random(n) < .02] = np.nan  # failed assay
-        frames.append(pd.DataFrame({
-            "subject_id": subj["subject_id"], "visit_month": v,
-            "anti_hla_class_i": pd.array(np.where(np.isnan(c1f), None, c1f.astype(bool)), dtype="boolean"),
-            "anti_hla_class_ii": pd.array(c2, dtype="boolean"),
-            "dsa": pd.array(np.where(np.isnan(dsa), None, dsa.astype(bool)), dtype="boolean"),
-        })[present])
+        c1f[rng.random(n) < 0.02] = np.nan  # failed assay
+        frames.append(
+            pd.DataFrame(
+                {
+                    "subject_id": subj["subject_id"],
+                    "visit_month": v,
+                    "anti_hla_class_i": pd.array(np.where(np.isnan(c1f), None, c1f.astype(bool)), dtype="boolean"),
+                    "anti_hla_class_ii": pd.array(c2, dtype="boolean"),
+                    "dsa": pd.array(np.where(np.isnan(dsa), None, dsa.astype(bool)), dtype="boolean"),
+                }
+            )[present]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -391,17 +436,26 @@ def _screening(rng, n_randomized: int) -> pd.DataFrame:
     reason = [None] * n_randomized + [r for r, k in reasons.items() for _ in range(k)]
     order = rng.permutation(len(outcome))
     width = max(4, len(str(len(outcome))))
-    return pd.DataFrame({
-        "screening_id": [f"SCR-{i + 1:0{width}d}" for i in range(len(outcome))],
-        "outcome": np.array(outcome, dtype=object)[order],
-        "exclusion_reason": np.array(reason, dtype=object)[order],
-    })
+    return pd.DataFrame(
+        {
+            "screening_id": [f"SCR-{i + 1:0{width}d}" for i in range(len(outcome))],
+            "outcome": np.array(outcome, dtype=object)[order],
+            "exclusion_reason": np.array(reason, dtype=object)[order],
+        }
+    )
 
 
-def write(out, seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["BM-MSC"],
-          n_sham: int = config.DEFAULT_N["Sham"], *, exact: bool = True,
-          p_responder_msc: float = RESPONDER_FRACTION["BM-MSC"],
-          p_responder_sham: float = RESPONDER_FRACTION["Sham"], changed: str = "") -> dict:
+def write(
+    out,
+    seed: int = config.DEFAULT_SEED,
+    n_msc: int = config.DEFAULT_N["BM-MSC"],
+    n_sham: int = config.DEFAULT_N["Sham"],
+    *,
+    exact: bool = True,
+    p_responder_msc: float = RESPONDER_FRACTION["BM-MSC"],
+    p_responder_sham: float = RESPONDER_FRACTION["Sham"],
+    changed: str = "",
+) -> dict:
     """Generate a cohort (:func:`generate`) and write it to ``out`` as a dataset folder in the data
     contract, with ``MANIFEST.json`` (settings, sha256 of every file) and a ``README.md``.
 
@@ -421,22 +475,38 @@ def write(out, seed: int = config.DEFAULT_SEED, n_msc: int = config.DEFAULT_N["B
         The manifest written.
     """
     out = Path(out)
-    params = {"n_msc": n_msc, "n_sham": n_sham, "exact": exact,
-              "p_responder_msc": p_responder_msc, "p_responder_sham": p_responder_sham}
-    tables = generate(seed, n_msc, n_sham, exact=exact, p_responder_msc=p_responder_msc,
-                      p_responder_sham=p_responder_sham)
+    params = {
+        "n_msc": n_msc,
+        "n_sham": n_sham,
+        "exact": exact,
+        "p_responder_msc": p_responder_msc,
+        "p_responder_sham": p_responder_sham,
+    }
+    tables = generate(seed, n_msc, n_sham, exact=exact, p_responder_msc=p_responder_msc, p_responder_sham=p_responder_sham)
     sums = io.write_dataset(tables, out)
-    notice = SYNTHETIC_NOTICE if not changed else (
-        f"SYNTHETIC DATA generated by respine_nb.synthetic with settings other than the calibrated defaults "
-        f"({changed}): NOT the trial's patient data.")
+    notice = (
+        SYNTHETIC_NOTICE
+        if not changed
+        else (
+            f"SYNTHETIC DATA generated by respine_nb.synthetic with settings other than the calibrated defaults "
+            f"({changed}): NOT the trial's patient data."
+        )
+    )
     manifest = {
-        "synthetic": True, "notice": notice, "generator": "respine_nb.synthetic",
-        "generator_version": GENERATOR_VERSION, "contract_version": CONTRACT_VERSION,
-        "seed": seed, "parameters": params,
+        "synthetic": True,
+        "notice": notice,
+        "generator": "respine_nb.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "contract_version": CONTRACT_VERSION,
+        "seed": seed,
+        "parameters": params,
         "files": {name: {"rows": len(tables[name.removesuffix(".csv")]), "sha256": h} for name, h in sorted(sums.items())},
     }
     io.atomic_write_text(out / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    io.atomic_write_text(out / "README.md", f"# Synthetic dataset\n\n{notice}\n\n"
-                         f"Seed {seed}; {n_msc} BM-MSC and {n_sham} sham participants. "
-                         "See MANIFEST.json and ../README.md (the data contract).\n")
+    io.atomic_write_text(
+        out / "README.md",
+        f"# Synthetic dataset\n\n{notice}\n\n"
+        f"Seed {seed}; {n_msc} BM-MSC and {n_sham} sham participants. "
+        "See MANIFEST.json and ../README.md (the data contract).\n",
+    )
     return manifest

@@ -1,4 +1,5 @@
 """Table 1 and publication tables (built with tableone)."""
+
 from __future__ import annotations
 
 import warnings
@@ -76,9 +77,19 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Degrees of freedom <= 0 for slice", RuntimeWarning)
         return TableOne(
-            df, columns=cols, categorical=categorical, nonnormal=nonnormal, groupby="arm",
-            order={"arm": list(config.ARMS)}, pval=pvalues, smd=True, missing=True, overall=True,
-            rename=variables, decimals=decimals, label_suffix=True,
+            df,
+            columns=cols,
+            categorical=categorical,
+            nonnormal=nonnormal,
+            groupby="arm",
+            order={"arm": list(config.ARMS)},
+            pval=pvalues,
+            smd=True,
+            missing=True,
+            overall=True,
+            rename=variables,
+            decimals=decimals,
+            label_suffix=True,
         )
 
 
@@ -110,8 +121,9 @@ def fmt_p(p) -> str:
     return f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
 
 
-def wide_ci(df: pd.DataFrame, index: str, columns: str, estimate: str = "estimate", digits: int = 1,
-            percent: bool = False) -> pd.DataFrame:
+def wide_ci(
+    df: pd.DataFrame, index: str, columns: str, estimate: str = "estimate", digits: int = 1, percent: bool = False
+) -> pd.DataFrame:
     """Display table: one cell ``estimate [low, high]`` per (index, columns) pair.
 
     Returns

@@ -28,6 +28,7 @@ Functions take analysis datasets (from :mod:`respine_nb.derive`) or plain arrays
 write files and never mutate their input. Every public name of every module is re-exported here,
 so notebooks call ``stats.<function>``.
 """
+
 from __future__ import annotations
 
 from . import binary, cohort, continuous, missing, mri, safety, sensitivity, survival

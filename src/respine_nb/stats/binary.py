@@ -4,6 +4,7 @@ Also the small helpers every topic module shares (the "not estimable" method tex
 quantile of a confidence level): they live here, public, because proportions are the base the
 other analyses build on.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -143,8 +144,7 @@ def relabel_method(method: str, new: str) -> str:
     return method.replace("proportion; Wilson score CI", new, 1)
 
 
-def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
-                level: float = config.CI_LEVEL) -> pd.DataFrame:
+def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm", level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Proportion with ``outcome`` True per arm, with Wilson score CI; missing outcomes excluded.
 
     Returns
@@ -160,8 +160,17 @@ def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm",
         y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
         x, n = int(y.sum()), int(len(y))
         lo, hi = wilson_ci(x, n, level)
-        rows.append((arm, x, n, x / n if n else np.nan, lo, hi,
-                     method if n else not_estimable(method, f"no evaluable participant in {arm}")))
+        rows.append(
+            (
+                arm,
+                x,
+                n,
+                x / n if n else np.nan,
+                lo,
+                hi,
+                method if n else not_estimable(method, f"no evaluable participant in {arm}"),
+            )
+        )
     return pd.DataFrame(rows, columns=["group", "events", "n", "estimate", "ci_low", "ci_high", "method"])
 
 
@@ -282,10 +291,20 @@ def risk_difference(x1: int, n1: int, x2: int, n2: int, level: float = config.CI
         method = not_estimable(method, arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
     elif np.isnan(p):
         method += "; p not estimable: " + ("every participant responded" if x1 + x2 == n1 + n2 else "no participant responded")
-    return pd.DataFrame([{
-        "group": config.CONTRAST, "estimate": est, "ci_low": lo, "ci_high": hi, "p_value": p,
-        "statistic": stat, "n": n1 + n2, "method": method,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": est,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": p,
+                "statistic": stat,
+                "n": n1 + n2,
+                "method": method,
+            }
+        ]
+    )
 
 
 def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -301,19 +320,43 @@ def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LE
     """
     method = "Fisher exact; conditional MLE odds ratio, exact CI"
     if min(n1, n2) == 0 or x1 + x2 in (0, n1 + n2):
-        reason = (arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}) if min(n1, n2) == 0
-                  else "every participant responded" if x1 + x2 else "no participant responded")
-        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                              "p_value": 1.0 if min(n1, n2) else np.nan, "n": n1 + n2,
-                              "method": not_estimable(method, reason)}])
+        reason = (
+            arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2})
+            if min(n1, n2) == 0
+            else "every participant responded"
+            if x1 + x2
+            else "no participant responded"
+        )
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "p_value": 1.0 if min(n1, n2) else np.nan,
+                    "n": n1 + n2,
+                    "method": not_estimable(method, reason),
+                }
+            ]
+        )
     table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
     p = float(sps.fisher_exact(table, alternative="two-sided").pvalue)
     res = odds_ratio(table, kind="conditional")
     ci = res.confidence_interval(confidence_level=level)
-    return pd.DataFrame([{
-        "group": config.CONTRAST, "estimate": float(res.statistic), "ci_low": float(ci.low),
-        "ci_high": float(ci.high), "p_value": p, "n": n1 + n2, "method": method,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": float(res.statistic),
+                "ci_low": float(ci.low),
+                "ci_high": float(ci.high),
+                "p_value": p,
+                "n": n1 + n2,
+                "method": method,
+            }
+        ]
+    )
 
 
 SMALL_SITE = 5  # sites with fewer participants than this are pooled into one stratum (RESULTS_CONTRACT.md)
@@ -351,14 +394,19 @@ def is_separated(y: np.ndarray, X: np.ndarray) -> bool:
     """
     s = np.where(y > 0.5, 1.0, -1.0)
     A = -(s[:, None] * X)  # s_i x_i b >= 0 for all i, and sum s_i x_i b >= 1 (bounded b)
-    res = linprog(np.zeros(X.shape[1]), A_ub=np.vstack([A, -(s[:, None] * X).sum(axis=0)]),
-                  b_ub=np.concatenate([np.zeros(len(y)), [-1.0]]), bounds=[(-1e3, 1e3)] * X.shape[1],
-                  method="highs")
+    res = linprog(
+        np.zeros(X.shape[1]),
+        A_ub=np.vstack([A, -(s[:, None] * X).sum(axis=0)]),
+        b_ub=np.concatenate([np.zeros(len(y)), [-1.0]]),
+        bounds=[(-1e3, 1e3)] * X.shape[1],
+        method="highs",
+    )
     return bool(res.status == 0)
 
 
-def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by: str = "arm",
-                level: float = config.CI_LEVEL) -> pd.DataFrame:
+def logistic_or(
+    df: pd.DataFrame, outcome: str = "responder", covariates=(), by: str = "arm", level: float = config.CI_LEVEL
+) -> pd.DataFrame:
     """Odds ratio BM-MSC vs sham from a logistic regression (statsmodels GLM, binomial), Wald CI and p.
 
     Parameters
@@ -381,8 +429,9 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
     if "site" in covariates:  # strata among the participants analysed
         d = d.assign(site=site_strata(d["site"]))
     d = d.dropna()
-    frame = pd.DataFrame({"y": d[outcome].astype(bool).astype(float).to_numpy(),
-                          "msc": (d[by] == config.ARMS[0]).astype(float).to_numpy()})
+    frame = pd.DataFrame(
+        {"y": d[outcome].astype(bool).astype(float).to_numpy(), "msc": (d[by] == config.ARMS[0]).astype(float).to_numpy()}
+    )
     terms = ["msc"]
     for c in covariates:  # numeric columns enter as they are, anything else as a factor
         numeric = d[c].dtype.kind in "if" and not isinstance(d[c].dtype, pd.CategoricalDtype)
@@ -390,8 +439,16 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
         terms.append(f'Q("{c}")' if numeric else f'C(Q("{c}"))')
     y = frame["y"].to_numpy()
     method = "logistic regression (binomial GLM); Wald CI" + (f"; adjusted for {', '.join(covariates)}" if covariates else "")
-    empty = {"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-             "log_or": np.nan, "se": np.nan, "n": len(d)}
+    empty = {
+        "group": config.CONTRAST,
+        "estimate": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_value": np.nan,
+        "log_or": np.nan,
+        "se": np.nan,
+        "n": len(d),
+    }
     if frame["msc"].nunique() < 2:
         arms = set(d[by])
         return pd.DataFrame([{**empty, "method": not_estimable(method, arms_without({a: int(a in arms) for a in config.ARMS}))}])
@@ -406,10 +463,21 @@ def logistic_or(df: pd.DataFrame, outcome: str = "responder", covariates=(), by:
     fit = model.fit()
     b, se = float(fit.params["msc"]), float(fit.bse["msc"])
     z = z_quantile(level)
-    return pd.DataFrame([{
-        "group": config.CONTRAST, "estimate": np.exp(b), "ci_low": np.exp(b - z * se), "ci_high": np.exp(b + z * se),
-        "p_value": float(fit.pvalues["msc"]), "log_or": b, "se": se, "n": len(d), "method": method,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": np.exp(b),
+                "ci_low": np.exp(b - z * se),
+                "ci_high": np.exp(b + z * se),
+                "p_value": float(fit.pvalues["msc"]),
+                "log_or": b,
+                "se": se,
+                "n": len(d),
+                "method": method,
+            }
+        ]
+    )
 
 
 def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -467,8 +535,13 @@ def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
         Columns ``reason`` and one count column per arm plus ``total``; a last row ``all``.
     """
     d = resp[~resp["evaluable"].astype(bool)]
-    t = (pd.crosstab(d["reason"].astype(str), d["arm"].astype(str)).reindex(columns=list(config.ARMS), fill_value=0)
-         .astype(int).sort_index().rename_axis(index="reason", columns=None))
+    t = (
+        pd.crosstab(d["reason"].astype(str), d["arm"].astype(str))
+        .reindex(columns=list(config.ARMS), fill_value=0)
+        .astype(int)
+        .sort_index()
+        .rename_axis(index="reason", columns=None)
+    )
     t.loc["all"] = t.sum()
     t["total"] = t.sum(axis=1)
     return t.reset_index().rename_axis(columns=None)
@@ -493,8 +566,10 @@ def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.Dat
             p.insert(0, "measure", m)
             rows.append(p)
     out = pd.concat(rows, ignore_index=True)
-    out["method"] = [relabel_method(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
-                     for m, old in zip(out["measure"], out["method"])]
+    out["method"] = [
+        relabel_method(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
+        for m, old in zip(out["measure"], out["method"])
+    ]
     return out
 
 

@@ -1,4 +1,5 @@
 """The cohort: CONSORT flow counts, follow-up completeness, participants per arm."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -12,8 +13,9 @@ __all__ = [
 ]
 
 
-def consort_flow(adsl: pd.DataFrame, screening: pd.DataFrame | None = None,
-                 visit_month: int = config.PRIMARY_VISIT) -> pd.DataFrame:
+def consort_flow(
+    adsl: pd.DataFrame, screening: pd.DataFrame | None = None, visit_month: int = config.PRIMARY_VISIT
+) -> pd.DataFrame:
     """Counts of the CONSORT 2010 flow diagram.
 
     Parameters
@@ -80,13 +82,21 @@ def follow_up_completeness(adeff: pd.DataFrame) -> pd.DataFrame:
         (n_observed / n_randomized). Sorted by arm (config order), visit.
     """
     d = adeff[adeff["measure"].isin(["vas_pain", "odi"])]
-    per = (d.assign(has=d["value"].notna().to_numpy(dtype=bool))
-           .groupby(["arm", "visit_month", "subject_id"], sort=True)
-           .agg(has=("has", "any"), status=("visit_status", "first")).reset_index())
-    out = (per.groupby(["arm", "visit_month"], sort=True)
-           .agg(n_randomized=("subject_id", "size"), n_observed=("has", "sum"),
-                n_discontinued=("status", lambda s: int((s == "discontinued").sum())))
-           .reset_index())
+    per = (
+        d.assign(has=d["value"].notna().to_numpy(dtype=bool))
+        .groupby(["arm", "visit_month", "subject_id"], sort=True)
+        .agg(has=("has", "any"), status=("visit_status", "first"))
+        .reset_index()
+    )
+    out = (
+        per.groupby(["arm", "visit_month"], sort=True)
+        .agg(
+            n_randomized=("subject_id", "size"),
+            n_observed=("has", "sum"),
+            n_discontinued=("status", lambda s: int((s == "discontinued").sum())),
+        )
+        .reset_index()
+    )
     out["proportion"] = out["n_observed"] / out["n_randomized"]
     out["arm"] = pd.Categorical(out["arm"], categories=list(config.ARMS), ordered=True)
     out = out.sort_values(["arm", "visit_month"]).reset_index(drop=True)

@@ -1,4 +1,5 @@
 """Continuous endpoints: means with t intervals, trajectories by visit, the completers' mixed ANOVA."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,14 +71,20 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
     d = adeff[(adeff["measure"] == measure) & (adeff["visit_month"] > 0)][["subject_id", "arm", "visit_month", "change"]]
     d = d.dropna(subset=["change"])
     full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
-    d = d[full].assign(change=lambda x: x["change"].astype(float), arm=lambda x: x["arm"].astype(str),
-                       subject_id=lambda x: x["subject_id"].astype(str))
+    d = d[full].assign(
+        change=lambda x: x["change"].astype(float),
+        arm=lambda x: x["arm"].astype(str),
+        subject_id=lambda x: x["subject_id"].astype(str),
+    )
     method = "mixed ANOVA of the change (arm between, visit within), completers (pingouin)"
     per_arm = d.groupby("arm")["subject_id"].nunique().reindex(list(config.ARMS), fill_value=0)
-    reason = ("fewer than 2 post-baseline visits" if d["visit_month"].nunique() < 2 else
-              arms_without(per_arm.to_dict(), "completer") or
-              ("fewer than 2 completers in an arm" if per_arm.min() < 2 else "") or
-              ("no variation in the change" if d["change"].nunique() < 2 else ""))
+    reason = (
+        "fewer than 2 post-baseline visits"
+        if d["visit_month"].nunique() < 2
+        else arms_without(per_arm.to_dict(), "completer")
+        or ("fewer than 2 completers in an arm" if per_arm.min() < 2 else "")
+        or ("no variation in the change" if d["change"].nunique() < 2 else "")
+    )
     if reason:
         out = pd.DataFrame({"Source": ["arm", "visit_month", "Interaction"]})
         for c in ("SS", "DF1", "DF2", "MS", "F", "p_unc", "np2", "eps"):

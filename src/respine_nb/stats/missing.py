@@ -1,4 +1,5 @@
 """Missing data: multiple imputation (MICE with predictive mean matching) and Rubin's rules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,10 @@ def rubin(estimates, variances) -> dict:
     b = q.var(ddof=1) if m > 1 else 0.0
     t = w + (1 + 1 / m) * b
     df = np.inf if b == 0 else (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2
-    return {"estimate": qbar, "se": np.sqrt(t), "df": df, "within": w, "between": b,
-            "fmi": (1 + 1 / m) * b / t if t > 0 else 0.0}
+    return {"estimate": qbar, "se": np.sqrt(t), "df": df, "within": w, "between": b, "fmi": (1 + 1 / m) * b / t if t > 0 else 0.0}
 
 
-def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: int = 5,
-             fixed=()) -> list:
+def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: int = 5, fixed=()) -> list:
     """Multiple imputation by chained equations with predictive mean matching (van Buuren's FCS).
 
     Each incomplete numeric column is imputed in turn from all other columns: an OLS fit on
@@ -114,8 +113,14 @@ def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
     return sorted_y[window[np.arange(len(yhat_mis)), pick]]
 
 
-def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT, m: int = 50,
-                       seed: int = 2024, level: float = config.CI_LEVEL, **thresholds) -> pd.DataFrame:
+def mi_risk_difference(
+    wide: pd.DataFrame,
+    visit_month: int = config.PRIMARY_VISIT,
+    m: int = 50,
+    seed: int = 2024,
+    level: float = config.CI_LEVEL,
+    **thresholds,
+) -> pd.DataFrame:
     """Responder risk difference under multiple imputation of missing VAS and ODI values.
 
     Missing VAS and ODI values (all visits up to ``visit_month``) are imputed by chained
@@ -151,18 +156,38 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
     sites = pd.get_dummies(wide["site"].astype(str), prefix="site", drop_first=True, dtype=float)
     num = pd.concat([num.reset_index(drop=True), sites.reset_index(drop=True)], axis=1)
     fixed = ["msc", *sites.columns]
-    method = (f"MICE with predictive mean matching (m = {m}; arm, site, baseline and earlier visits as "
-              "predictors); responder rule per completed dataset; Rubin's rules, Wald variance")
+    method = (
+        f"MICE with predictive mean matching (m = {m}; arm, site, baseline and earlier visits as "
+        "predictors); responder rule per completed dataset; Rubin's rules, Wald variance"
+    )
     n_arm = {arm: int((wide["arm"] == arm).sum()) for arm in config.ARMS}
     few = [c for c in cols if num[c].notna().sum() < 2]
-    reason = (arms_without(n_arm, "participant") or
-              (f"fewer than 2 observed values of {', '.join(few)}"
-               + (f" (no participant reached month {visit_month})" if any(c.endswith(f"_{visit_month}") for c in few)
-                  else "") if few else ""))
+    reason = arms_without(n_arm, "participant") or (
+        f"fewer than 2 observed values of {', '.join(few)}"
+        + (f" (no participant reached month {visit_month})" if any(c.endswith(f"_{visit_month}") for c in few) else "")
+        if few
+        else ""
+    )
     if reason:
-        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                              "p_value": np.nan, "se": np.nan, "df": np.nan, "fmi": np.nan, "n": len(num), "m": m,
-                              "estimate_msc": np.nan, "estimate_sham": np.nan, "method": not_estimable(method, reason)}])
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "p_value": np.nan,
+                    "se": np.nan,
+                    "df": np.nan,
+                    "fmi": np.nan,
+                    "n": len(num),
+                    "m": m,
+                    "estimate_msc": np.nan,
+                    "estimate_sham": np.nan,
+                    "method": not_estimable(method, reason),
+                }
+            ]
+        )
     bounds = {c: (0.0, 100.0) for c in cols}
     completed = mice_pmm(num, m=m, seed=seed, fixed=fixed) if num[cols].isna().any().any() else [num] * m
     est, var, p1s, p2s = [], [], [], []
@@ -170,8 +195,7 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
     for d in completed:
         for c, (lo, hi) in bounds.items():
             d[c] = d[c].clip(lo, hi)
-        rs = endpoints.responder_status(d["vas_0"], d[f"vas_{visit_month}"], d["odi_0"],
-                                        d[f"odi_{visit_month}"], **thresholds)
+        rs = endpoints.responder_status(d["vas_0"], d[f"vas_{visit_month}"], d["odi_0"], d[f"odi_{visit_month}"], **thresholds)
         r = rs["responder"].fillna(False).to_numpy(dtype=bool)
         p1, p2 = r[msc].mean(), r[~msc].mean()
         n1, n2 = msc.sum(), (~msc).sum()
@@ -183,14 +207,27 @@ def mi_risk_difference(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VIS
     q = sps.t.ppf(0.5 + level / 2, pooled["df"]) if np.isfinite(pooled["df"]) else z_quantile(level)
     stat = pooled["estimate"] / pooled["se"] if pooled["se"] > 0 else np.nan
     p = 2 * sps.t.sf(abs(stat), pooled["df"]) if np.isfinite(pooled["df"]) else 2 * float(sps.norm.sf(abs(stat)))
-    return pd.DataFrame([{
-        "group": config.CONTRAST, "estimate": pooled["estimate"], "ci_low": pooled["estimate"] - q * pooled["se"],
-        "ci_high": pooled["estimate"] + q * pooled["se"], "p_value": p, "se": pooled["se"], "df": pooled["df"],
-        "fmi": pooled["fmi"], "n": len(num), "m": m, "estimate_msc": float(np.mean(p1s)),
-        "estimate_sham": float(np.mean(p2s)),
-        "method": method if np.isfinite(p) else not_estimable(method, "no variance (every or no participant responded "
-                                                                        "in every imputation)"),
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": pooled["estimate"],
+                "ci_low": pooled["estimate"] - q * pooled["se"],
+                "ci_high": pooled["estimate"] + q * pooled["se"],
+                "p_value": p,
+                "se": pooled["se"],
+                "df": pooled["df"],
+                "fmi": pooled["fmi"],
+                "n": len(num),
+                "m": m,
+                "estimate_msc": float(np.mean(p1s)),
+                "estimate_sham": float(np.mean(p2s)),
+                "method": method
+                if np.isfinite(p)
+                else not_estimable(method, "no variance (every or no participant responded in every imputation)"),
+            }
+        ]
+    )
 
 
 def wide_outcomes(tables, measures=("vas_pain", "odi")) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """MRI: T2 by Pfirrmann grade, change from baseline, ANCOVA, grade shifts, structure vs symptoms."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,14 +65,31 @@ def t2_grade_correlation(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFr
     """
     d = _t2_grades(admri, visit_month)
     method = "Spearman rank correlation, grade vs T2 (pingouin)"
-    reason = ("fewer than 3 participants" if len(d) < 3 else "a single grade" if d["pfirrmann_grade"].nunique() < 2
-              else "a single T2 value" if d["t2_np_ms"].nunique() < 2 else "")
+    reason = (
+        "fewer than 3 participants"
+        if len(d) < 3
+        else "a single grade"
+        if d["pfirrmann_grade"].nunique() < 2
+        else "a single T2 value"
+        if d["t2_np_ms"].nunique() < 2
+        else ""
+    )
     rho = p = np.nan
     if not reason:
         c = pg.corr(d["pfirrmann_grade"].astype(float), d["t2_np_ms"].astype(float), method="spearman")
         rho, p = float(c["r"].iloc[0]), float(c["p_val"].iloc[0])
-    return pd.DataFrame([{"group": "all", "visit_month": int(visit_month), "estimate": rho, "p_value": p, "n": len(d),
-                          "method": not_estimable(method, reason) if reason else method}])
+    return pd.DataFrame(
+        [
+            {
+                "group": "all",
+                "visit_month": int(visit_month),
+                "estimate": rho,
+                "p_value": p,
+                "n": len(d),
+                "method": not_estimable(method, reason) if reason else method,
+            }
+        ]
+    )
 
 
 def _t2_grades(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
@@ -89,9 +107,15 @@ def paired_visit(admri: pd.DataFrame, visit_month: int, column: str = "t2_np_ms"
     """
     base = "base_" + column
     d = admri[(admri["visit_month"] == visit_month)].dropna(subset=[column, base])
-    return pd.DataFrame({"subject_id": d["subject_id"].astype(str).to_numpy(), "arm": d["arm"].astype(str).to_numpy(),
-                         "baseline": d[base].astype(float).to_numpy(), "value": d[column].astype(float).to_numpy(),
-                         "change": (d[column] - d[base]).astype(float).to_numpy()})
+    return pd.DataFrame(
+        {
+            "subject_id": d["subject_id"].astype(str).to_numpy(),
+            "arm": d["arm"].astype(str).to_numpy(),
+            "baseline": d[base].astype(float).to_numpy(),
+            "value": d[column].astype(float).to_numpy(),
+            "change": (d[column] - d[base]).astype(float).to_numpy(),
+        }
+    )
 
 
 def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -122,10 +146,20 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
             p = np.nan
         else:
             p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0])
-        rows.append({"group": arm, "n": s["n"], "mean_baseline": d["baseline"].mean() if len(d) else np.nan,
-                     "mean_value": d["value"].mean() if len(d) else np.nan,
-                     "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                     "p_value": p, "method": method})
+        rows.append(
+            {
+                "group": arm,
+                "n": s["n"],
+                "mean_baseline": d["baseline"].mean() if len(d) else np.nan,
+                "mean_value": d["value"].mean() if len(d) else np.nan,
+                "estimate": s["mean"],
+                "sd": s["sd"],
+                "ci_low": s["ci_low"],
+                "ci_high": s["ci_high"],
+                "p_value": p,
+                "method": method,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -140,12 +174,17 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
         fewer than 4 participants, or no residual variation.
     """
     method = "ANCOVA (OLS): change ~ arm + baseline"
-    frame = pd.DataFrame({"change": pairs["change"].to_numpy(dtype=float),
-                          "msc": (pairs["arm"] == config.ARMS[0]).to_numpy(dtype=float),
-                          "baseline": pairs["baseline"].to_numpy(dtype=float)})
+    frame = pd.DataFrame(
+        {
+            "change": pairs["change"].to_numpy(dtype=float),
+            "msc": (pairs["arm"] == config.ARMS[0]).to_numpy(dtype=float),
+            "baseline": pairs["baseline"].to_numpy(dtype=float),
+        }
+    )
     n_msc = int(frame["msc"].sum())
-    reason = (arms_without({config.ARMS[0]: n_msc, config.ARMS[1]: len(frame) - n_msc}, "participant with both visits")
-              or ("fewer than 4 participants with both visits" if len(frame) < 4 else ""))
+    reason = arms_without({config.ARMS[0]: n_msc, config.ARMS[1]: len(frame) - n_msc}, "participant with both visits") or (
+        "fewer than 4 participants with both visits" if len(frame) < 4 else ""
+    )
     if not reason:
         model = smf.ols("change ~ msc + baseline", data=frame)
         if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
@@ -156,13 +195,37 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
             if not fit.ssr > 1e-12 * max(1.0, float(y @ y)):
                 reason = "the model fits exactly (no residual variation)"
     if reason:
-        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "se": np.nan, "df": np.nan,
-                              "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": len(pairs),
-                              "method": not_estimable(method, reason)}])
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": np.nan,
+                    "se": np.nan,
+                    "df": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "p_value": np.nan,
+                    "n": len(pairs),
+                    "method": not_estimable(method, reason),
+                }
+            ]
+        )
     lo, hi = fit.conf_int(alpha=1 - level).loc["msc"]
-    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(fit.params["msc"]), "se": float(fit.bse["msc"]),
-                          "df": float(fit.df_resid), "ci_low": float(lo), "ci_high": float(hi),
-                          "p_value": float(fit.pvalues["msc"]), "n": len(pairs), "method": method}])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": float(fit.params["msc"]),
+                "se": float(fit.bse["msc"]),
+                "df": float(fit.df_resid),
+                "ci_low": float(lo),
+                "ci_high": float(hi),
+                "p_value": float(fit.pvalues["msc"]),
+                "n": len(pairs),
+                "method": method,
+            }
+        ]
+    )
 
 
 def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
@@ -174,8 +237,13 @@ def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
         Columns ``group``, ``base_grade``, ``grade``, ``n`` (only non-zero cells), sorted.
     """
     d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
-    out = (d.groupby(["arm", "base_pfirrmann_grade", "pfirrmann_grade"]).size().rename("n").reset_index()
-           .rename(columns={"arm": "group", "base_pfirrmann_grade": "base_grade", "pfirrmann_grade": "grade"}))
+    out = (
+        d.groupby(["arm", "base_pfirrmann_grade", "pfirrmann_grade"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .rename(columns={"arm": "group", "base_pfirrmann_grade": "base_grade", "pfirrmann_grade": "grade"})
+    )
     out["base_grade"] = out["base_grade"].astype(int)
     out["grade"] = out["grade"].astype(int)
     return out.sort_values(["group", "base_grade", "grade"], kind="mergesort").reset_index(drop=True)
@@ -205,20 +273,31 @@ def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -
         ``n``, ``estimate`` (r), ``ci_low``, ``ci_high``, ``p_value``; when not estimable (fewer
         than 4 pairs, a constant variable) NaN and a ``reason``.
     """
-    d = pd.DataFrame({"x": pd.to_numeric(pd.Series(x), errors="coerce").astype(float).to_numpy(),
-                      "y": pd.to_numeric(pd.Series(y), errors="coerce").astype(float).to_numpy()}).dropna()
+    d = pd.DataFrame(
+        {
+            "x": pd.to_numeric(pd.Series(x), errors="coerce").astype(float).to_numpy(),
+            "y": pd.to_numeric(pd.Series(y), errors="coerce").astype(float).to_numpy(),
+        }
+    ).dropna()
     n = len(d)
     if n < 4 or d["x"].nunique() < 2 or d["y"].nunique() < 2:
-        return {"n": n, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
-                "reason": "fewer than 4 participants" if n < 4 else "no variation"}
+        return {
+            "n": n,
+            "estimate": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "p_value": np.nan,
+            "reason": "fewer than 4 participants" if n < 4 else "no variation",
+        }
     c = pg.corr(d["x"], d["y"], method=method)
     r = float(c["r"].iloc[0])
     lo, hi = pg.compute_esci(stat=r, nx=n, ny=n, eftype="r", confidence=level, decimals=12)
     return {"n": n, "estimate": r, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(c["p_val"].iloc[0])}
 
 
-def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int,
-                          measures=("vas_pain", "odi")) -> pd.DataFrame:
+def structure_vs_symptoms(
+    pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("vas_pain", "odi")
+) -> pd.DataFrame:
     """Pearson correlation of T2 change with the change in each symptom measure at the same visit,
     per arm and pooled.
 
@@ -237,6 +316,5 @@ def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month:
             c = correlation(dd["change"], dd["symptom"])
             method = "Pearson r, Fisher z CI (pingouin)"
             reason = c.pop("reason", "")
-            rows.append({"measure": m, "group": group, **c,
-                         "method": not_estimable(method, reason) if reason else method})
+            rows.append({"measure": m, "group": group, **c, "method": not_estimable(method, reason) if reason else method})
     return pd.DataFrame(rows)

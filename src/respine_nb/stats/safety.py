@@ -1,4 +1,5 @@
 """Safety and immunology: adverse events, anti-HLA antibodies, donor-specific antibodies."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,10 @@ AE_CATEGORIES = {
     "any_ae": ("any adverse event", lambda ae: np.ones(len(ae), dtype=bool)),
     "sae": ("any serious adverse event", lambda ae: ae["serious"].fillna(False).to_numpy(dtype=bool)),
     "related_ae": ("any related adverse event", lambda ae: ae["related"].fillna(False).to_numpy(dtype=bool)),
-    "related_sae": ("any related serious adverse event",
-                    lambda ae: (ae["serious"].fillna(False) & ae["related"].fillna(False)).to_numpy(dtype=bool)),
+    "related_sae": (
+        "any related serious adverse event",
+        lambda ae: (ae["serious"].fillna(False) & ae["related"].fillna(False)).to_numpy(dtype=bool),
+    ),
 }
 
 
@@ -49,10 +52,20 @@ def ae_overview(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame:
             n, x = len(ids), len(who)
             lo, hi = wilson_ci(x, n)
             method = "participants with >= 1 event / treated; Wilson CI"
-            rows.append({"category": key, "label": label, "group": arm, "events": x, "n": n,
-                         "estimate": x / n if n else np.nan, "ci_low": lo, "ci_high": hi,
-                         "n_events": int((hit["arm"] == arm).sum()) if len(hit) else 0,
-                         "method": method if n else not_estimable(method, f"no treated participant in {arm}")})
+            rows.append(
+                {
+                    "category": key,
+                    "label": label,
+                    "group": arm,
+                    "events": x,
+                    "n": n,
+                    "estimate": x / n if n else np.nan,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_events": int((hit["arm"] == arm).sum()) if len(hit) else 0,
+                    "method": method if n else not_estimable(method, f"no treated participant in {arm}"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -72,13 +85,20 @@ def ae_by_term(adae: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (term, arm), g in ae.groupby(["term", "arm"], sort=True):
         sev = g["severity"].value_counts()
-        rows.append({"term": term, "group": arm, "participants": g["subject_id"].nunique(), "events": len(g),
-                     **{s: int(sev.get(s, 0)) for s in config.SEVERITIES},
-                     "serious": int(g["serious"].sum()), "related": int(g["related"].sum())})
+        rows.append(
+            {
+                "term": term,
+                "group": arm,
+                "participants": g["subject_id"].nunique(),
+                "events": len(g),
+                **{s: int(sev.get(s, 0)) for s in config.SEVERITIES},
+                "serious": int(g["serious"].sum()),
+                "related": int(g["related"].sum()),
+            }
+        )
     out = pd.DataFrame(rows, columns=cols)
     total = out.groupby("term")["participants"].transform("sum")
-    return (out.assign(_t=-total).sort_values(["_t", "term", "group"], kind="mergesort").drop(columns="_t")
-            .reset_index(drop=True))
+    return out.assign(_t=-total).sort_values(["_t", "term", "group"], kind="mergesort").drop(columns="_t").reset_index(drop=True)
 
 
 def anti_hla_by_visit(immunology: pd.DataFrame, subjects: pd.DataFrame) -> pd.DataFrame:
@@ -106,9 +126,10 @@ def anti_hla_by_visit(immunology: pd.DataFrame, subjects: pd.DataFrame) -> pd.Da
 
 
 def _wide_any(immunology: pd.DataFrame) -> pd.DataFrame:
-    imm = immunology.assign(pos=(immunology["anti_hla_class_i"].fillna(False)
-                                 | immunology["anti_hla_class_ii"].fillna(False)).to_numpy(dtype=bool),
-                            tested=(immunology["anti_hla_class_i"].notna() | immunology["anti_hla_class_ii"].notna()).to_numpy())
+    imm = immunology.assign(
+        pos=(immunology["anti_hla_class_i"].fillna(False) | immunology["anti_hla_class_ii"].fillna(False)).to_numpy(dtype=bool),
+        tested=(immunology["anti_hla_class_i"].notna() | immunology["anti_hla_class_ii"].notna()).to_numpy(),
+    )
     return imm
 
 
@@ -129,8 +150,9 @@ def new_sensitisation(immunology: pd.DataFrame, subjects: pd.DataFrame, by_visit
     per = later.groupby("subject_id")["pos"].any().rename("new").reset_index()
     per = per.merge(subjects[["subject_id", "arm"]], on="subject_id")
     out = proportions(per, outcome="new")
-    out["method"] = [relabel_method(m, f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI")
-                     for m in out["method"]]
+    out["method"] = [
+        relabel_method(m, f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI") for m in out["method"]
+    ]
     return out
 
 
@@ -148,8 +170,9 @@ def dsa_by_visit(immunology: pd.DataFrame, subjects: pd.DataFrame) -> pd.DataFra
     for v in sorted(imm["visit_month"].unique()):
         y = imm.loc[imm["visit_month"] == v, "dsa"].astype(bool)
         lo, hi = wilson_ci(int(y.sum()), len(y))
-        rows.append({"visit_month": int(v), "events": int(y.sum()), "n": len(y), "estimate": y.mean(),
-                     "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {"visit_month": int(v), "events": int(y.sum()), "n": len(y), "estimate": y.mean(), "ci_low": lo, "ci_high": hi}
+        )
     return pd.DataFrame(rows, columns=["visit_month", "events", "n", "estimate", "ci_low", "ci_high"])
 
 
@@ -171,8 +194,16 @@ def sensitisation_and_response(immunology: pd.DataFrame, resp: pd.DataFrame, vis
     for status, mask in (("anti-HLA positive", d["pos"]), ("anti-HLA negative", ~d["pos"])):
         y = d.loc[mask, "responder"].astype(bool)
         lo, hi = wilson_ci(int(y.sum()), len(y))
-        rows.append({"status": status, "events": int(y.sum()), "n": len(y), "estimate": y.mean() if len(y) else np.nan,
-                     "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {
+                "status": status,
+                "events": int(y.sum()),
+                "n": len(y),
+                "estimate": y.mean() if len(y) else np.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     out = pd.DataFrame(rows)
     x1, n1, x2, n2 = (int(v) for v in (out["events"][0], out["n"][0], out["events"][1], out["n"][1]))
     f = fisher_exact(x1, n1, x2, n2).iloc[0] if min(n1, n2) > 0 else {"estimate": np.nan, "p_value": np.nan}

@@ -1,4 +1,5 @@
 """Sensitivity grids of the primary analysis: tipping point, responder thresholds, subgroups."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,9 +71,24 @@ def tipping_point(resp: pd.DataFrame, alpha: float = 0.05, max_steps: int = TIPP
             elif np.isnan(p):
                 m += "; p not estimable: " + ("every participant responded" if a + b == na + nb else "no participant responded")
             rows.append((int(j1), int(j2), k1, k2, a, na, b, nb, est, lo, hi, p, m))
-    out = pd.DataFrame(rows, columns=["responders_msc", "responders_sham", "not_evaluable_msc", "not_evaluable_sham",
-                                      "events_msc", "n_msc", "events_sham", "n_sham", "estimate", "ci_low", "ci_high",
-                                      "p_value", "method"])
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "responders_msc",
+            "responders_sham",
+            "not_evaluable_msc",
+            "not_evaluable_sham",
+            "events_msc",
+            "n_msc",
+            "events_sham",
+            "n_sham",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "method",
+        ],
+    )
     out["significant"] = (out["p_value"] < alpha).to_numpy(dtype=bool)
     return out[[*out.columns[:-2], "significant", "method"]]
 
@@ -90,9 +106,14 @@ ODI_REL_GRID = (0.10, 0.20, 0.30, 0.40)  # fraction of baseline (relative rule)
 ODI_ABS_GRID = (10, 15, 20, 25, 30)  # points (absolute rule)
 
 
-def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
-                   vas_abs=VAS_ABS_GRID, vas_rel=VAS_REL_GRID, odi_thresholds=None,
-                   odi_rule: str = "relative") -> pd.DataFrame:
+def threshold_grid(
+    wide: pd.DataFrame,
+    visit_month: int = config.PRIMARY_VISIT,
+    vas_abs=VAS_ABS_GRID,
+    vas_rel=VAS_REL_GRID,
+    odi_thresholds=None,
+    odi_rule: str = "relative",
+) -> pd.DataFrame:
     """Responder risk difference over a grid of thresholds (evaluable participants at each point).
 
     Parameters
@@ -120,13 +141,20 @@ def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
     if odi_thresholds is None:
         odi_thresholds = ODI_REL_GRID if odi_rule == "relative" else ODI_ABS_GRID
     msc = (wide["arm"] == config.ARMS[0]).to_numpy()
-    vas = {(a, r): endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
-           for a in vas_abs for r in vas_rel}
+    vas = {
+        (a, r): endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
+        for a in vas_abs
+        for r in vas_rel
+    }
     method = f"responder rule at each threshold (ODI {odi_rule}); Newcombe CI; Yates chi-square"
     rows = []
     for o in odi_thresholds:
-        om = endpoints.odi_criterion(wide["odi_0"], wide[f"odi_{visit_month}"], rule=odi_rule,
-                                     **({"rel": o} if odi_rule == "relative" else {"abs_points": o}))
+        om = endpoints.odi_criterion(
+            wide["odi_0"],
+            wide[f"odi_{visit_month}"],
+            rule=odi_rule,
+            **({"rel": o} if odi_rule == "relative" else {"abs_points": o}),
+        )
         for a in vas_abs:
             for r in vas_rel:
                 resp = endpoints.responder(vas[(a, r)], om).to_numpy(dtype=float, na_value=np.nan)
@@ -138,12 +166,27 @@ def threshold_grid(wide: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT,
                 if min(n1, n2) == 0:
                     m = not_estimable(method, arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
                 elif np.isnan(p):
-                    m += "; p not estimable: " + ("every participant responded" if x1 + x2 == n1 + n2
-                                                  else "no participant responded")
-                rows.append((a, r, odi_rule, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, est, lo, hi, p,
-                             n1 + n2, m))
-    return pd.DataFrame(rows, columns=["vas_abs_mm", "vas_rel", "odi_rule", "odi_threshold", "estimate_msc",
-                                       "estimate_sham", "estimate", "ci_low", "ci_high", "p_value", "n", "method"])
+                    m += "; p not estimable: " + (
+                        "every participant responded" if x1 + x2 == n1 + n2 else "no participant responded"
+                    )
+                rows.append((a, r, odi_rule, o, x1 / n1 if n1 else np.nan, x2 / n2 if n2 else np.nan, est, lo, hi, p, n1 + n2, m))
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "vas_abs_mm",
+            "vas_rel",
+            "odi_rule",
+            "odi_threshold",
+            "estimate_msc",
+            "estimate_sham",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "n",
+            "method",
+        ],
+    )
 
 
 def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -179,8 +222,21 @@ def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL)
                 est = x1 / n1 - x2 / n2
                 lo, hi = newcombe_ci(x1, n1, x2, n2, level)
             rows.append((label, lev, x1, n1, x2, n2, est, lo, hi, p_int))
-    return pd.DataFrame(rows, columns=["subgroup", "level", "events_msc", "n_msc", "events_sham", "n_sham",
-                                       "estimate", "ci_low", "ci_high", "p_interaction"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "subgroup",
+            "level",
+            "events_msc",
+            "n_msc",
+            "events_sham",
+            "n_sham",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "p_interaction",
+        ],
+    )
 
 
 def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> float:
@@ -205,9 +261,13 @@ def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> floa
         with one arm only).
     """
     dd = d[[outcome, "arm", col]].dropna()
-    frame = pd.DataFrame({"y": dd[outcome].astype(bool).astype(float).to_numpy(),
-                          "msc": (dd["arm"] == config.ARMS[0]).astype(float).to_numpy(),
-                          "level": dd[col].astype(str).to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "y": dd[outcome].astype(bool).astype(float).to_numpy(),
+            "msc": (dd["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+            "level": dd[col].astype(str).to_numpy(),
+        }
+    )
     if frame["level"].nunique() < 2:
         return float("nan")
     family = sm.families.Binomial()

@@ -1,4 +1,5 @@
 """Time to first response: Kaplan-Meier, log-rank, Cox, Turnbull NPMLE, Weibull AFT, durability."""
+
 from __future__ import annotations
 
 import warnings
@@ -67,17 +68,34 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
     for arm in config.ARMS:
         d = adtte[adtte["arm"] == arm]
         if d.empty:
-            rows.append({"group": arm, "n": 0, "events": 0, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                         "method": not_estimable(method, f"no participant evaluable after baseline in {arm}")})
+            rows.append(
+                {
+                    "group": arm,
+                    "n": 0,
+                    "events": 0,
+                    "estimate": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "method": not_estimable(method, f"no participant evaluable after baseline in {arm}"),
+                }
+            )
             continue
         kmf = KaplanMeierFitter(alpha=1 - level).fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
         sf = kmf.survival_function_
         med = km_median(sf.index.to_numpy(dtype=float), sf[arm].to_numpy(dtype=float))
         ci = median_survival_times(kmf.confidence_interval_)
         lo, hi = (float(ci.iloc[0, 0]), float(ci.iloc[0, 1])) if len(ci) else (np.nan, np.nan)
-        rows.append({"group": arm, "n": len(d), "events": int(d["event"].sum()), "estimate": med,
-                     "ci_low": lo if np.isfinite(lo) else np.nan, "ci_high": hi if np.isfinite(hi) else np.nan,
-                     "method": method if np.isfinite(med) else not_estimable(method, "median not reached")})
+        rows.append(
+            {
+                "group": arm,
+                "n": len(d),
+                "events": int(d["event"].sum()),
+                "estimate": med,
+                "ci_low": lo if np.isfinite(lo) else np.nan,
+                "ci_high": hi if np.isfinite(hi) else np.nan,
+                "method": method if np.isfinite(med) else not_estimable(method, "median not reached"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -92,19 +110,43 @@ def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
     """
     a, b = adtte[adtte["arm"] == config.ARMS[0]], adtte[adtte["arm"] == config.ARMS[1]]
     method = "log-rank test"
-    reason = (arms_without({config.ARMS[0]: len(a), config.ARMS[1]: len(b)}, "participant evaluable after baseline")
-              or ("no event in either arm" if not adtte["event"].astype(bool).any() else ""))
+    reason = arms_without({config.ARMS[0]: len(a), config.ARMS[1]: len(b)}, "participant evaluable after baseline") or (
+        "no event in either arm" if not adtte["event"].astype(bool).any() else ""
+    )
     if reason:
-        return pd.DataFrame([{"group": config.CONTRAST, "statistic": np.nan, "p_value": np.nan, "n": len(adtte),
-                              "method": not_estimable(method, reason)}])
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "statistic": np.nan,
+                    "p_value": np.nan,
+                    "n": len(adtte),
+                    "method": not_estimable(method, reason),
+                }
+            ]
+        )
     r = logrank_test(a["time"].astype(float), b["time"].astype(float), a["event"].astype(bool), b["event"].astype(bool))
-    return pd.DataFrame([{"group": config.CONTRAST, "statistic": float(r.test_statistic), "p_value": float(r.p_value),
-                          "n": len(adtte), "method": "log-rank test"}])
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "statistic": float(r.test_statistic),
+                "p_value": float(r.p_value),
+                "n": len(adtte),
+                "method": "log-rank test",
+            }
+        ]
+    )
 
 
 def _cox_frame(adtte: pd.DataFrame, covariates) -> pd.DataFrame:
-    d = pd.DataFrame({"time": adtte["time"].astype(float).to_numpy(), "event": adtte["event"].astype(int).to_numpy(),
-                      "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy()})
+    d = pd.DataFrame(
+        {
+            "time": adtte["time"].astype(float).to_numpy(),
+            "event": adtte["event"].astype(int).to_numpy(),
+            "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+        }
+    )
     for c in covariates:
         d[c] = pd.to_numeric(adtte[c], errors="coerce").astype(float).to_numpy()
     return d.dropna()
@@ -132,8 +174,10 @@ def _fit_quietly(fit_fn):
 
 def _event_reason(frame: pd.DataFrame, what: str = "participant evaluable after baseline") -> str:
     n = {arm: int(((frame["msc"] == 1) if arm == config.ARMS[0] else (frame["msc"] == 0)).sum()) for arm in config.ARMS}
-    ev = {arm: int(frame.loc[(frame["msc"] == 1) if arm == config.ARMS[0] else (frame["msc"] == 0), "event"].sum())
-          for arm in config.ARMS}
+    ev = {
+        arm: int(frame.loc[(frame["msc"] == 1) if arm == config.ARMS[0] else (frame["msc"] == 0), "event"].sum())
+        for arm in config.ARMS
+    }
     if not sum(ev.values()) and min(n.values()):
         return "no event in either arm"
     return arms_without(n, what) or arms_without(ev, "event")
@@ -173,8 +217,7 @@ def _fit_cox(adtte: pd.DataFrame, covariates, level: float):
     fit = None
     if not reason:
         # precision 1e-10: lifelines' default (1e-7) stops about 1e-4 short of R's coefficient
-        fit, reason = _fit_quietly(lambda: CoxPHFitter(alpha=1 - level).fit(d, "time", "event",
-                                                                            fit_options={"precision": 1e-10}))
+        fit, reason = _fit_quietly(lambda: CoxPHFitter(alpha=1 - level).fit(d, "time", "event", fit_options={"precision": 1e-10}))
     return fit, d, reason or ""
 
 
@@ -209,11 +252,25 @@ def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL) -> p
         if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
             reason = "the model did not converge (infinite confidence bound)"
     if reason:
-        row = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "coef": np.nan,
-               "se": np.nan, "method": not_estimable(method, reason)}
+        row = {
+            "estimate": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "p_value": np.nan,
+            "coef": np.nan,
+            "se": np.nan,
+            "method": not_estimable(method, reason),
+        }
     else:
-        row = {"estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)), "ci_high": float(np.exp(b + z * se)),
-               "p_value": float(s["p"]), "coef": b, "se": se, "method": method}
+        row = {
+            "estimate": float(np.exp(b)),
+            "ci_low": float(np.exp(b - z * se)),
+            "ci_high": float(np.exp(b + z * se)),
+            "p_value": float(s["p"]),
+            "coef": b,
+            "se": se,
+            "method": method,
+        }
     out = pd.DataFrame([{"group": config.CONTRAST, **row, "n": len(d), "events": int(d["event"].sum())}])
     return out[["group", "estimate", "ci_low", "ci_high", "p_value", "coef", "se", "n", "events", "method"]]
 
@@ -237,11 +294,25 @@ def ph_test(fit, frame: pd.DataFrame) -> pd.DataFrame:
     """
     method = "Schoenfeld residual test, KM time scale"
     if fit is None:
-        return pd.DataFrame({"covariate": ["msc"], "statistic": [np.nan], "p_value": [np.nan], "n": [len(frame)],
-                             "method": [not_estimable(method, "no Cox model")]})
+        return pd.DataFrame(
+            {
+                "covariate": ["msc"],
+                "statistic": [np.nan],
+                "p_value": [np.nan],
+                "n": [len(frame)],
+                "method": [not_estimable(method, "no Cox model")],
+            }
+        )
     r = proportional_hazard_test(fit, frame, time_transform="km").summary
-    return pd.DataFrame({"covariate": list(r.index), "statistic": r["test_statistic"].to_numpy(),
-                         "p_value": r["p"].to_numpy(), "n": len(frame), "method": method})
+    return pd.DataFrame(
+        {
+            "covariate": list(r.index),
+            "statistic": r["test_statistic"].to_numpy(),
+            "p_value": r["p"].to_numpy(),
+            "n": len(frame),
+            "method": method,
+        }
+    )
 
 
 def turnbull_npmle(left, right, tol: float = 1e-12, max_iter: int = 100_000) -> pd.DataFrame:
@@ -313,24 +384,60 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
         at ``level``), ``p_value``, ``n``, ``method``; NaN with the reason in ``method`` when an
         arm is empty or has no event, or the fit does not converge.
     """
-    d = pd.DataFrame({"lower": adtte["left"].astype(float).to_numpy(), "upper": adtte["right"].astype(float).to_numpy(),
-                      "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy()})
+    d = pd.DataFrame(
+        {
+            "lower": adtte["left"].astype(float).to_numpy(),
+            "upper": adtte["right"].astype(float).to_numpy(),
+            "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+        }
+    )
     method = "Weibull AFT, interval-censored (lifelines); time ratio, Wald CI"
     reason = _event_reason(d.assign(event=np.isfinite(d["upper"]).astype(int)))
     if not reason:
         fit, reason = _fit_quietly(lambda: WeibullAFTFitter(alpha=1 - level).fit_interval_censoring(d, "lower", "upper"))
     if reason:
-        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                              "p_value": np.nan, "n": len(d), "method": not_estimable(method, reason)}])
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "p_value": np.nan,
+                    "n": len(d),
+                    "method": not_estimable(method, reason),
+                }
+            ]
+        )
     s = fit.summary.loc[("lambda_", "msc")]
     b, se, z = float(s["coef"]), float(s["se(coef)"]), z_quantile(level)
     if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
-        return pd.DataFrame([{"group": config.CONTRAST, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                              "p_value": np.nan, "n": len(d),
-                              "method": not_estimable(method, "the model did not converge (infinite confidence bound)")}])
-    return pd.DataFrame([{"group": config.CONTRAST, "estimate": float(np.exp(b)), "ci_low": float(np.exp(b - z * se)),
-                          "ci_high": float(np.exp(b + z * se)), "p_value": float(s["p"]), "n": len(d),
-                          "method": method}])
+        return pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": np.nan,
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "p_value": np.nan,
+                    "n": len(d),
+                    "method": not_estimable(method, "the model did not converge (infinite confidence bound)"),
+                }
+            ]
+        )
+    return pd.DataFrame(
+        [
+            {
+                "group": config.CONTRAST,
+                "estimate": float(np.exp(b)),
+                "ci_low": float(np.exp(b - z * se)),
+                "ci_high": float(np.exp(b + z * se)),
+                "p_value": float(s["p"]),
+                "n": len(d),
+                "method": method,
+            }
+        ]
+    )
 
 
 def status_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
@@ -343,13 +450,27 @@ def status_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
         ``non-responder``, ``not evaluable``, ``discontinued``), sorted.
     """
     d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
-    status = np.select([d["responder"].fillna(False).to_numpy(dtype=bool),
-                        (d["responder"] == False).fillna(False).to_numpy(dtype=bool),  # noqa: E712
-                        (d["visit_status"] == "discontinued").to_numpy()],
-                       ["responder", "non-responder", "discontinued"], default="not evaluable")
-    return (pd.DataFrame({"subject_id": d["subject_id"].to_numpy(), "arm": d["arm"].to_numpy(),
-                          "visit_month": d["visit_month"].to_numpy(), "status": status})
-            .sort_values(["arm", "subject_id", "visit_month"], kind="mergesort").reset_index(drop=True))
+    status = np.select(
+        [
+            d["responder"].fillna(False).to_numpy(dtype=bool),
+            (d["responder"] == False).fillna(False).to_numpy(dtype=bool),  # noqa: E712
+            (d["visit_status"] == "discontinued").to_numpy(),
+        ],
+        ["responder", "non-responder", "discontinued"],
+        default="not evaluable",
+    )
+    return (
+        pd.DataFrame(
+            {
+                "subject_id": d["subject_id"].to_numpy(),
+                "arm": d["arm"].to_numpy(),
+                "visit_month": d["visit_month"].to_numpy(),
+                "status": status,
+            }
+        )
+        .sort_values(["arm", "subject_id", "visit_month"], kind="mergesort")
+        .reset_index(drop=True)
+    )
 
 
 def durability(status: pd.DataFrame, from_visit: int = 12, to_visit: int = 24) -> pd.DataFrame:
@@ -374,9 +495,17 @@ def durability(status: pd.DataFrame, from_visit: int = 12, to_visit: int = 24) -
     out["not_evaluable_later"] = out["responders_at_start"] - out["n"]
     method = f"month-{from_visit} responders still responding at month {to_visit}; Wilson CI"
     reached = status.loc[status["visit_month"] == to_visit, "status"].isin(["responder", "non-responder"]).any()
-    out["method"] = [method if n else not_estimable(
-        method, f"no month-{from_visit} responder in {arm}" if not start_n else
-        f"no participant reached month {to_visit}" if not reached else
-        f"no month-{from_visit} responder in {arm} evaluable at month {to_visit}")
-        for arm, n, start_n in zip(out["group"], out["n"], out["responders_at_start"])]
+    out["method"] = [
+        method
+        if n
+        else not_estimable(
+            method,
+            f"no month-{from_visit} responder in {arm}"
+            if not start_n
+            else f"no participant reached month {to_visit}"
+            if not reached
+            else f"no month-{from_visit} responder in {arm} evaluable at month {to_visit}",
+        )
+        for arm, n, start_n in zip(out["group"], out["n"], out["responders_at_start"])
+    ]
     return out
