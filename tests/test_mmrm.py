@@ -562,3 +562,21 @@ def test_a_rank_deficient_model_is_reported_not_raised():
         mmrm.fit(mmrm.analysis_set(eff, "odi"))
     out = mmrm.mmrm(eff, "odi")
     assert len(out) == 15 and out["estimate"].isna().all() and out["method"].str.contains("rank 10 < 15").all()
+
+
+def test_n_is_the_same_at_a_visit_left_out_of_the_model():
+    """A participant seen only at a visit that cannot be modelled is not in the model: the
+    empty rows of that visit carry the model's n, as every other row (RESULTS_CONTRACT.md v2)."""
+    t = synthetic.generate(9, 20, 20)
+    o, s = t["outcomes"], t["subjects"]
+    at24 = set(o.loc[(o["visit_month"] == 24) & o["vas_pain"].notna(), "subject_id"])
+    lone = sorted(set(s.loc[s["arm"] == "Sham", "subject_id"]) & at24)[0]
+    keep = (o["visit_month"] == 0) | ((o["visit_month"] < 24) & (o["subject_id"] != lone))
+    keep |= (o["visit_month"] == 24) & (o["subject_id"] == lone)
+    out = mmrm.mmrm(derive.adeff({**t, "outcomes": o[keep]}), "vas_pain")
+    diff = out[out["term"] == "difference"].set_index("visit_month")
+    assert diff.loc[24, "estimate"] != diff.loc[24, "estimate"]  # NaN: month 24 not modelled
+    assert diff["n"].nunique() == 1 and lone not in set(
+        mmrm.analysis_set(derive.adeff({**t, "outcomes": o[keep & (o["visit_month"] < 24)]}), "vas_pain")["subject_id"]
+    )
+    assert (out.loc[out["term"] == "lsmean"].groupby("group")["n"].nunique() == 1).all()

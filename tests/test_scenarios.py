@@ -9,6 +9,7 @@ where the data allow, empty with the reason in `method` where they do not.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,8 @@ def run_collection(data: Path, out: Path, *params) -> pd.DataFrame:
         [EXE, "run", "--data", str(data), "--out", str(out), *params], capture_output=True, text=True, env=env, timeout=1200
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stderr.strip() == "", proc.stderr
+    # stderr carries the run's progress lines; a warning or a traceback there is a defect
+    assert not re.search(r"Warning|Traceback|Error", proc.stderr), proc.stderr
     for nb_path in sorted((out / "notebooks").glob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
         for cell in nb.cells:

@@ -427,6 +427,9 @@ class MMRMRankError(ValueError):
     """The design matrix is not of full column rank (a fixed effect is not estimable)."""
 
 
+POLISHED_GTOL = 1e-4  # largest REML gradient component accepted after the Newton polish (it reaches ~1e-12 here)
+
+
 def _optimise(data: _Data, max_iter: int, gtol: float):
     """REML fit of the Cholesky parameters: BFGS, then the Newton polish.
 
@@ -443,7 +446,9 @@ def _optimise(data: _Data, max_iter: int, gtol: float):
     # BFGS may stop on "precision loss" at the optimum: judge convergence by the gradient itself
     if not np.isfinite(res.fun) or grad_norm > 1e-3:
         raise MMRMConvergenceError(f"REML did not converge (|gradient| = {grad_norm:.2g}; {res.message})")
-    theta, nll = _newton_polish(res.x, data)
+    theta, nll, gmax = _newton_polish(res.x, data)
+    if gmax > POLISHED_GTOL:  # the polish stalled: the optimum would depend on BFGS's path (and the machine)
+        raise MMRMConvergenceError(f"REML did not converge (|gradient| = {gmax:.2g} after the Newton polish)")
     if np.linalg.cond(_sigma(theta, data.v)) > 1e12:
         raise MMRMConvergenceError("fitted covariance is singular (condition number > 1e12)")
     return theta, nll, int(res.nit)
@@ -1012,7 +1017,7 @@ def _newton_polish(theta: np.ndarray, data: _Data, tol: float = 1e-9, max_steps:
     Returns
     -------
     tuple
-        (theta, -REML log-likelihood at theta).
+        (theta, -REML log-likelihood at theta, largest absolute gradient component at theta).
     """
     nll, grad = _reml_and_grad(theta, data)
     hess = _hessian(theta, data)
@@ -1028,7 +1033,7 @@ def _newton_polish(theta: np.ndarray, data: _Data, tol: float = 1e-9, max_steps:
         if not np.isfinite(c_nll) or c_nll > nll + 1e-9 * abs(nll):
             break
         theta, nll, grad = cand, c_nll, c_grad
-    return theta, nll
+    return theta, nll, float(np.max(np.abs(grad))) if len(grad) else 0.0
 
 
 def lsmeans(f: MMRMFit, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -1179,9 +1184,10 @@ def mmrm(
     """
     visits = sorted(int(v) for v in visits)
     data = analysis_set(adeff, measure, visits)
-    n_arm = {arm: int(data.loc[data["arm"] == arm, "subject_id"].nunique()) for arm in config.ARMS}
     kept, reasons = modelled_visits(data, visits)
     data = data[data["visit_month"].isin(kept)]
+    # participants in the model (a value at a modelled visit): the n of every row, whatever its visit
+    n_arm = {arm: int(data.loc[data["arm"] == arm, "subject_id"].nunique()) for arm in config.ARMS}
     f = None
     if not kept:
         out = _empty_rows([], reasons, n_arm)
