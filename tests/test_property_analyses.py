@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -133,6 +133,7 @@ def test_named_scenarios(names, tmp_path):
 @settings(
     max_examples=4,
     deadline=None,
+    derandomize=True,  # the same examples on every run: CI is deterministic; widen max_examples to explore
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )  # no shrinking: each example takes seconds
@@ -144,6 +145,15 @@ def test_named_scenarios(names, tmp_path):
     odi_rule=st.sampled_from(["relative", "absolute"]),
     visit=st.sampled_from([6, 12]),
     population=st.sampled_from(["evaluable", "nri", "treated"]),
+)
+@example(  # found by a CI run: an arm whose treated participants all lack a baseline broke Table 1 (tableone)
+    seed=143,
+    n_msc=14,
+    n_sham=14,
+    names=["all_respond_msc", "no_baseline", "unbalanced_arms"],
+    odi_rule="absolute",
+    visit=12,
+    population="treated",
 )
 def test_composed_scenarios(tmp_path_factory, seed, n_msc, n_sham, names, odi_rule, visit, population):
     raw = validated(scenarios.apply(base(seed, n_msc, n_sham), names), tmp_path_factory.mktemp("ds"))

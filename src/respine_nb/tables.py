@@ -72,10 +72,13 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         else:
             df[c] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
     nonnormal = skewed(df, [c for c in cols if c not in categorical])
-    # An SD of fewer than 2 values (an arm with one measured participant) and the SMD of a constant
-    # variable are undefined: tableone shows them empty; only those two expected messages are silenced.
+    # An SD of fewer than 2 values (an arm with one measured participant), the quartiles of an arm with
+    # no measured value and the SMD of a constant variable are undefined: tableone shows them empty;
+    # only those expected messages are silenced.
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Degrees of freedom <= 0 for slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
         return TableOne(
             df,
             columns=cols,
