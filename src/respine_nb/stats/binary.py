@@ -21,6 +21,7 @@ from .. import config
 __all__ = [
     "NOT_ESTIMABLE",
     "not_estimable",
+    "not_estimable_row",
     "arms_without",
     "Z95",
     "z_quantile",
@@ -63,6 +64,33 @@ def not_estimable(method: str, reason: str) -> str:
         ``"<method>; not estimable: <reason>"``.
     """
     return f"{method}; {NOT_ESTIMABLE}: {reason}"
+
+
+def not_estimable_row(
+    method: str, reason: str, n: int, columns=("estimate", "ci_low", "ci_high", "p_value"), group: str = config.CONTRAST, **values
+) -> pd.DataFrame:
+    """One row of an analysis whose number cannot be estimated: ``columns`` empty, the reason in ``method``.
+
+    Parameters
+    ----------
+    method, reason : str
+        As :func:`not_estimable`.
+    n : int
+        Participants the row is about.
+    columns : sequence of str
+        The columns left empty (NaN), in order.
+    group : str
+        The row's group (default: the contrast).
+    **values
+        Other columns with their values (override ``columns``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``columns``, ``n``, ``values``, ``method``.
+    """
+    row = {"group": group, **dict.fromkeys(columns, np.nan), "n": n, **values, "method": not_estimable(method, reason)}
+    return pd.DataFrame([row])
 
 
 def arms_without(counts_by_arm: dict, what: str = "evaluable participant") -> str:
@@ -327,18 +355,8 @@ def fisher_exact(x1: int, n1: int, x2: int, n2: int, level: float = config.CI_LE
             if x1 + x2
             else "no participant responded"
         )
-        return pd.DataFrame(
-            [
-                {
-                    "group": config.CONTRAST,
-                    "estimate": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": 1.0 if min(n1, n2) else np.nan,
-                    "n": n1 + n2,
-                    "method": not_estimable(method, reason),
-                }
-            ]
+        return not_estimable_row(
+            method, reason, n1 + n2, ("estimate", "ci_low", "ci_high"), p_value=1.0 if min(n1, n2) else np.nan
         )
     table = np.array([[x1, n1 - x1], [x2, n2 - x2]])
     p = float(sps.fisher_exact(table, alternative="two-sided").pvalue)

@@ -7,7 +7,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .. import config, endpoints
-from .binary import arms_without, not_estimable, z_quantile
+from .binary import arms_without, not_estimable, not_estimable_row, z_quantile
 
 __all__ = [
     "rubin",
@@ -169,25 +169,8 @@ def mi_risk_difference(
         else ""
     )
     if reason:
-        return pd.DataFrame(
-            [
-                {
-                    "group": config.CONTRAST,
-                    "estimate": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": np.nan,
-                    "se": np.nan,
-                    "df": np.nan,
-                    "fmi": np.nan,
-                    "n": len(num),
-                    "m": m,
-                    "estimate_msc": np.nan,
-                    "estimate_sham": np.nan,
-                    "method": not_estimable(method, reason),
-                }
-            ]
-        )
+        nan = ("estimate", "ci_low", "ci_high", "p_value", "se", "df", "fmi")
+        return not_estimable_row(method, reason, len(num), nan, m=m, estimate_msc=np.nan, estimate_sham=np.nan)
     bounds = {c: (0.0, 100.0) for c in cols}
     completed = mice_pmm(num, m=m, seed=seed, fixed=fixed) if num[cols].isna().any().any() else [num] * m
     est, var, p1s, p2s = [], [], [], []

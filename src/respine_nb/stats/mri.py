@@ -8,7 +8,7 @@ import pingouin as pg
 import statsmodels.formula.api as smf
 
 from .. import config
-from .binary import arms_without, not_estimable, proportions, relabel_method
+from .binary import arms_without, not_estimable, not_estimable_row, proportions, relabel_method
 from .continuous import mean_ci
 
 __all__ = [
@@ -195,21 +195,7 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
             if not fit.ssr > 1e-12 * max(1.0, float(y @ y)):
                 reason = "the model fits exactly (no residual variation)"
     if reason:
-        return pd.DataFrame(
-            [
-                {
-                    "group": config.CONTRAST,
-                    "estimate": np.nan,
-                    "se": np.nan,
-                    "df": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": np.nan,
-                    "n": len(pairs),
-                    "method": not_estimable(method, reason),
-                }
-            ]
-        )
+        return not_estimable_row(method, reason, len(pairs), ("estimate", "se", "df", "ci_low", "ci_high", "p_value"))
     lo, hi = fit.conf_int(alpha=1 - level).loc["msc"]
     return pd.DataFrame(
         [

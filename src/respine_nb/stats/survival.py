@@ -12,7 +12,7 @@ from lifelines.statistics import logrank_test, proportional_hazard_test
 from lifelines.utils import median_survival_times
 
 from .. import config
-from .binary import arms_without, not_estimable, proportions, z_quantile
+from .binary import arms_without, not_estimable, not_estimable_row, proportions, z_quantile
 
 __all__ = [
     "km_median",
@@ -396,35 +396,11 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
     if not reason:
         fit, reason = _fit_quietly(lambda: WeibullAFTFitter(alpha=1 - level).fit_interval_censoring(d, "lower", "upper"))
     if reason:
-        return pd.DataFrame(
-            [
-                {
-                    "group": config.CONTRAST,
-                    "estimate": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": np.nan,
-                    "n": len(d),
-                    "method": not_estimable(method, reason),
-                }
-            ]
-        )
+        return not_estimable_row(method, reason, len(d))
     s = fit.summary.loc[("lambda_", "msc")]
     b, se, z = float(s["coef"]), float(s["se(coef)"]), z_quantile(level)
     if not abs(b) + z * se < 700:  # exp would overflow: a degenerate fit (too few events)
-        return pd.DataFrame(
-            [
-                {
-                    "group": config.CONTRAST,
-                    "estimate": np.nan,
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "p_value": np.nan,
-                    "n": len(d),
-                    "method": not_estimable(method, "the model did not converge (infinite confidence bound)"),
-                }
-            ]
-        )
+        return not_estimable_row(method, "the model did not converge (infinite confidence bound)", len(d))
     return pd.DataFrame(
         [
             {
