@@ -72,7 +72,22 @@ __all__ = [
     "METHOD",
     "FALLBACK_METHOD",
     "MIN_PER_ARM_VISIT",
+    "t_inference",
 ]
+
+
+def t_inference(est: float, se: float, df: float, level: float = config.CI_LEVEL) -> dict:
+    """t-based inference for one estimate: ``estimate``, ``se``, ``df``, ``ci_low``, ``ci_high``,
+    ``p_value`` (two-sided), as a dict."""
+    q = sps.t.ppf(0.5 + level / 2, df)
+    return {
+        "estimate": est,
+        "se": se,
+        "df": df,
+        "ci_low": est - q * se,
+        "ci_high": est + q * se,
+        "p_value": float(2 * sps.t.sf(abs(est / se), df)),
+    }
 
 
 class MMRMConvergenceError(RuntimeError):
@@ -145,15 +160,7 @@ class MMRMFit:
         var = float(c @ self.cov_beta @ c)
         se = np.sqrt(var)
         df = self._satterthwaite(c) if df_method == "satterthwaite" else float(self.n_obs - len(self.beta))
-        q = sps.t.ppf(0.5 + level / 2, df)
-        return {
-            "estimate": est,
-            "se": se,
-            "df": df,
-            "ci_low": est - q * se,
-            "ci_high": est + q * se,
-            "p_value": float(2 * sps.t.sf(abs(est / se), df)),
-        }
+        return t_inference(est, se, df, level)
 
     def with_covariance(self, sigma) -> MMRMFit:
         """The same model with the covariance held at ``sigma`` (SAS ``PARMS ... / NOITER``).
@@ -1264,7 +1271,6 @@ def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: s
     cov = res.cov_params().loc[names, names].to_numpy()
     beta = res.fe_params.to_numpy()
     dfree = float(len(d) - len(beta))
-    q = sps.t.ppf(0.5 + level / 2, dfree)
     base_mean = float(d.drop_duplicates("subject_id")["baseline"].mean())
 
     def row(term, group, visit, c, n, n_visit):
@@ -1273,12 +1279,7 @@ def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: s
             "term": term,
             "group": group,
             "visit_month": visit,
-            "estimate": est,
-            "se": se,
-            "df": dfree,
-            "ci_low": est - q * se,
-            "ci_high": est + q * se,
-            "p_value": float(2 * sps.t.sf(abs(est / se), dfree)),
+            **t_inference(est, se, dfree, level),
             "n": n,
             "n_visit": n_visit,
             "method": method,
