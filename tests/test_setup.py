@@ -27,7 +27,7 @@ def env_versions() -> dict:
     for line in (ROOT / "environment.yml").read_text().splitlines():
         m = re.match(r"^\s+-\s+([A-Za-z0-9_.-]+)=([^=\s]+)$", line)
         if m and m.group(1) != "python":
-            out[m.group(1).lower()] = m.group(2)
+            out[m.group(1).lower().replace("_", "-")] = m.group(2)
     return out
 
 
@@ -41,7 +41,7 @@ def test_environment_yml_matches_lock():
 def test_every_direct_dependency_is_pinned_in_both():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     deps = meta["dependencies"] + meta["optional-dependencies"]["test"]
-    names = [re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in deps]
+    names = [re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower().replace("_", "-") for d in deps]
     lock, env = lock_versions(), env_versions()
     for name in names:
         assert name in lock, f"{name} not pinned in requirements.lock"
