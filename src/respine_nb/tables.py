@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -177,3 +178,636 @@ def p_text(p) -> str:
     """``"p = 0.77"``, ``"p = 0.004"`` or ``"p < 0.001"`` for running text."""
     s = fmt_p(p)
     return "p not estimable" if not s else (f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}")
+
+
+# --------------------------------------------------------------------------- publication tables
+#
+# Each builder below takes tidy inputs and returns a :class:`PubTable`: a frame of display strings
+# (no NaN, no float counts, no index) with a title, column spanners, row groups and notes. Its
+# ``.gt`` is the ``great_tables.GT`` (what a notebook displays: a PubTable renders as that HTML in
+# Jupyter) and :func:`write_table` writes it as ``<name>.html`` (great_tables) and ``<name>.docx``
+# (python-docx: great_tables 1.1 has no Word export), byte-reproducibly.
+
+DASH = "\u2014"  # what an empty cell shows
+NOT_ESTIMABLE = "not estimable"
+
+
+def pct_text(x, digits: int = 1) -> str:
+    """A proportion (0-1) as ``"74.4 %"``; :data:`DASH` when missing."""
+    if x is None or pd.isna(x):
+        return DASH
+    return f"{round(float(x) * 100, digits) + 0.0:.{digits}f} %"
+
+
+def count_text(x) -> str:
+    """A count as an integer string (``39``, never ``39.0``); :data:`DASH` when missing."""
+    if x is None or pd.isna(x):
+        return DASH
+    return str(int(round(float(x))))
+
+
+def n_pct_text(events, n, digits: int = 1, min_cell: int = 0) -> str:
+    """``"43/58 (74.1 %)"``; ``"<5/58"`` when ``1 <= events < min_cell``; :data:`DASH` without a denominator."""
+    if n is None or pd.isna(n) or int(n) == 0:
+        return DASH
+    if events is None or pd.isna(events):
+        return f"{DASH}/{int(n)}"
+    e = int(round(float(events)))
+    if min_cell and 1 <= e < min_cell:
+        return f"<{min_cell}/{int(n)}"
+    return f"{e}/{int(n)} ({pct_text(e / int(n), digits)})"
+
+
+def ci_text(estimate, low, high, digits: int = 1, scale: float = 1.0, missing: str = NOT_ESTIMABLE) -> str:
+    """``"5.1 [-12.3, 22.4]"`` (values times ``scale``); ``missing`` when the estimate is missing,
+    the estimate alone when the interval is."""
+    if estimate is None or pd.isna(estimate):
+        return missing
+
+    def num(v):
+        return f"{round(float(v) * scale, digits) + 0.0:.{digits}f}"
+
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return num(estimate)
+    return f"{num(estimate)} [{num(low)}, {num(high)}]"
+
+
+def p_cell(p) -> str:
+    """p for a table cell: ``"0.77"``, ``"0.004"``, ``"<0.001"``; :data:`DASH` when missing."""
+    return fmt_p(p) or DASH
+
+
+class PubTable:
+    """A publication table: display strings plus layout.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One column per table column, every cell a string (the row labels are ordinary columns).
+    title : str
+        Table title.
+    table_id : str
+        Fixed HTML id (great_tables would otherwise draw a random one).
+    group : str, optional
+        Column whose values form row groups (shown as group heading rows, not as a column).
+    spanners : dict, optional
+        Spanner label -> list of columns it spans.
+    notes : list of str, optional
+        Footnotes, in order.
+
+    Notes
+    -----
+    ``frame`` is copied; the original is never modified.
+    """
+
+    def __init__(self, frame: pd.DataFrame, title: str, table_id: str, group=None, spanners=None, notes=()):
+        frame = frame.reset_index(drop=True).copy()
+        self.frame = frame.astype(object).where(frame.notna(), DASH).astype(str)
+        self.title = title
+        self.table_id = table_id
+        self.group = group
+        self.spanners = dict(spanners or {})
+        self.notes = [str(n) for n in notes if n]
+
+    @property
+    def gt(self):
+        """The table as a ``great_tables.GT`` (fixed id, so its HTML is reproducible).
+
+        Returns
+        -------
+        great_tables.GT
+        """
+        from great_tables import GT
+
+        t = GT(self.frame, groupname_col=self.group, id=self.table_id).tab_header(title=self.title)
+        for label, cols in self.spanners.items():
+            t = t.tab_spanner(label=label, columns=list(cols))
+        for note in self.notes:
+            t = t.tab_source_note(note)
+        return t.tab_options(table_font_size="12px").opt_align_table_header(align="left")
+
+    def to_html(self) -> str:
+        """Standalone HTML page of :attr:`gt` (its style sheet in the page, fixed id).
+
+        Returns
+        -------
+        str
+        """
+        return self.gt.as_raw_html(make_page=True)
+
+    def _repr_html_(self) -> str:
+        return self.gt.as_raw_html()
+
+    def to_docx(self) -> bytes:
+        """The table as a Word document (one title paragraph, one table, the notes), reproducible bytes.
+
+        Returns
+        -------
+        bytes
+        """
+        return _docx_bytes(self)
+
+
+def _docx_bytes(table: PubTable) -> bytes:
+    import datetime as dt
+    import io as _io
+    import zipfile
+
+    from docx import Document
+    from docx.shared import Pt
+
+    doc = Document()
+    cp = doc.core_properties
+    fixed = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    cp.created = cp.modified = cp.last_printed = fixed
+    cp.author = cp.last_modified_by = "respine-notebooks"
+    cp.title, cp.revision = table.title, 1
+    doc.add_paragraph().add_run(table.title).bold = True
+    body = [c for c in table.frame.columns if c != table.group]
+    span_of = {c: label for label, cols in table.spanners.items() for c in cols}
+    header_rows = 2 if table.spanners else 1
+    rows = []
+    last = None
+    for _, r in table.frame.iterrows():
+        if table.group is not None and r[table.group] != last:
+            last = r[table.group]
+            rows.append(("group", last))
+        rows.append(("row", [r[c] for c in body]))
+    grid = doc.add_table(rows=header_rows + len(rows), cols=len(body))
+    grid.style = "Table Grid"
+    if table.spanners:
+        for j, c in enumerate(body):
+            grid.cell(0, j).text = span_of.get(c, "")
+        j = 0
+        while j < len(body):  # merge the cells of one spanner
+            k = j
+            while k + 1 < len(body) and span_of.get(body[j]) and span_of.get(body[k + 1]) == span_of.get(body[j]):
+                k += 1
+            if k > j:
+                label = span_of[body[j]]
+                merged = grid.cell(0, j).merge(grid.cell(0, k))
+                merged.text = label
+            j = k + 1
+    for j, c in enumerate(body):
+        grid.cell(header_rows - 1, j).text = str(c)
+    for cell in (grid.cell(i, j) for i in range(header_rows) for j in range(len(body))):
+        for run in cell.paragraphs[0].runs:
+            run.bold = True
+    for i, (kind, value) in enumerate(rows, start=header_rows):
+        if kind == "group":
+            merged = grid.cell(i, 0).merge(grid.cell(i, len(body) - 1))
+            merged.text = str(value)
+            for run in merged.paragraphs[0].runs:
+                run.bold = True
+        else:
+            for j, v in enumerate(value):
+                grid.cell(i, j).text = v
+    for row in grid.rows:
+        for cell in row.cells:
+            for p in cell.paragraphs:
+                for run in p.runs:
+                    run.font.size = Pt(8)
+    for note in table.notes:
+        doc.add_paragraph().add_run(note).font.size = Pt(8)
+    buf = _io.BytesIO()
+    doc.save(buf)
+    # python-docx stamps each zip member with the current time: rewrite them with a fixed date.
+    out = _io.BytesIO()
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed_info = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed_info.compress_type = zipfile.ZIP_DEFLATED
+            fixed_info.external_attr = 0o644 << 16
+            dst.writestr(fixed_info, src.read(info.filename))
+    return out.getvalue()
+
+
+def write_table(table: PubTable, name: str, folder) -> list:
+    """Write ``<folder>/<name>.html`` and ``<folder>/<name>.docx`` atomically.
+
+    Parameters
+    ----------
+    table : PubTable
+        What a builder of this module returned.
+    name : str
+        File stem, e.g. ``"table2"``.
+    folder : path-like
+        Output folder (created if missing), e.g. the run's figures folder.
+
+    Returns
+    -------
+    list of Path
+        The two files written.
+    """
+    from pathlib import Path
+
+    from .io import atomic_write_bytes, atomic_write_text
+
+    folder = Path(folder)
+    return [
+        atomic_write_text(folder / f"{name}.html", table.to_html()),
+        atomic_write_bytes(folder / f"{name}.docx", table.to_docx()),
+    ]
+
+
+# ---- generic
+
+COLUMN_LABELS = {
+    "analysis_id": "Analysis",
+    "group": "Group",
+    "arm": "Arm",
+    "visit_month": "Month",
+    "measure": "Measure",
+    "estimate": "Estimate",
+    "ci_low": "95 % CI, lower",
+    "ci_high": "95 % CI, upper",
+    "ci": "95 % CI",
+    "p_value": "p",
+    "p_holm": "p (Holm)",
+    "n": "n",
+    "events": "Events",
+    "participants": "Participants",
+    "n_events": "Events",
+    "method": "Method",
+    "term": "Term",
+    "mean": "Mean",
+    "sd": "SD",
+    "label": "",
+}
+COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_observed", "n_discontinued", "visit_month")
+
+
+def _label(col) -> str:
+    c = str(col)
+    return COLUMN_LABELS.get(c, c.replace("_", " ").capitalize())
+
+
+def results_table(
+    df: pd.DataFrame, title: str = "", digits: int = 3, labels: dict | None = None, table_id: str = "results"
+) -> PubTable:
+    """Any tidy frame as a formatted table: readable column labels, counts as integers, other
+    numbers rounded to ``digits``, p-values as ``0.77`` / ``<0.001``, ``ci_low``/``ci_high`` merged
+    into one "95 % CI" column, missing cells as a dash, no index.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Any tidy frame (e.g. results rows: analysis_id, group, visit_month, estimate, ci_low,
+        ci_high, p_value, n, method). Columns named in :data:`COUNT_COLUMNS`, and float columns
+        holding only whole numbers, print as integers; columns whose name starts with ``p_`` as p-values.
+    title : str
+        Table title.
+    digits : int
+        Decimals of the other numbers.
+    labels : dict, optional
+        Column -> label, over :data:`COLUMN_LABELS`.
+    table_id : str
+        Fixed HTML id.
+
+    Returns
+    -------
+    PubTable
+    """
+    d = df.reset_index(drop=True)
+    names = {**COLUMN_LABELS, **(labels or {})}
+
+    def num(v):
+        return DASH if v is None or pd.isna(v) else f"{round(float(v), digits) + 0.0:.{digits}f}"
+
+    out = {}
+    cols = list(d.columns)
+    for c in cols:
+        s = d[c]
+        if c == "ci_high" and "ci_low" in cols:
+            continue
+        if c == "ci_low" and "ci_high" in cols:
+            out[names.get("ci", "95 % CI")] = [
+                DASH if pd.isna(lo) or pd.isna(hi) else f"[{num(lo)}, {num(hi)}]" for lo, hi in zip(s, d["ci_high"])
+            ]
+            continue
+        label = names.get(str(c), _label(c))
+        if str(c).startswith("p_") or c == "p":
+            out[label] = [p_cell(v) for v in pd.to_numeric(s, errors="coerce")]
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            out[label] = ["yes" if v is True else "no" if v is False else DASH for v in s.astype(object)]
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            x = pd.to_numeric(s, errors="coerce").astype(float)
+            whole = bool(((x.dropna() % 1) == 0).all())
+            # counts, and any whole number (a count in an estimate column), print without decimals
+            out[label] = [count_text(v) if (c in COUNT_COLUMNS or whole or float(v).is_integer()) else num(v) for v in x]
+        else:
+            out[label] = [DASH if v is None or (not isinstance(v, str) and pd.isna(v)) or v == "" else str(v) for v in s]
+    frame = pd.DataFrame(out, columns=list(out)) if out else pd.DataFrame()
+    return PubTable(frame, title, table_id)
+
+
+# ---- Table 1
+
+
+def table1_publication(t1, title: str = "Table 1. Baseline characteristics by arm", table_id: str = "table1") -> PubTable:
+    """Table 1 laid out for publication from :func:`table1` (tableone keeps the numbers).
+
+    Parameters
+    ----------
+    t1 : tableone.TableOne or DataFrame
+        :func:`table1`'s result, or its ``.tableone`` frame (row index: variable, level; columns
+        Missing, Overall, one per arm, SMD).
+
+    Returns
+    -------
+    PubTable
+        Columns Characteristic, Overall, BM-MSC (N = ...), Sham (N = ...), SMD, Missing.
+    """
+    df = t1.tableone if hasattr(t1, "tableone") else t1
+    df = df.copy()
+    if isinstance(df.columns, pd.MultiIndex):
+        df.columns = [c[-1] for c in df.columns]
+    smd_col = next((c for c in df.columns if str(c).startswith("SMD")), None)
+    n_row = df.loc[[i for i in df.index if i[0] == "n"]].iloc[0] if any(i[0] == "n" for i in df.index) else None
+    arms = [a for a in config.ARMS if a in df.columns]
+
+    def head(a):
+        return f"{a} (N = {n_row[a]})" if n_row is not None and str(n_row[a]).strip() else a
+
+    recs = []
+    last = None
+    for (var, level), r in df.iterrows():
+        if var == "n":
+            continue
+        cell = {"Overall": r.get("Overall", ""), **{head(a): r[a] for a in arms}}
+        smd = r[smd_col] if smd_col else ""
+        miss = r.get("Missing", "")
+        if level == "":
+            recs.append({"Characteristic": var, **cell, "SMD": smd, "Missing": miss})
+        else:
+            if var != last:
+                recs.append({"Characteristic": var, "Overall": "", **{head(a): "" for a in arms}, "SMD": smd, "Missing": miss})
+            recs.append({"Characteristic": f"\u00a0\u00a0\u00a0\u00a0{level}", **cell, "SMD": "", "Missing": ""})
+        last = var
+    frame = pd.DataFrame(recs)
+    for c in frame.columns:  # tableone writes "nan" for an SD or SMD it cannot compute
+        frame[c] = [
+            "" if v is None or (not isinstance(v, str) and pd.isna(v)) else re.sub(r"\bnan\b", DASH, str(v).strip())
+            for v in frame[c]
+        ]
+    notes = [
+        "Mean (SD), median [Q1, Q3] for skewed variables, or n (%). SMD: standardised mean difference, BM-MSC vs sham. "
+        "Missing: participants without the value."
+    ]
+    return PubTable(frame, title, table_id, notes=notes)
+
+
+# ---- Table 2
+
+# label, per-arm analysis_id (proportions), contrast analysis_id (difference), visit (None: no visit)
+TABLE2_ROWS = (
+    ("Responders (primary, evaluable)", "primary.responders", "primary.risk_difference", 12),
+    ("Responders, non-responder imputation", "primary.nri.responders", "primary.nri.risk_difference", 12),
+    ("Responders, multiple imputation", None, "primary.mi.risk_difference", 12),
+    ("Responders", "secondary.responders", "secondary.responders", 24),
+    ("VAS improvement >= MCID (15 mm)", "secondary.mcid.vas_pain", "secondary.mcid.vas_pain", 12),
+    ("ODI improvement >= MCID (10 points)", "secondary.mcid.odi", "secondary.mcid.odi", 12),
+    ("Any adverse event", "safety.any_ae", "safety.any_ae", None),
+    ("Any serious adverse event", "safety.sae", "safety.sae", None),
+    ("New anti-HLA sensitisation", "immunology.new_sensitisation", "immunology.new_sensitisation", 6),
+)
+
+
+def _pick(results: pd.DataFrame, analysis_id, group, visit):
+    if analysis_id is None:
+        return None
+    r = results[(results["analysis_id"] == analysis_id) & (results["group"] == group)]
+    if visit is not None:
+        r = r[pd.to_numeric(r["visit_month"], errors="coerce") == visit]
+    return r.iloc[0] if len(r) else None
+
+
+def table2_publication(
+    results: pd.DataFrame,
+    rows=TABLE2_ROWS,
+    title: str = "Table 2. Primary and key secondary endpoints",
+    table_id: str = "table2",
+    min_cell: int = 0,
+) -> PubTable:
+    """Table 2 in the paper's layout: per arm n/N (%), difference in % points [95 % CI], p.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Results rows (RESULTS_CONTRACT v2): ``analysis_id``, ``group``, ``visit_month``,
+        ``estimate`` (a proportion 0-1 for the arm rows, a difference for the contrast rows),
+        ``ci_low``, ``ci_high``, ``p_value``, ``n``, ``method``.
+    rows : sequence of (label, arm_id, contrast_id, visit)
+        What to show, in order (default :data:`TABLE2_ROWS`); ``arm_id`` may be None (contrast
+        only); a row whose ids are all absent from ``results`` is left out; an estimate that is
+        missing reads "not estimable".
+    min_cell : int
+        Counts from 1 to ``min_cell - 1`` read ``"<min_cell"``.
+
+    Returns
+    -------
+    PubTable
+        Columns Endpoint, Month, one per arm ("n/N (%)"), "Difference, % points [95 % CI]", p.
+    """
+    contrast = config.CONTRAST
+    recs, notes = [], []
+    for label, arm_id, con_id, visit in rows:
+        arm_rows = {a: _pick(results, arm_id, a, visit) for a in config.ARMS}
+        con = _pick(results, con_id, contrast, visit)
+        if con is None and all(v is None for v in arm_rows.values()):
+            continue
+        rec = {"Endpoint": label, "Month": DASH if visit is None else str(int(visit))}
+        for a, r in arm_rows.items():
+            if r is None:
+                rec[a] = DASH
+            elif pd.isna(r["estimate"]):
+                rec[a] = NOT_ESTIMABLE
+            else:
+                rec[a] = n_pct_text(float(r["estimate"]) * float(r["n"]), r["n"], min_cell=min_cell)
+        if con is None:
+            rec["Difference"], rec["p"] = DASH, DASH
+        else:
+            rec["Difference"] = ci_text(con["estimate"], con["ci_low"], con["ci_high"], digits=1, scale=100)
+            rec["p"] = p_cell(con["p_value"])
+            if isinstance(con.get("method"), str) and con["method"]:
+                notes.append(f"{label}{'' if visit is None else f', month {int(visit)}'}: {con['method']}.")
+        recs.append(rec)
+    cols = ["Endpoint", "Month", *config.ARMS, "Difference", "p"]
+    frame = pd.DataFrame(recs, columns=cols).rename(
+        columns={"Difference": "Difference, % points [95 % CI]", **{a: f"{a}, n/N (%)" for a in config.ARMS}}
+    )
+    notes = ["Difference: BM-MSC minus sham.", *notes]
+    if min_cell:
+        notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
+    return PubTable(frame, title, table_id, notes=notes)
+
+
+# ---- Table 3
+
+TABLE3_MEASURES = {
+    "vas_pain": "Low back pain VAS (mm)",
+    "odi": "Oswestry Disability Index (%)",
+    "sf36_pcs": "SF-36 physical component summary",
+    "sf36_mcs": "SF-36 mental component summary",
+}
+
+
+def table3_publication(
+    summary: pd.DataFrame,
+    results: pd.DataFrame,
+    measures: dict | None = None,
+    p_adjusted: str | None = "p_holm",
+    title: str = "Table 3. Patient-reported outcomes by visit",
+    table_id: str = "table3",
+    digits: int = 1,
+) -> PubTable:
+    """Table 3: per measure and visit, mean (SD) and n per arm; the MMRM difference in LS-mean
+    change from baseline [95 % CI] and its p (and an adjusted p when given).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Per-visit summary, one row per measure, arm and visit: ``measure``, ``group`` (an arm),
+        ``visit_month``, ``mean``, ``sd``, ``n`` (e.g. :func:`respine_nb.stats.trajectories`).
+    results : DataFrame
+        Results rows; the ``secondary.mmrm.<measure>`` contrast rows (``group`` "BM-MSC vs Sham")
+        are used: ``visit_month``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, and the
+        column ``p_adjusted`` when present.
+    measures : dict, optional
+        Measure -> label, in order (default :data:`TABLE3_MEASURES`).
+    p_adjusted : str or None
+        Column of ``results`` with a multiplicity-adjusted p (default ``p_holm``); shown as
+        "p (Holm)" when that column exists and holds a value.
+
+    Returns
+    -------
+    PubTable
+        Row groups by measure; columns Month, per arm "Mean (SD)" and "n", "LS-mean difference
+        [95 % CI]", p (, p (Holm)).
+    """
+    measures = dict(measures or TABLE3_MEASURES)
+    mm = results[results["analysis_id"].astype(str).str.startswith("secondary.mmrm.") & (results["group"] == config.CONTRAST)]
+    adj = p_adjusted if p_adjusted and p_adjusted in mm.columns and mm[p_adjusted].notna().any() else None
+    recs = []
+    for m, label in measures.items():
+        s = summary[summary["measure"] == m]
+        c = mm[mm["analysis_id"] == f"secondary.mmrm.{m}"]
+        visits = sorted({int(v) for v in s["visit_month"].dropna()} | {int(v) for v in c["visit_month"].dropna()})
+        for v in visits:
+            rec = {"Measure": label, "Month": str(v)}
+            for a in config.ARMS:
+                r = s[(s["group"] == a) & (s["visit_month"] == v)]
+                if not len(r) or pd.isna(r["n"].iloc[0]) or int(r["n"].iloc[0]) == 0:
+                    rec[f"{a} mean (SD)"], rec[f"{a} n"] = DASH, "0" if len(r) else DASH
+                    continue
+                r = r.iloc[0]
+                mean = num_text(r["mean"], f".{digits}f", DASH)
+                sd = num_text(r["sd"], f".{digits}f", DASH)
+                rec[f"{a} mean (SD)"] = f"{mean} ({sd})"
+                rec[f"{a} n"] = count_text(r["n"])
+            cr = c[pd.to_numeric(c["visit_month"], errors="coerce") == v]
+            if v == 0:
+                rec["diff"], rec["p"] = "", ""
+                if adj:
+                    rec["padj"] = ""
+            elif not len(cr):
+                rec["diff"], rec["p"] = DASH, DASH
+                if adj:
+                    rec["padj"] = DASH
+            else:
+                cr = cr.iloc[0]
+                rec["diff"] = ci_text(cr["estimate"], cr["ci_low"], cr["ci_high"], digits)
+                rec["p"] = p_cell(cr["p_value"])
+                if adj:
+                    rec["padj"] = p_cell(cr[adj])
+            recs.append(rec)
+    arm_cols = [f"{a} {k}" for a in config.ARMS for k in ("mean (SD)", "n")]
+    cols = ["Measure", "Month", *arm_cols, "diff", "p", *(["padj"] if adj else [])]
+    frame = pd.DataFrame(recs, columns=cols)
+    rename = {
+        "diff": "LS-mean difference [95 % CI]",
+        "padj": "p (Holm)",
+        **{f"{a} mean (SD)": f"{a}: mean (SD)" for a in config.ARMS},
+    }
+    rename.update({f"{a} n": f"{a}: n" for a in config.ARMS})
+    frame = frame.rename(columns=rename)
+    spanners = {a: [f"{a}: mean (SD)", f"{a}: n"] for a in config.ARMS}
+    spanners["MMRM, BM-MSC minus sham"] = ["LS-mean difference [95 % CI]", "p", *(["p (Holm)"] if adj else [])]
+    notes = [
+        "Mean (SD) of the observed values and n observed, per arm. MMRM: difference in least-squares mean change from "
+        "baseline, BM-MSC minus sham (change ~ visit x arm + visit x baseline, unstructured covariance, REML).",
+    ]
+    if adj:
+        notes.append("p (Holm): Holm-adjusted over the comparisons of the family.")
+    return PubTable(frame, title, table_id, group="Measure", spanners=spanners, notes=notes)
+
+
+# ---- safety
+
+
+def safety_publication(
+    events: pd.DataFrame,
+    n_treated,
+    min_cell: int = 0,
+    subject: str = "subject_id",
+    arm: str = "arm",
+    term: str = "term",
+    serious: str = "serious",
+    title: str = "Table 4. Adverse events in the safety population",
+    table_id: str = "safety",
+) -> PubTable:
+    """Participants with adverse events by term and seriousness, per arm: n (%) of the treated.
+
+    Parameters
+    ----------
+    events : DataFrame
+        One row per adverse event of a treated participant (the safety population), with the
+        columns named by ``subject``, ``arm``, ``term`` and ``serious`` (bool).
+    n_treated : dict or Series
+        Arm -> number of treated participants (the denominators).
+    min_cell : int
+        Counts from 1 to ``min_cell - 1`` read ``"<min_cell"`` (and their percentage is withheld).
+    subject, arm, term, serious : str
+        Column names in ``events`` (defaults: the package's ADAE names).
+
+    Returns
+    -------
+    PubTable
+        Row groups by term (first "Any adverse event"); columns Events (all / serious), one per
+        arm with "n (%)".
+    """
+    n_treated = {a: int(dict(n_treated).get(a, 0)) for a in config.ARMS}
+    ev = events[[subject, arm, term, serious]].copy()
+    ev["_serious"] = ev[serious].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+    def cell(d, a):
+        n = n_treated[a]
+        x = d.loc[d[arm] == a, subject].nunique()
+        if not n:
+            return DASH
+        if min_cell and 1 <= x < min_cell:
+            return f"<{min_cell}"
+        return f"{x} ({pct_text(x / n)})"
+
+    heads = {a: f"{a} (N = {n_treated[a]}), n (%)" for a in config.ARMS}
+    recs = []
+
+    def add(group, d):
+        recs.append({"Term": group, "Events": "any", **{heads[a]: cell(d, a) for a in config.ARMS}})
+        recs.append({"Term": group, "Events": "serious", **{heads[a]: cell(d[d["_serious"]], a) for a in config.ARMS}})
+
+    add("Any adverse event", ev)
+    if len(ev):
+        order = ev.groupby(term)[subject].nunique().reset_index().assign(_k=lambda t: -t[subject])
+        for t in order.sort_values(["_k", term], kind="mergesort")[term]:
+            d = ev[ev[term] == t]
+            recs.append({"Term": str(t), "Events": "any", **{heads[a]: cell(d, a) for a in config.ARMS}})
+            if d["_serious"].any():
+                recs.append({"Term": str(t), "Events": "serious", **{heads[a]: cell(d[d["_serious"]], a) for a in config.ARMS}})
+    frame = pd.DataFrame(recs, columns=["Term", "Events", *heads.values()])
+    notes = [
+        "Participants with at least one such event, n (% of the treated). A term without a serious event has no serious row."
+    ]
+    if min_cell:
+        notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
+    return PubTable(frame, title, table_id, group="Term", notes=notes)
