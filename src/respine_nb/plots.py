@@ -167,6 +167,20 @@ def _boxes(ax, groups: list, colors: list, width: float = 0.5, alpha: float = 0.
 # --------------------------------------------------------------------------- cohort
 
 
+CONSORT_SPLIT_STAGES = ("discontinued_before", "discontinued_between", "followed_up_last", "analysed_endpoint")
+"""Optional stages of the flow table that :func:`consort` draws when present (per arm, ``reason``
+empty for the total, one row per reason otherwise):
+
+- ``discontinued_before``: left the study at or before the primary visit (``visit_month``);
+- ``discontinued_between``: left after the primary visit, at or before the last visit (month 24);
+- ``followed_up_last``: followed up to the last visit (the month-24 box);
+- ``analysed_endpoint``: participants analysed, one row per endpoint, ``reason`` = the endpoint's
+  label (e.g. "responders, month 24", "VAS MMRM").
+
+Without them the diagram is today's: one follow-up box (``discontinued``) and one analysis box.
+"""
+
+
 def _flow_dict(flow: pd.DataFrame) -> dict:
     def total(stage, group="all"):
         hit = flow[(flow["stage"] == stage) & (flow["group"] == group) & (flow["reason"] == "")]
@@ -182,6 +196,7 @@ def _flow_dict(flow: pd.DataFrame) -> dict:
         "exclusions": reasons("excluded", "all"),
         "randomized": total("randomized"),
         "visit_month": int(flow["visit_month"].iloc[0]) if "visit_month" in flow and len(flow) else config.PRIMARY_VISIT,
+        "split": bool(flow["stage"].isin(CONSORT_SPLIT_STAGES).any()),
         "arms": {
             arm: {
                 "randomized": total("allocated", arm),
@@ -191,14 +206,104 @@ def _flow_dict(flow: pd.DataFrame) -> dict:
                 "evaluable": total("analysed", arm),
                 "not_evaluable": total("not_evaluable", arm),
                 "not_evaluable_reasons": reasons("not_evaluable", arm),
+                "before": total("discontinued_before", arm),
+                "before_reasons": reasons("discontinued_before", arm),
+                "between": total("discontinued_between", arm),
+                "between_reasons": reasons("discontinued_between", arm),
+                "followed_last": total("followed_up_last", arm),
+                "endpoints": reasons("analysed_endpoint", arm),
             }
             for arm in config.ARMS
         },
     }
 
 
+def _n(k) -> str:
+    """``"(n = 3)"`` with non-breaking spaces, so that a wrapped line never splits it."""
+    return f"(n\u00a0=\u00a0{'?' if k is None else k})"
+
+
+def _reason_lines(items, indent: str = "  ", width: int = 50) -> list:
+    return [
+        textwrap.fill(f"{r} {_n(k)}", width, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False)
+        for r, k in items
+    ]
+
+
+def _consort_stages(flow: dict) -> list:
+    """(side label, {arm: text}) of every box row below randomisation, top to bottom."""
+    v, last = flow["visit_month"], config.VISITS[-1]
+
+    def per_arm(fn):
+        return {arm: fn(flow["arms"][arm]) for arm in config.ARMS}
+
+    def allocated(a):
+        nt = None if a["randomized"] is None or a["treated"] is None else a["randomized"] - a["treated"]
+        return "\n".join(
+            [
+                f"Allocated {_n(a['randomized'])}",
+                f"  Received the allocated intervention {_n(a['treated'])}",
+                f"  Did not receive it {_n(nt)}",
+            ]
+        )
+
+    def analysed(a):
+        lines = [f"Analysed at month {v} {_n(a['evaluable'])}", f"  Not evaluable {_n(a['not_evaluable'])}"]
+        return "\n".join(lines + _reason_lines(a["not_evaluable_reasons"], "    "))
+
+    stages = [("Allocation", per_arm(allocated))]
+    if not flow["split"]:
+        stages.append(
+            (
+                "Follow-up",
+                per_arm(
+                    lambda a: "\n".join(
+                        [f"Discontinued {_n(a['discontinued'])}", *(_reason_lines(a["discontinued_reasons"]) or ["  none"])]
+                    )
+                ),
+            )
+        )
+        stages.append(("Analysis", per_arm(analysed)))
+        return stages
+    stages.append(
+        (
+            f"Follow-up to\nmonth {v}",
+            per_arm(
+                lambda a: "\n".join([f"Discontinued before month {v} {_n(a['before'])}", *_reason_lines(a["before_reasons"])])
+            ),
+        )
+    )
+    stages.append((f"Month {v}", per_arm(analysed)))
+    stages.append(
+        (
+            f"Follow-up to\nmonth {last}",
+            per_arm(
+                lambda a: "\n".join(
+                    [f"Discontinued between month {v} and {last} {_n(a['between'])}", *_reason_lines(a["between_reasons"])]
+                )
+            ),
+        )
+    )
+    stages.append((f"Month {last}", per_arm(lambda a: f"Followed up to month {last} {_n(a['followed_last'])}")))
+    if any(flow["arms"][arm]["endpoints"] for arm in config.ARMS):
+        stages.append(
+            ("Analysis", per_arm(lambda a: "\n".join(["Analysed, by endpoint", *_reason_lines(a["endpoints"], width=48)])))
+        )
+    return stages
+
+
 def consort(flow_table: pd.DataFrame):
     """CONSORT 2010 flow diagram from the counts of :func:`respine_nb.stats.consort_flow`.
+
+    The figure's height follows its content (no empty band). When the flow table has the stages
+    of :data:`CONSORT_SPLIT_STAGES`, follow-up is split at the primary visit (discontinued before
+    it / between it and month 24), with a month-24 box and the analysed n per endpoint.
+
+    Parameters
+    ----------
+    flow_table : DataFrame
+        Columns ``stage``, ``group``, ``reason``, ``n``, ``visit_month`` (see
+        :func:`respine_nb.stats.consort_flow` and :data:`CONSORT_SPLIT_STAGES`).
 
     Returns
     -------
@@ -206,67 +311,69 @@ def consort(flow_table: pd.DataFrame):
     """
     flow = _flow_dict(stable(flow_table))
     has_screening = flow.get("screened") is not None
-    fig = plt.figure(figsize=(DOUBLE_COLUMN_IN, 7.4 if has_screening else 6.0))
+    line_in, pad_in, gap_in = 0.128, 0.12, 0.3  # inches: one text line, box padding, gap between boxes
+
+    def height(text: str) -> float:
+        return text.count("\n") * line_in + line_in + pad_in
+
+    stages = _consort_stages(flow)
+    exclusion = (
+        "\n".join([f"Excluded {_n(flow['excluded'])}", *_reason_lines(flow["exclusions"], width=52)]) if has_screening else ""
+    )
+    rows_h = [max(height(t) for t in texts.values()) for _, texts in stages]
+    top_h = (max(height("x"), height(exclusion) * 0.87) + gap_in * 1.5 if has_screening else 0) + height("x") + gap_in * 1.2
+    total = 0.15 + top_h + sum(rows_h) + gap_in * len(rows_h) + 0.05
+    fig = plt.figure(figsize=(DOUBLE_COLUMN_IN, total))
     ax = fig.add_axes([0, 0, 1, 1])
     ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, total)
     ax.axis("off")
     box = dict(boxstyle="square,pad=0.5", facecolor="white", edgecolor="black", linewidth=0.8)
-    kw = dict(ha="center", va="center", fontsize=7.5, bbox=box, multialignment="left")
+    kw = dict(ha="center", va="top", fontsize=7.5, bbox=box, multialignment="left", linespacing=1.25)
     arrow = dict(arrowstyle="-|>", color="black", linewidth=0.8, shrinkA=0, shrinkB=0)
 
     def arrow_(x0, y0, x1, y1):
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow)
 
-    y = 95
+    y = total - 0.15
     if has_screening:
-        ax.text(50, y, f"Assessed for eligibility (n = {flow['screened']})", **kw)
-        lines = [f"Excluded (n = {flow['excluded']})"] + [
-            textwrap.fill(f"{r} (n = {k})", 48, initial_indent="  ", subsequent_indent="    ") for r, k in flow["exclusions"]
-        ]
-        ax.text(58, y - 10, "\n".join(lines), ha="left", va="center", fontsize=6.5, bbox=box)
-        ax.plot([50, 50], [y - 3, y - 17], color="black", lw=0.8)
-        arrow_(50, y - 10, 57, y - 10)
-        arrow_(50, y - 17, 50, y - 20)
-        y -= 23
-    ax.text(50, y, f"Randomised (n = {flow['randomized']})", **kw)
+        ax.text(50, y, f"Assessed for eligibility {_n(flow['screened'])}", **kw)
+        y_box = y - height("x")
+        ex_h = height(exclusion) * 0.87  # 6.5 pt text
+        ex_mid = y_box - gap_in * 0.6 - ex_h / 2
+        ax.text(57, ex_mid, exclusion, ha="left", va="center", fontsize=6.5, bbox=box, multialignment="left", linespacing=1.25)
+        y_next = y_box - max(height("x"), ex_h) - gap_in * 0.9
+        ax.plot([50, 50], [y_box - 0.05, ex_mid], color="black", lw=0.8)
+        arrow_(50, ex_mid, 56, ex_mid)
+        arrow_(50, ex_mid, 50, y_next + 0.06)
+        y = y_next
+    ax.text(50, y, f"Randomised {_n(flow['randomized'])}", **kw)
+    y -= height("x")
     xs = {"BM-MSC": 25, "Sham": 75}
-    ax.plot([25, 75], [y - 5, y - 5], color="black", lw=0.8)
-    ax.plot([50, 50], [y - 3, y - 5], color="black", lw=0.8)
-    labels = [("Allocation", y - 13), ("Follow-up", y - 33), ("Analysis", y - 55)]
-    for text, yy in labels:
+    split_y = y - gap_in * 0.45
+    ax.plot([50, 50], [y - 0.02, split_y], color="black", lw=0.8)
+    ax.plot([25, 75], [split_y, split_y], color="black", lw=0.8)
+    y -= gap_in * 1.2
+    for x in xs.values():
+        arrow_(x, split_y, x, y + 0.06)
+    for k, ((label, texts), h) in enumerate(zip(stages, rows_h)):
+        for arm, x in xs.items():
+            first = label == "Allocation"
+            ax.text(x, y, (f"{arm}: " if first else "") + texts[arm], **kw)
+            if k + 1 < len(stages):
+                arrow_(x, y - h + 0.02, x, y - h - gap_in + 0.06)
         ax.text(
             50,
-            yy,
-            text,
+            y - h / 2 + 0.05,
+            label,
             ha="center",
             va="center",
-            fontsize=7.5,
+            fontsize=7,
             fontweight="bold",
+            multialignment="center",
             bbox=dict(boxstyle="round,pad=0.3", facecolor="#DDEEFF", edgecolor="none"),
         )
-    for arm, x in xs.items():
-        a = flow["arms"][arm]
-        arrow_(x, y - 5, x, y - 8)
-        ax.text(
-            x,
-            y - 13,
-            f"Allocated to {arm} (n = {a['randomized']})\n"
-            f"  Received allocated intervention (n = {a['treated']})\n"
-            f"  Did not receive it (n = {a['randomized'] - a['treated']})",
-            **kw,
-        )
-        disc = "\n".join(f"  {r} (n = {k})" for r, k in a["discontinued_reasons"]) or "  none"
-        ax.text(x, y - 33, f"Discontinued (n = {a['discontinued']})\n{disc}", **kw)
-        why = "".join(f"\n    {r} (n = {k})" for r, k in a["not_evaluable_reasons"])
-        ax.text(
-            x,
-            y - 55,
-            f"Analysed at month {flow['visit_month']} (n = {a['evaluable']})\n  Not evaluable (n = {a['not_evaluable']}){why}",
-            **kw,
-        )
-        arrow_(x, y - 18.5, x, y - 26.5)
-        arrow_(x, y - 39.5, x, y - 49.5)
+        y -= h + gap_in
     return fig
 
 
@@ -433,14 +540,16 @@ def tipping_heatmap(tp: pd.DataFrame):
     )
     for (i, j), flag in np.ndenumerate(sig.to_numpy()):
         if flag is True or flag == 1:
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="#D55E00", lw=1.5 if small else 0.8))
+            # black outer and white inner edge: visible on the light and on the dark end of viridis
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2.6 if small else 1.4, zorder=4))
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="white", lw=0.9 if small else 0.5, zorder=5))
     step = lambda n: max(1, int(np.ceil(n / 12)))  # noqa: E731
     sx, sy = step(len(p.columns)), step(len(p.index))
     ax.set_xticks(np.arange(len(p.columns))[::sx] + 0.5, [str(int(v)) for v in p.columns][::sx], rotation=0)
     ax.set_yticks(np.arange(len(p.index))[::sy] + 0.5, [str(int(v)) for v in p.index][::sy], rotation=0)
     ax.set_xlabel(f"Sham: non-evaluable participants assumed to respond (of {k2})")
     ax.set_ylabel(f"BM-MSC: assumed responders (of {k1})")
-    ax.set_title("Tipping point: difference in % points" + (" (cells)" if small else "") + "; red outline: p < 0.05")
+    ax.set_title("Tipping point: difference in % points" + (" (cells)" if small else "") + "; outlined: p < 0.05")
     return fig
 
 
@@ -558,9 +667,24 @@ def forest(sub: pd.DataFrame, overall: pd.Series | None = None, overall_label: s
     if not ys:
         _no_data(ax)
     ax.set_xlabel("Responders, BM-MSC minus sham (% points, 95 % Newcombe CI)")
-    ax.set_xlim(-100, 100)
+    ax.set_xlim(-_forest_limit(sub, overall), _forest_limit(sub, overall))
+    trans = ax.get_xaxis_transform()
+    ax.text(-2, 1.0, "\u2190 favours sham", transform=trans, ha="right", va="bottom", fontsize=7, color="0.3")
+    ax.text(2, 1.0, "favours BM-MSC \u2192", transform=trans, ha="left", va="bottom", fontsize=7, color="0.3")
     fig.tight_layout()
     return fig
+
+
+def _forest_limit(sub: pd.DataFrame, overall) -> float:
+    """Symmetric x limit (% points) of the forest plot: the widest finite bound plus a margin, to the
+    next 10, between 10 and 100 (a risk difference never leaves [-100, 100])."""
+    vals = [sub[c].to_numpy(dtype=float) for c in ("estimate", "ci_low", "ci_high") if c in sub]
+    if overall is not None:
+        vals.append(np.array([overall.get(c, np.nan) for c in ("estimate", "ci_low", "ci_high")], dtype=float))
+    v = np.abs(np.concatenate(vals)) * 100 if vals else np.array([])
+    v = v[np.isfinite(v)]
+    top = float(v.max()) * 1.05 if len(v) else 100.0
+    return float(min(100, max(10, np.ceil(top / 10) * 10)))
 
 
 # --------------------------------------------------------------------------- secondary endpoints
@@ -711,11 +835,23 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
         for arm in config.ARMS:
             vals = data.loc[(data["grade"] == str(g)) & (data["arm"] == arm), "t2"].to_numpy()
             ax.scatter(
-                i + rng.uniform(-0.15, 0.15, len(vals)), vals, s=6, color=ARM_COLORS[arm], alpha=0.8, linewidths=0, zorder=3
+                i + rng.uniform(-0.15, 0.15, len(vals)),
+                vals,
+                s=9,
+                color=ARM_COLORS[arm],
+                marker=ARM_MARKERS[arm],
+                alpha=0.8,
+                linewidths=0,
+                zorder=3,
+                label=arm if i == 0 else None,
             )
     ax.set_xlabel("Modified Pfirrmann grade (Griffith 2007)")
     ax.set_ylabel("Nucleus pulposus T2 (ms)")
-    _arm_legend(ax, loc="upper right")
+    # the legend shows the points' own marker and colour (no line: none is drawn)
+    handles = [
+        plt.Line2D([], [], ls="none", marker=ARM_MARKERS[a], color=ARM_COLORS[a], ms=3.5, alpha=0.8, label=a) for a in config.ARMS
+    ]
+    ax.legend(handles=handles, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -858,6 +994,7 @@ def status_grid(status: pd.DataFrame):
         ax.set_xticks(range(len(visits)), [str(v) for v in visits])
         ax.set_yticks([])
         ax.set_xlabel("Month")
+        ax.set_ylabel("Participants (one row each)")
         ax.set_title(f"{arm} (n = {len(m)})")
         for sp in ax.spines.values():
             sp.set_visible(True)
@@ -870,6 +1007,7 @@ def status_grid(status: pd.DataFrame):
 # --------------------------------------------------------------------------- safety and immunology
 
 SEVERITY_MARKERS = {"mild": "o", "moderate": "s", "severe": "^"}
+AE_DAY_TICKS = (0, 1, 7, 30, 90, 180, 365, 730)
 
 
 def ae_onset(adae: pd.DataFrame):
@@ -880,6 +1018,8 @@ def ae_onset(adae: pd.DataFrame):
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.ticker import NullLocator
+
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.8, 2.2))
     rng = np.random.default_rng(1)
     adae = stable(adae)
@@ -903,9 +1043,13 @@ def ae_onset(adae: pd.DataFrame):
             ax.scatter(d["onset_day"].astype(float)[serious], y[serious], marker=marker, s=16, color=ARM_COLORS[arm])
     ax.set_xscale("symlog", linthresh=7)
     ax.set_xlim(-0.5, 1000)
+    # plain day ticks (the symlog default labels them 10^0, 10^1, ...)
+    ax.set_xticks(AE_DAY_TICKS, [str(d) for d in AE_DAY_TICKS])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yticks(range(len(config.ARMS)), config.ARMS)
     ax.set_ylim(-0.6, len(config.ARMS) - 0.4)
-    ax.set_xlabel("Onset, days after the procedure (symmetric log scale)")
+    ax.set_xlabel("Onset, days after the procedure (log scale beyond day 7)")
+    ax.set_ylabel("Arm")
     handles = [plt.Line2D([], [], marker=m, ls="none", mfc="none", mec="0.3", label=s) for s, m in SEVERITY_MARKERS.items()]
     handles.append(plt.Line2D([], [], marker="o", ls="none", color="0.3", label="serious (filled)"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4)
