@@ -130,3 +130,105 @@ def test_empty_inputs_draw_no_data_panels():
     ):
         assert "no data" in texts(fig)
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------- smoke test: every figure on default and edge data
+
+
+def _colour(artist):
+    import matplotlib.colors as mcolors
+
+    for get in ("get_color", "get_markerfacecolor", "get_facecolor", "get_edgecolor"):
+        if hasattr(artist, get):
+            c = getattr(artist, get)()
+            c = c[0] if isinstance(c, np.ndarray) and c.ndim == 2 and len(c) else c
+            if c is not None and not (isinstance(c, str) and c == "none") and len(np.atleast_1d(c)):
+                return mcolors.to_hex(c)
+    return None
+
+
+def _figures(t):
+    adsl = derive.adsl(t)
+    yield "consort", plots.consort(stats.consort_flow(adsl, t.get("screening")))
+    yield "completeness", plots.completeness_heatmap(stats.follow_up_completeness(derive.adeff(t)))
+    yield "baseline", plots.baseline_distributions(adsl, {"base_vas_pain": "VAS (mm)", "base_odi": "ODI (%)"})
+    yield "tipping", plots.tipping_heatmap(stats.tipping_point(derive.responders(t, 12)))
+    yield "t2_by_grade", plots.t2_by_grade(derive.admri(t))
+    yield "ae_onset", plots.ae_onset(derive.adae(t))
+    yield "by_visit", plots.by_visit(stats.trajectories(derive.adeff(t)), {m: m for m in config.MEASURES})
+
+
+@pytest.mark.parametrize("shape", [(), ("no_ae", "sham_not_evaluable"), ("eight_per_arm", "no_month24", "no_optional_tables")])
+def test_every_figure_smoke(default_tables, shape):
+    from matplotlib.figure import Figure
+    from scenarios import apply
+
+    t = apply(default_tables, list(shape)) if shape else default_tables
+    for name, fig in _figures(t):
+        assert isinstance(fig, Figure), name
+        for ax in fig.axes:
+            if (
+                not ax.axison
+                or "no data" in [x.get_text() for x in ax.texts]
+                or not (ax.get_xticks().size or ax.get_yticks().size)
+            ):
+                continue
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_xlabel() or ax.get_ylabel() or ax.get_title(), (name, "axis without a label")
+            leg = ax.get_legend()
+            if leg is None:
+                continue
+            drawn = {_colour(a) for a in [*ax.lines, *ax.collections, *ax.patches]} - {None}
+            for h, label in zip(leg.legend_handles, [x.get_text() for x in leg.get_texts()]):
+                assert label, name
+                if label in config.ARMS:
+                    assert _colour(h) in drawn, (name, label)
+        plt.close(fig)
+
+
+def test_consort_draws_the_follow_up_split(default_tables):
+    adsl = derive.adsl(default_tables)
+    flow = stats.consort_flow(adsl, default_tables.get("screening"))
+    extra = []
+    for arm in config.ARMS:
+        extra += [
+            ("discontinued_before", arm, "", 2),
+            ("discontinued_before", arm, "moved away", 2),
+            ("discontinued_between", arm, "", 1),
+        ]
+        extra += [("followed_up_last", arm, "", 50), ("analysed_endpoint", arm, "responders, month 24", 48)]
+    split = pd.concat(
+        [flow, pd.DataFrame(extra, columns=["stage", "group", "reason", "n"]).assign(visit_month=12)], ignore_index=True
+    )
+    fig = plots.consort(split)
+    text = "\n".join(texts(fig))
+    assert "Discontinued before month 12 (n\u00a0=\u00a02)" in text and "Discontinued between month 12 and 24" in text
+    assert "Followed up to month 24 (n\u00a0=\u00a050)" in text and "responders, month 24 (n\u00a0=\u00a048)" in text
+    assert "(n\n" not in text and "n\n =" not in text
+    plt.close(fig)
+    today = plots.consort(flow)
+    assert "Month 24" not in texts(today) and any(t.startswith("Discontinued (n") for t in texts(today))
+    plt.close(today)
+
+
+def test_forest_favours_labels_and_fitted_axis():
+    sub = pd.DataFrame(
+        {
+            "subgroup": ["Sex", "Sex"],
+            "level": ["F", "M"],
+            "estimate": [0.05, 0.1],
+            "ci_low": [-0.2, -0.1],
+            "ci_high": [0.3, 0.32],
+            "p_interaction": [0.9, 0.9],
+            "events_msc": [1, 2],
+            "n_msc": [3, 4],
+            "events_sham": [1, 2],
+            "n_sham": [3, 4],
+        }
+    )
+    fig = plots.forest(sub, pd.Series({"estimate": 0.05, "ci_low": -0.1, "ci_high": 0.2}))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (-40.0, 40.0)
+    assert any("favours BM-MSC" in t for t in texts(fig)) and any("favours sham" in t for t in texts(fig))
+    plt.close(fig)
