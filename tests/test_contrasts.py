@@ -1,0 +1,67 @@
+"""Contrasts the results contract v2 adds: two proportions (Newcombe + Fisher), means by arm, discontinuations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from respine_nb import config, stats
+
+MSC, SHAM = config.ARMS
+
+
+def participants(x1, n1, x2, n2, **extra):
+    return pd.DataFrame(
+        {"arm": [MSC] * n1 + [SHAM] * n2, "responder": [1] * x1 + [0] * (n1 - x1) + [1] * x2 + [0] * (n2 - x2), **extra}
+    )
+
+
+def test_compare_proportions_equals_r():
+    got = stats.compare_proportions(participants(39, 53, 31, 45)).set_index("group")
+    assert list(got.index) == [MSC, SHAM, config.CONTRAST]
+    assert got.loc[MSC, "events"] == 39 and got.loc[SHAM, "n"] == 45 and pd.isna(got.loc[MSC, "p_value"])
+    c = got.loc[config.CONTRAST]
+    # R: fisher.test(matrix(c(39, 14, 31, 14), 2, byrow = TRUE))$p.value
+    assert c["p_value"] == pytest.approx(0.6578170629, rel=1e-9)
+    assert c["estimate"] == pytest.approx(39 / 53 - 31 / 45) and c["n"] == 98
+    # Newcombe hybrid score interval, the same one primary.risk_difference uses (checked against R there)
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx(stats.newcombe_ci(39, 53, 31, 45))
+    assert "Fisher" in c["method"] and "Newcombe" in c["method"]
+
+
+def test_compare_proportions_edges_and_per():
+    # R: fisher.test(matrix(c(3, 0, 0, 4), 2, byrow = TRUE))$p.value
+    perfect = stats.compare_proportions(participants(3, 3, 0, 4)).iloc[-1]
+    assert perfect["p_value"] == pytest.approx(0.02857142857, rel=1e-9) and perfect["estimate"] == 1.0
+    # R: fisher.test(matrix(c(5, 0, 4, 0), 2, byrow = TRUE))$p.value is 1
+    assert stats.compare_proportions(participants(5, 5, 4, 4)).iloc[-1]["p_value"] == 1.0
+    empty = stats.compare_proportions(participants(2, 4, 0, 0)).iloc[-1]
+    assert np.isnan(empty["estimate"]) and "not estimable" in empty["method"] and empty["n"] == 4
+    both = pd.concat([participants(39, 53, 31, 45, visit_month=12), participants(3, 3, 0, 4, visit_month=3)])
+    per = stats.compare_proportions(both, per="visit_month")
+    assert list(per["visit_month"]) == [3, 3, 3, 12, 12, 12] and list(per.columns)[0] == "visit_month"
+    assert per.iloc[-1]["p_value"] == pytest.approx(0.6578170629, rel=1e-9)
+
+
+def test_means_by_arm_equals_r_t_test():
+    x = [62, 55, 71, 48, 80, 66, 59]
+    df = pd.DataFrame({"arm": [MSC] * 7 + [SHAM] * 2, "vas": x + [40, np.nan], "visit_month": 12})
+    got = stats.means_by_arm(df, "vas", per="visit_month").set_index("group")
+    # R: x <- c(62, 55, 71, 48, 80, 66, 59); c(mean(x), sd(x), t.test(x)$conf.int)
+    assert got.loc[MSC, ["estimate", "sd", "ci_low", "ci_high"]].to_numpy(float) == pytest.approx(
+        [63.0, 10.55146119, 53.24152598, 72.75847402], rel=1e-8
+    )
+    assert got.loc[MSC, "n"] == 7 and got.loc[SHAM, "n"] == 1 and np.isnan(got.loc[SHAM, "ci_low"])
+    assert "one observed value" in got.loc[SHAM, "method"]
+
+
+def test_discontinued_counts_at_or_before_each_visit():
+    adsl = pd.DataFrame({"arm": [MSC, MSC, MSC, SHAM, SHAM], "discontinuation_month": [3, 12, np.nan, 18, np.nan]})
+    got = stats.discontinued(adsl)
+    assert got.to_dict("list") == {
+        "visit_month": [12, 12, 24, 24],
+        "group": [MSC, SHAM, MSC, SHAM],
+        "estimate": [2.0, 0.0, 2.0, 1.0],
+        "n": [3, 2, 3, 2],
+    }
