@@ -65,3 +65,30 @@ def test_discontinued_counts_at_or_before_each_visit():
         "estimate": [2.0, 0.0, 2.0, 1.0],
         "n": [3, 2, 3, 2],
     }
+
+
+def test_new_sensitisation_v2_definition():
+    T, F, NA = True, False, None
+    # (subject, arm, month-0 class I, II, month-6 class I, II)
+    people = [
+        ("a", MSC, F, F, T, F),  # new: positive class I
+        ("b", MSC, F, F, F, T),  # new: positive class II
+        ("c", MSC, F, F, F, F),  # negative
+        ("d", MSC, T, F, T, F),  # positive at baseline: left out
+        ("e", MSC, F, F, F, NA),  # month-6 status unknown (negative needs both): left out
+        ("f", MSC, F, NA, T, T),  # baseline status unknown: left out
+        ("g", SHAM, F, F, F, F),
+        ("h", SHAM, F, F, F, F),
+        ("i", SHAM, F, F, NA, T),  # positive (class II) with class I missing
+    ]
+    imm = pd.DataFrame(
+        [(s, 0, a, b) for s, _, a, b, _, _ in people] + [(s, 6, c, d) for s, _, _, _, c, d in people] + [("c", 3, T, T)],
+        columns=["subject_id", "visit_month", "anti_hla_class_i", "anti_hla_class_ii"],
+    ).astype({"anti_hla_class_i": "boolean", "anti_hla_class_ii": "boolean"})
+    subjects = pd.DataFrame({"subject_id": [p[0] for p in people], "arm": [p[1] for p in people]})
+    got = stats.new_sensitisation(imm, subjects, 6).set_index("group")
+    assert got.loc[MSC, ["events", "n"]].tolist() == [2, 3] and got.loc[SHAM, ["events", "n"]].tolist() == [1, 3]
+    # R: fisher.test(matrix(c(2, 1, 1, 2), 2, byrow = TRUE))$p.value
+    assert got.loc[config.CONTRAST, "p_value"] == pytest.approx(1.0)
+    assert got.loc[config.CONTRAST, "estimate"] == pytest.approx(1 / 3)
+    assert "month 6" in got.loc[MSC, "method"] and "Fisher" in got.loc[config.CONTRAST, "method"]
