@@ -92,3 +92,26 @@ def test_new_sensitisation_v2_definition():
     assert got.loc[config.CONTRAST, "p_value"] == pytest.approx(1.0)
     assert got.loc[config.CONTRAST, "estimate"] == pytest.approx(1 / 3)
     assert "month 6" in got.loc[MSC, "method"] and "Fisher" in got.loc[config.CONTRAST, "method"]
+
+
+def test_t2_mmrm_with_site_stratum_equals_nlme_gls():
+    """tests/data/t2_mmrm.csv: the T2 changes of the first synthetic cohort (rounded to 0.1 ms)."""
+    data = pd.read_csv(config.ROOT / "tests" / "data" / "t2_mmrm.csv")
+    got = stats.t2_mmrm(data).set_index("visit_month")
+    # R (nlme 3.1): d$stratum as stats.site_strata (sites < 5 participants pooled); d$arm with levels Sham, BM-MSC;
+    # f <- gls(change ~ visit * arm + visit * baseline + stratum, data = d, method = "REML",
+    #          correlation = corSymm(form = ~ k | subject_id), weights = varIdent(form = ~ 1 | visit))
+    # estimate and SE of the arm effect at each visit from coef(f) and vcov(f)
+    ref = {6: (0.4607125019, 0.9879728818), 12: (0.3708160195, 1.2392947477), 24: (-2.6917333389, 1.7064152963)}
+    for visit, (est, se) in ref.items():
+        row = got.loc[visit]
+        assert row["estimate"] == pytest.approx(est, rel=1e-4)
+        half = (row["ci_high"] - row["ci_low"]) / 2
+        from scipy import stats as sps
+
+        assert half / sps.t.ppf(0.975, row["df"]) == pytest.approx(se, rel=1e-4)
+        assert row["n"] == 107 and "site stratum" in row["method"]
+    # a visit nobody reached is reported empty with the reason
+    short = stats.t2_mmrm(data[data["visit_month"] != 24]).set_index("visit_month")
+    assert np.isnan(short.loc[24, "estimate"]) and "not estimable" in short.loc[24, "method"]
+    assert short.loc[12, "estimate"] == pytest.approx(got.loc[12, "estimate"], abs=2)
