@@ -57,7 +57,7 @@ COLUMNS = {  # result -> columns it must have
     "weibull": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "method"],
     "durability": ["group", "events", "n", "estimate", "ci_low", "ci_high", "responders_at_start", "method"],
     "ae_overview": ["category", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"],
-    "new_sensitisation": ["group", "events", "n", "estimate", "ci_low", "ci_high", "method"],
+    "new_sensitisation": ["group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"],
 }
 # results whose estimate is a contract number: NaN only with the reason in method
 MUST_EXPLAIN = [

@@ -75,6 +75,8 @@ ODI_RULES = ("relative", "absolute")
 # Populations of the responder endpoint: the evaluable (published), all randomised with non-responder
 # imputation, and the treated (received the allocated procedure) among the evaluable.
 POPULATIONS = ("evaluable", "nri", "treated")
+# Primary estimand: strategy for spine surgery or another spinal injection before the primary visit (ICH E9(R1)).
+ICE_STRATEGIES = ("treatment_policy", "composite", "hypothetical")
 MCID = {"vas_pain": 15.0, "odi": 10.0}  # Ostelo 2008
 
 # --------------------------------------------------------------------------- generator defaults

@@ -159,6 +159,14 @@ SPEC: dict[str, Parameter] = {
             "headline population: evaluable, nri (not evaluable = non-responder) or treated",
             choices=config.POPULATIONS,
         ),
+        Parameter(
+            "ice_strategy",
+            "str",
+            config.ICE_STRATEGIES[0],
+            "primary estimand, spine surgery or another spinal injection before the visit: treatment_policy "
+            "(values as observed), composite (non-responder) or hypothetical (later values imputed)",
+            choices=config.ICE_STRATEGIES,
+        ),
         Parameter("n_imputations", "int", 50, "multiple imputation: number of imputed datasets", low=2),
         Parameter("mi_seed", "int", 2024, "multiple imputation: random seed", low=0),
         Parameter("spaghetti_per_arm", "int", 15, "participants drawn at random per arm for the trajectory plot", low=1),

@@ -44,6 +44,7 @@ __all__ = [
     "not_evaluable",
     "mcid_proportions",
     "responders_by_visit",
+    "compare_proportions",
 ]
 
 
@@ -605,3 +606,63 @@ def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(rows, ignore_index=True)
     out["method"] = [relabel_method(m, "proportion of evaluable; Wilson score CI") for m in out["method"]]
     return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"]]
+
+
+def compare_proportions(
+    df: pd.DataFrame, outcome: str = "responder", by: str = "arm", per: str | None = None, level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """Each arm's proportion and the contrast BM-MSC minus Sham, as RESULTS_CONTRACT.md v2 compares
+    two proportions: Wilson CI per arm; Newcombe hybrid score CI and two-sided Fisher exact p for the
+    difference (R ``fisher.test``); ``n`` of the contrast is both denominators added.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per participant (and per ``per`` value); ``outcome`` is boolean or 0/1, missing
+        values are left out.
+    outcome, by : str
+        The outcome and arm columns.
+    per : str, optional
+        A column (e.g. ``visit_month``) to compare within each of its values, sorted.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``group`` (each arm, then the contrast), ``events`` (empty for the contrast),
+        ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (the contrast's only),
+        ``method``; preceded by ``per`` when given. A contrast with an arm without participants
+        is empty with the reason in ``method``; when everyone or no one has the outcome,
+        Fisher's p is 1 (as R) and the difference 0.
+    """
+    if per is not None:
+        parts = [
+            compare_proportions(d, outcome, by, None, level).assign(**{per: value}) for value, d in df.groupby(per, sort=True)
+        ]
+        columns = [per, "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+        return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    arms = proportions(df, outcome, by, level)
+    x1, n1, x2, n2 = counts(df, outcome, by)
+    est, lo, hi, _, _ = risk_difference_values(x1, n1, x2, n2, level)
+    method = "difference of proportions; Newcombe hybrid score CI; Fisher exact p"
+    if min(n1, n2) == 0:
+        contrast = not_estimable_row(method, arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}), n1 + n2)
+    else:
+        p = float(sps.fisher_exact(np.array([[x1, n1 - x1], [x2, n2 - x2]]), alternative="two-sided").pvalue)
+        contrast = pd.DataFrame(
+            [
+                {
+                    "group": config.CONTRAST,
+                    "estimate": est,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "p_value": p,
+                    "n": n1 + n2,
+                    "method": method,
+                }
+            ]
+        )
+    out = pd.concat([arms.assign(p_value=np.nan), contrast], ignore_index=True)
+    out["events"] = out["events"].astype("Int64")
+    return out[["group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]]

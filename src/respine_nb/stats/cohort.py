@@ -10,6 +10,7 @@ __all__ = [
     "consort_flow",
     "follow_up_completeness",
     "arm_counts",
+    "discontinued",
 ]
 
 
@@ -115,3 +116,33 @@ def arm_counts(adsl: pd.DataFrame, flag: str | None = None) -> pd.DataFrame:
     d = adsl if flag is None else adsl[adsl[flag].astype(bool)]
     n = d.groupby("arm").size().reindex(list(config.ARMS), fill_value=0)
     return pd.DataFrame({"group": list(config.ARMS), "n": n.to_numpy(), "estimate": n.to_numpy().astype(float)})
+
+
+def discontinued(
+    adsl: pd.DataFrame, visits=(config.PRIMARY_VISIT, 24), month: str = "discontinuation_month", by: str = "arm"
+) -> pd.DataFrame:
+    """Participants who left the study at or before each visit, per arm (``cohort.discontinued``).
+
+    Parameters
+    ----------
+    adsl : pandas.DataFrame
+        One row per randomised participant; ``month`` is the discontinuation month (empty for
+        those who did not leave).
+    visits : sequence of int
+        The visits (months).
+    month, by : str
+        The discontinuation-month and arm columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group`` (arm), ``estimate`` (count with ``month`` <= visit),
+        ``n`` (randomised in the arm).
+    """
+    rows = []
+    for v in sorted(visits):
+        for arm in config.ARMS:
+            d = adsl[adsl[by] == arm]
+            left = int((pd.to_numeric(d[month], errors="coerce") <= v).sum())
+            rows.append({"visit_month": v, "group": arm, "estimate": float(left), "n": len(d)})
+    return pd.DataFrame(rows, columns=["visit_month", "group", "estimate", "n"])

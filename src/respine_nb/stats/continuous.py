@@ -14,6 +14,7 @@ __all__ = [
     "mean_ci",
     "trajectories",
     "mixed_anova_completers",
+    "means_by_arm",
 ]
 
 
@@ -96,3 +97,46 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
     out["n_completers"] = d["subject_id"].nunique()
     out["method"] = method
     return out
+
+
+def means_by_arm(
+    df: pd.DataFrame, value: str, by: str = "arm", per: str | None = None, level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """Mean of the observed values per arm with its t interval (R ``t.test(x)``), n = observed.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows of observations; missing values of ``value`` are left out.
+    value, by : str
+        The value and arm columns.
+    per : str, optional
+        A column (e.g. ``visit_month``) within whose values (sorted) the means are taken.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns (``per``,) ``group``, ``estimate`` (mean), ``sd``, ``ci_low``, ``ci_high``, ``n``,
+        ``method``; an arm with fewer than two values has no interval (and no mean without any),
+        with the reason in ``method``.
+    """
+    keys = [per] if per is not None else []
+    levels = sorted(df[per].dropna().unique()) if per is not None else [None]
+    rows = []
+    method = "mean; t CI"
+    for level_value in levels:
+        d = df if per is None else df[df[per] == level_value]
+        for arm in config.ARMS:
+            s = mean_ci(d.loc[d[by] == arm, value], level)
+            why = (
+                not_estimable(method, f"no observed value in {arm}")
+                if s["n"] == 0
+                else method + "; CI not estimable: one observed value"
+                if s["n"] == 1
+                else method
+            )
+            row = {"group": arm, "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"]}
+            rows.append(({per: level_value} if per is not None else {}) | row | {"n": s["n"], "method": why})
+    return pd.DataFrame(rows, columns=keys + ["group", "estimate", "sd", "ci_low", "ci_high", "n", "method"])

@@ -7,8 +7,8 @@ import pandas as pd
 import pingouin as pg
 import statsmodels.formula.api as smf
 
-from .. import config
-from .binary import arms_without, not_estimable, not_estimable_row, proportions, relabel_method
+from .. import config, mmrm
+from .binary import POOLED_SITES, arms_without, not_estimable, not_estimable_row, proportions, relabel_method, site_strata
 from .continuous import mean_ci
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "grade_worsening",
     "correlation",
     "structure_vs_symptoms",
+    "t2_mmrm",
 ]
 
 
@@ -304,3 +305,64 @@ def structure_vs_symptoms(
             reason = c.pop("reason", "")
             rows.append({"measure": m, "group": group, **c, "method": not_estimable(method, reason) if reason else method})
     return pd.DataFrame(rows)
+
+
+def t2_mmrm(data: pd.DataFrame, visits=None, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """MMRM of the change in T2 over every post-baseline MRI visit, with site stratum (``mri.t2.mmrm``).
+
+    ``change ~ C(visit) * arm + C(visit) * baseline + site stratum``, unstructured covariance
+    within a participant, REML, Satterthwaite degrees of freedom (:func:`respine_nb.mmrm.fit_mmrm`);
+    the contrast at each visit is the difference of LS means BM-MSC minus Sham. Site strata as
+    RESULTS_CONTRACT.md defines them (sites with fewer than 5 participants in the model pooled; a
+    stratum of one participant dropped); MRI scanners differ between sites, hence the stratum.
+    Visits where an arm has fewer than two participants observed are left out and reported empty.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per participant and post-baseline MRI visit: ``subject_id``, ``arm``, ``site``,
+        ``visit_month``, ``baseline`` (T2 at month 0), ``change`` (T2 minus baseline); rows with
+        a missing baseline or change are left out.
+    visits : sequence of int, optional
+        The visits reported (default: the post-baseline visits of ``config.MRI_VISITS``).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per visit: ``group`` (the contrast), ``visit_month``, ``estimate``, ``ci_low``,
+        ``ci_high``, ``p_value``, ``df``, ``n`` (participants in the model, the same at every
+        visit), ``method``.
+    """
+    visits = sorted(int(v) for v in (visits if visits is not None else [v for v in config.MRI_VISITS if v > 0]))
+    d = data[data["visit_month"].isin(visits) & data["baseline"].notna() & data["change"].notna()]
+    d = d[["subject_id", "arm", "site", "visit_month", "baseline", "change"]].astype({"visit_month": int})
+    kept, reasons = mmrm.modelled_visits(d, visits)
+    d = d[d["visit_month"].isin(kept)]
+    subjects = d.drop_duplicates("subject_id").set_index("subject_id")
+    strata = site_strata(subjects["site"])
+    d = d.assign(stratum=d["subject_id"].map(strata)).dropna(subset=["stratum"])
+    n = int(d["subject_id"].nunique())
+    n_strata = int(d["stratum"].nunique())
+    method = mmrm.METHOD + ("; site stratum" if n_strata > 1 else "; one site stratum")
+    pooled = POOLED_SITES in set(d["stratum"])
+    method += f" ({POOLED_SITES} pooled)" if pooled else ""
+    columns = ["group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "df", "n", "method"]
+    rows = {}
+    if kept:
+        formula = "change ~ C(visit_month) * arm + C(visit_month) * baseline" + (" + C(stratum)" if n_strata > 1 else "")
+        try:
+            fit = mmrm.fit_mmrm(formula, d, "subject_id", "visit_month", visits=kept)
+            diffs = mmrm.ls_mean_differences(fit, "arm", by="visit_month", reference=config.ARMS[1], level=level)
+            for r in diffs.itertuples(index=False):
+                rows[int(r.visit_month)] = dict(
+                    estimate=r.estimate, ci_low=r.ci_low, ci_high=r.ci_high, p_value=r.p_value, df=r.df, method=method
+                )
+        except (mmrm.MMRMConvergenceError, mmrm.MMRMRankError, np.linalg.LinAlgError, ValueError) as exc:
+            reasons.update({v: f"the model could not be fitted ({exc})" for v in kept})
+    out = []
+    for v in visits:
+        r = rows.get(v) or dict(method=not_estimable(method, reasons.get(v, f"no participant observed at month {v}")))
+        out.append({"group": config.CONTRAST, "visit_month": v, **r, "n": n})
+    return pd.DataFrame(out, columns=columns)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .. import config
-from .binary import fisher_exact, not_estimable, proportions, relabel_method, wilson_ci
+from .binary import compare_proportions, fisher_exact, not_estimable, proportions, relabel_method, wilson_ci
 
 __all__ = [
     "AE_CATEGORIES",
@@ -134,24 +134,40 @@ def _wide_any(immunology: pd.DataFrame) -> pd.DataFrame:
 
 
 def new_sensitisation(immunology: pd.DataFrame, subjects: pd.DataFrame, by_visit: int = 6) -> pd.DataFrame:
-    """New anti-HLA sensitisation: negative for both classes at baseline, positive for either at
-    some visit after baseline up to ``by_visit``; among participants negative at baseline with at
-    least one later result.
+    """New anti-HLA sensitisation at ``by_visit`` (RESULTS_CONTRACT.md v2): among participants with
+    both classes negative at month 0 and a status at ``by_visit`` (positive: class I or II positive;
+    negative: both negative), the proportion positive at ``by_visit``, per arm (Wilson CI), and
+    the contrast BM-MSC minus Sham (Newcombe CI, Fisher exact p).
+
+    Parameters
+    ----------
+    immunology : pandas.DataFrame
+        The raw immunology table (``subject_id``, ``visit_month``, ``anti_hla_class_i``,
+        ``anti_hla_class_ii``).
+    subjects : pandas.DataFrame
+        ``subject_id`` and ``arm`` of every participant.
+    by_visit : int
+        The visit whose status is compared.
 
     Returns
     -------
     pandas.DataFrame
-        Columns of :func:`proportions` (``events`` = newly sensitised).
+        The columns of :func:`respine_nb.stats.binary.compare_proportions` (``events`` = newly
+        sensitised), with ``method`` naming the definition.
     """
-    imm = _wide_any(immunology)
-    base = imm[(imm["visit_month"] == 0)]
-    neg0 = set(base.loc[~base["pos"] & base["anti_hla_class_i"].notna() & base["anti_hla_class_ii"].notna(), "subject_id"])
-    later = imm[(imm["visit_month"] > 0) & (imm["visit_month"] <= by_visit) & imm["tested"] & imm["subject_id"].isin(neg0)]
-    per = later.groupby("subject_id")["pos"].any().rename("new").reset_index()
-    per = per.merge(subjects[["subject_id", "arm"]], on="subject_id")
-    out = proportions(per, outcome="new")
+    c1, c2 = immunology["anti_hla_class_i"], immunology["anti_hla_class_ii"]
+    status = pd.Series(pd.NA, index=immunology.index, dtype="boolean")
+    status[(c1 == True) | (c2 == True)] = True  # noqa: E712 (missing stays missing)
+    status[(c1 == False) & (c2 == False)] = False  # noqa: E712
+    imm = immunology[["subject_id", "visit_month"]].assign(status=status)
+    negative0 = imm.loc[(imm["visit_month"] == 0) & (imm["status"] == False), "subject_id"]  # noqa: E712
+    at = imm[(imm["visit_month"] == by_visit) & imm["status"].notna() & imm["subject_id"].isin(negative0)]
+    per = at.drop_duplicates("subject_id").merge(subjects[["subject_id", "arm"]], on="subject_id")
+    out = compare_proportions(per.assign(new=per["status"].astype(bool)), outcome="new")
+    label = f"negative for both classes at month 0, positive (class I or II) at month {by_visit}"
     out["method"] = [
-        relabel_method(m, f"negative at baseline, positive (class I or II) by month {by_visit}; Wilson CI") for m in out["method"]
+        f"{label}; {m}" if g == config.CONTRAST else relabel_method(m, f"{label}; Wilson score CI")
+        for g, m in zip(out["group"], out["method"])
     ]
     return out
 
