@@ -232,3 +232,29 @@ def test_forest_favours_labels_and_fitted_axis():
     assert ax.get_xlim() == (-40.0, 40.0)
     assert any("favours BM-MSC" in t for t in texts(fig)) and any("favours sham" in t for t in texts(fig))
     plt.close(fig)
+
+
+def test_delta_adjusted_figure():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from respine_nb import plots
+
+    rows = pd.DataFrame(
+        {
+            "delta": [0, 5, 10, 15, 20],
+            "estimate": [0.06, 0.03, 0.0, -0.04, -0.08],
+            "ci_low": [-0.1, -0.13, -0.16, -0.2, -0.16],
+            "ci_high": [0.2, 0.19, 0.16, 0.12, -0.01],
+            "p_value": [0.5, 0.7, 1.0, 0.6, 0.04],
+        }
+    )
+    fig = plots.delta_adjusted(rows)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() and ax.get_ylabel()
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["p < 0.05", "p \u2265 0.05"]
+    plt.close(fig)
+    empty = plots.delta_adjusted(rows.assign(estimate=np.nan))
+    assert empty.axes[0].get_legend() is None
+    plt.close(empty)
