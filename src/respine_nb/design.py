@@ -378,26 +378,25 @@ def engine(scheduler_address: str | None = None, n_workers: int | None = None):
 
 
 def _interactive() -> bool:
-    """True in a terminal or a notebook that a person runs (not papermill, nbval or a pipe)."""
+    """Whether to show progress: ``RESPINE_NB_PROGRESS=1`` (or ``0``), else only on a terminal.
+
+    A kernel (JupyterLab, papermill, nbval) cannot tell a person from a batch run, and stored
+    notebooks must not hold changing output, so notebooks show progress only when asked to.
+    """
     if os.environ.get("RESPINE_NB_PROGRESS") in ("0", "1"):
         return os.environ["RESPINE_NB_PROGRESS"] == "1"
-    if "papermill" in sys.modules or any("nbval" in m for m in sys.modules) or os.environ.get(config.OUT_ENV):
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return sys.stderr.isatty()
-    shell = get_ipython()
-    return sys.stderr.isatty() if shell is None else type(shell).__name__ == "ZMQInteractiveShell"
+    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
 
 
 def _gather(client, tasks: list, progress: bool | None) -> list:
     futures = client.map(run_task, tasks, pure=False)
     if progress if progress is not None else _interactive():
-        from distributed import progress as show
+        from distributed import as_completed
+        from tqdm import tqdm
 
-        show(futures)
-    return client.gather(futures)
+        for _ in tqdm(as_completed(futures), total=len(futures), desc="simulated batches", file=sys.stderr, leave=False):
+            pass
+    return client.gather(futures)  # in task order, whatever the order of completion
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -451,7 +450,7 @@ def sweep(
         Run on it; otherwise :func:`engine` (``scheduler_address``) opens one for the call.
     scheduler_address : str, optional
     progress : bool, optional
-        Show a progress bar (default: only when a person runs it interactively).
+        Show a progress bar on stderr (default: on a terminal, or with ``RESPINE_NB_PROGRESS=1``).
     level : float
         Level of the trials' intervals (coverage) and of the Monte Carlo intervals.
 
@@ -489,7 +488,7 @@ def sweep(
                     effect = vas_effect_mm if hypothesis == "alternative" else 0.0
                     spec = dict(effect_mm=effect, truth=-effect)
                 total = n_trials_mmrm if analysis == "mmrm" else n_trials
-                size = max(1, min(batch_size, 10 if analysis == "mmrm" else batch_size))
+                size = 10 if analysis == "mmrm" else max(1, min(batch_size, 500_000 // n))  # a task holds < ~40 MB
                 for batch, start in enumerate(range(0, total, size)):
                     tasks.append(
                         dict(analysis=analysis, scenario=scenario, batch=batch, seed=seed, n_trials=min(size, total - start),
@@ -531,3 +530,151 @@ def _summary(sims: pd.DataFrame, analysis, hypothesis, n, truth, level) -> dict:
         mean_estimate=mean, bias=mean - truth, coverage=float(covered[fitted].mean()) if fitted.any() else float("nan"),
         method=METHODS[analysis],
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the contract's rows
+
+
+def observed_counts(resp: pd.DataFrame) -> pd.DataFrame:
+    """Randomised, evaluable and responders per arm, from the derived responder data.
+
+    Parameters
+    ----------
+    resp : pandas.DataFrame
+        One row per randomised participant with ``arm``, ``evaluable`` and ``responder``
+        (as :func:`respine_nb.derive.responders` returns it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the arms (BM-MSC, Sham, even when empty); columns ``randomised``, ``evaluable``,
+        ``responders``, ``proportion`` (NaN with no evaluable participant).
+    """
+    arm = resp["arm"].astype(str)
+    ev = resp["evaluable"].astype(bool)
+    out = pd.DataFrame(
+        {
+            "randomised": arm.value_counts(),
+            "evaluable": arm[ev].value_counts(),
+            "responders": arm[ev & resp["responder"].fillna(False).astype(bool)].value_counts(),
+        }
+    ).reindex(list(config.ARMS))
+    out = out.fillna(0).astype(int)
+    out["proportion"] = out["responders"] / out["evaluable"].where(out["evaluable"] > 0)
+    return out.rename_axis("group")
+
+
+PRIMARY_STREAM = 10_000  # spawn key of the primary power's draws (apart from the sweep's scenarios)
+
+
+def primary_design(counts: pd.DataFrame, n_trials: int, seed: int, power: float = 0.8) -> pd.DataFrame:
+    """The results contract's design rows for the primary analysis at the observed data: simulated
+    and exact power at the observed evaluable n and proportions, and the participants per arm for
+    ``power`` (evaluable, and randomised at the observed evaluable fraction).
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        :func:`observed_counts`.
+    n_trials : int
+        Simulated trials for the simulated power (array arithmetic, no task needed).
+    seed : int
+    power : float
+        Target power of the sample size.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``power``, ``power_exact``, ``sample_size``, ``sample_size_randomised`` (column
+        ``analysis``) with ``group`` (the contrast), ``estimate``, ``ci_low``, ``ci_high``, ``n``,
+        ``method`` (ending "not estimable: <reason>" where the data do not allow it).
+    """
+    ev, pr = counts["evaluable"], counts["proportion"]
+    (n1, n2), (p1, p2) = (int(ev[a]) for a in config.ARMS), (float(pr[a]) for a in config.ARMS)
+    method = {
+        "power": f"simulation ({n_trials} trials), Yates chi-square two-sided {ALPHA:g}; Wilson CI",
+        "power_exact": f"enumeration of two binomials, Yates chi-square two-sided {ALPHA:g}",
+        "sample_size": f"smallest n per arm with exact power >= {power:.0%}, equal arms, evaluable",
+        "sample_size_randomised": "sample_size divided by the observed evaluable fraction, rounded up",
+    }
+    rows = {k: dict(analysis=k, estimate=np.nan, ci_low=np.nan, ci_high=np.nan, n=np.nan) for k in method}
+    reason = ""
+    if min(n1, n2) < 1:
+        reason = "an arm has no evaluable participant"
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PRIMARY_STREAM,)))
+        x1, x2 = rng.binomial(n1, p1, n_trials), rng.binomial(n2, p2, n_trials)  # the observed (unequal) arms
+        rejected = int((yates_p(x1, n1, x2, n2) < ALPHA).sum())
+        rate, lo, hi = wilson_interval(rejected, n_trials)
+        rows["power"].update(estimate=float(rate), ci_low=float(lo), ci_high=float(hi), n=n_trials)
+        rows["power_exact"].update(estimate=exact_power(p1, p2, n1, n2), n=n1 + n2)
+        need = sample_size(p1, p2, power)
+        if need is None:
+            reason = "the observed proportions are equal, 0 or 1, or need more than 100000 per arm"
+        else:
+            fraction = (n1 + n2) / int(counts["randomised"].sum())
+            rows["sample_size"].update(estimate=need, n=n1 + n2)
+            rows["sample_size_randomised"].update(estimate=int(np.ceil(need / fraction)), n=int(counts["randomised"].sum()))
+    out = pd.DataFrame(list(rows.values()))
+    out["group"] = config.CONTRAST
+    out["method"] = [
+        m + (f"; not estimable: {reason}" if reason and pd.isna(e) else "") for m, e in zip(method.values(), out["estimate"])
+    ]
+    return out
+
+
+def pooled_type1(oc: pd.DataFrame, analysis: str, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Type I error of one analysis pooled over the sizes of a sweep (rejections over trials under
+    the null), with its Wilson interval.
+
+    Parameters
+    ----------
+    oc : pandas.DataFrame
+        :func:`sweep`'s result.
+    analysis : str
+    level : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group`` (the contrast), ``estimate``, ``ci_low``, ``ci_high``, ``n`` (trials),
+        ``method`` ("not estimable" when the sweep did not run that analysis).
+    """
+    null = oc[(oc["analysis"] == analysis) & (oc["hypothesis"] == "null")] if len(oc) else oc
+    sizes = ", ".join(str(n) for n in null["n_per_arm"]) if len(null) else ""
+    method = f"simulated type I error, {METHODS[analysis]}; pooled over n per arm {sizes}; Wilson CI"
+    if not len(null):
+        return pd.DataFrame({"group": [config.CONTRAST], "method": [f"{METHODS[analysis]}; not estimable: not simulated"]})
+    rate, lo, hi = wilson_interval(int(null["rejected"].sum()), int(null["n_trials"].sum()), level)
+    return pd.DataFrame(
+        {"group": [config.CONTRAST], "estimate": [float(rate)], "ci_low": [float(lo)], "ci_high": [float(hi)],
+         "n": [int(null["n_trials"].sum())], "method": [method]}
+    )  # fmt: skip
+
+
+def grid_sample_size(oc: pd.DataFrame, analysis: str, power: float = 0.8) -> pd.DataFrame:
+    """The smallest n per arm of a sweep's grid whose simulated power reaches ``power``.
+
+    Parameters
+    ----------
+    oc : pandas.DataFrame
+        :func:`sweep`'s result.
+    analysis : str
+    power : float
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``estimate`` (n per arm; empty with the reason when no size of the
+        grid reaches it), ``n`` (trials at that size), ``method``.
+    """
+    alt = oc[(oc["analysis"] == analysis) & (oc["hypothesis"] == "alternative")] if len(oc) else oc
+    reached = alt[alt["rejection_rate"] >= power]
+    method = f"smallest n per arm of the grid with simulated power >= {power:.0%}, {METHODS[analysis]}"
+    if not len(reached):
+        why = "not simulated" if not len(alt) else f"no n per arm up to {int(alt['n_per_arm'].max())} reaches it"
+        return pd.DataFrame({"group": [config.CONTRAST], "method": [f"{method}; not estimable: {why}"]})
+    first = reached.sort_values("n_per_arm").iloc[0]
+    return pd.DataFrame(
+        {"group": [config.CONTRAST], "estimate": [int(first["n_per_arm"])], "n": [int(first["n_trials"])], "method": [method]}
+    )
