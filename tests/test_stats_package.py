@@ -54,7 +54,18 @@ def test_every_module_imports():
 
 
 def test_topics_and_all():
-    assert set(STATS_MODULES) == {"cohort", "binary", "missing", "sensitivity", "continuous", "mri", "survival", "safety"}
+    assert set(STATS_MODULES) == {
+        "cohort",
+        "binary",
+        "estimands",
+        "missing",
+        "reference_based",
+        "sensitivity",
+        "continuous",
+        "mri",
+        "survival",
+        "safety",
+    }
     seen = {}
     for mod in STATS_MODULES:
         m = importlib.import_module(f"respine_nb.stats.{mod}")

@@ -7,7 +7,10 @@ module          its analyses
 ``binary``      proportions, Wilson / Newcombe intervals, Yates and Fisher tests, logistic
                 odds ratios, the primary responder analysis, proportions by visit (and the
                 helpers every module shares: ``not_estimable``, ``arms_without``, ``z_quantile``)
-``missing``     multiple imputation (MICE, predictive mean matching) and Rubin's rules
+``estimands``   covariate-adjusted primary analyses (CMH, g-computation risk difference), Holm
+``missing``     multiple imputation (MICE, predictive mean matching), Rubin's rules with
+                Barnard-Rubin df, Monte Carlo error, delta-adjusted (MNAR) imputation
+``reference_based`` reference-based multiple imputation (jump to reference, copy reference)
 ``sensitivity`` tipping point, responder-threshold grid, subgroups
 ``continuous``  means with t intervals, trajectories, the completers' mixed ANOVA
 ``mri``         T2 by grade, change from baseline, ANCOVA, grade shifts, structure vs symptoms
@@ -31,16 +34,18 @@ so notebooks call ``stats.<function>``.
 
 from __future__ import annotations
 
-from . import binary, cohort, continuous, missing, mri, safety, sensitivity, survival
+from . import binary, cohort, continuous, estimands, missing, mri, reference_based, safety, sensitivity, survival
 from .binary import *  # noqa: F403
 from .cohort import *  # noqa: F403
 from .continuous import *  # noqa: F403
+from .estimands import *  # noqa: F403
 from .missing import *  # noqa: F403
 from .mri import *  # noqa: F403
+from .reference_based import *  # noqa: F403
 from .safety import *  # noqa: F403
 from .sensitivity import *  # noqa: F403
 from .survival import *  # noqa: F403
 
-MODULES = (cohort, binary, missing, sensitivity, continuous, mri, survival, safety)
+MODULES = (cohort, binary, estimands, missing, reference_based, sensitivity, continuous, mri, survival, safety)
 
 __all__ = [name for module in MODULES for name in module.__all__]

@@ -10,22 +10,37 @@ from .. import config, endpoints
 from .binary import arms_without, not_estimable, not_estimable_row, z_quantile
 
 __all__ = [
+    "MEASURE_PREFIXES",
     "rubin",
+    "pooled_inference",
+    "mc_error",
+    "mi_delta_risk_difference",
     "mice_pmm",
     "mi_risk_difference",
     "wide_outcomes",
 ]
 
 
-def rubin(estimates, variances) -> dict:
-    """Pool m estimates with Rubin's rules (1987).
+def rubin(estimates, variances, dfcom: float = np.inf) -> dict:
+    """Pool m estimates with Rubin's rules; degrees of freedom of Barnard and Rubin (1999).
+
+    Parameters
+    ----------
+    estimates, variances : array-like of float
+        The m per-imputation estimates and their squared standard errors.
+    dfcom : float
+        Degrees of freedom of the complete-data analysis (e.g. n - 2 for a difference of two
+        proportions, n - 3 for an ANCOVA with arm and baseline). ``inf`` gives Rubin's (1987) df.
 
     Returns
     -------
     dict
-        ``estimate`` (mean), ``se`` (sqrt of total variance T = W + (1 + 1/m) B), ``df``
-        (Rubin's (m - 1)(1 + W / ((1 + 1/m) B))^2; inf when B = 0), ``within``, ``between``,
-        ``fmi`` (fraction of missing information, (1 + 1/m) B / T).
+        ``estimate`` (mean), ``se`` (sqrt of total variance T = W + (1 + 1/m) B), ``df``,
+        ``df_rubin``, ``within``, ``between``, ``fmi`` (lambda = (1 + 1/m) B / T), ``m``.
+        ``df_rubin`` = (m - 1) / lambda^2; ``df`` = Barnard-Rubin
+        ``1 / (1 / df_rubin + 1 / df_obs)`` with ``df_obs = (dfcom + 1) / (dfcom + 3) dfcom (1 - lambda)``,
+        lambda floored at 1e-4 as R ``mice::pool``. When B = 0 (nothing was imputed), ``df`` =
+        ``dfcom``: the pooled analysis is then the complete-data analysis.
     """
     q = np.asarray(estimates, dtype=float)
     u = np.asarray(variances, dtype=float)
@@ -33,8 +48,85 @@ def rubin(estimates, variances) -> dict:
     qbar, w = q.mean(), u.mean()
     b = q.var(ddof=1) if m > 1 else 0.0
     t = w + (1 + 1 / m) * b
-    df = np.inf if b == 0 else (m - 1) * (1 + w / ((1 + 1 / m) * b)) ** 2
-    return {"estimate": qbar, "se": np.sqrt(t), "df": df, "within": w, "between": b, "fmi": (1 + 1 / m) * b / t if t > 0 else 0.0}
+    lam = (1 + 1 / m) * b / t if t > 0 else 0.0
+    df_rubin = np.inf if b == 0 else (m - 1) / lam**2
+    if b == 0:
+        df = float(dfcom)
+    elif np.isinf(dfcom):
+        df = df_rubin
+    else:
+        lam_f = max(lam, 1e-4)
+        df_old = (m - 1) / lam_f**2
+        df_obs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lam_f)
+        df = df_old * df_obs / (df_old + df_obs)
+    return {"estimate": qbar, "se": np.sqrt(t), "df": df, "df_rubin": df_rubin, "within": w, "between": b, "fmi": lam, "m": m}
+
+
+def pooled_inference(estimates, variances, dfcom: float = np.inf, level: float = config.CI_LEVEL) -> dict:
+    """Rubin's rules (:func:`rubin`) with the t interval and two-sided p on the Barnard-Rubin df.
+
+    Parameters
+    ----------
+    estimates, variances : array-like of float
+        Per-imputation estimates and variances.
+    dfcom : float
+        Complete-data degrees of freedom.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`rubin` plus ``ci_low``, ``ci_high``, ``p_value`` (normal when df is
+        infinite; NaN when the total variance is 0).
+    """
+    pooled = rubin(estimates, variances, dfcom)
+    df, se, est = pooled["df"], pooled["se"], pooled["estimate"]
+    q = sps.t.ppf(0.5 + level / 2, df) if np.isfinite(df) else z_quantile(level)
+    stat = est / se if se > 0 else np.nan
+    p = (2 * sps.t.sf(abs(stat), df) if np.isfinite(df) else 2 * float(sps.norm.sf(abs(stat)))) if se > 0 else np.nan
+    return {**pooled, "ci_low": est - q * se, "ci_high": est + q * se, "p_value": float(p)}
+
+
+def mc_error(estimates, variances, dfcom: float = np.inf, level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """Monte Carlo error of the pooled results: jackknife over the m imputations (White, Royston and Wood 2011).
+
+    For each pooled quantity, the jackknife standard error
+    ``sqrt((m - 1) / m * sum((theta_(-i) - mean theta_(-i))^2))`` of its value recomputed without
+    imputation i. For the pooled estimate this equals ``sqrt(B / m)``. The rule of thumb: the
+    Monte Carlo error of the estimate below 10 % of its standard error.
+
+    Parameters
+    ----------
+    estimates, variances : array-like of float
+        Per-imputation estimates and variances (m >= 3).
+    dfcom : float
+        Complete-data degrees of freedom.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quantity (``statistic`` = estimate, se, ci_low, ci_high, p_value, df):
+        ``statistic``, ``value`` (pooled over all m), ``mc_error``, ``m``.
+    """
+    q = np.asarray(estimates, dtype=float)
+    u = np.asarray(variances, dtype=float)
+    m = len(q)
+    keys = ("estimate", "se", "ci_low", "ci_high", "p_value", "df")
+    full = pooled_inference(q, u, dfcom, level)
+    if m < 3:
+        errs = dict.fromkeys(keys, np.nan)
+    else:
+        loo = [pooled_inference(np.delete(q, i), np.delete(u, i), dfcom, level) for i in range(m)]
+        errs = {}
+        for k in keys:
+            v = np.array([r[k] for r in loo], dtype=float)
+            errs[k] = float(np.sqrt((m - 1) / m * ((v - v.mean()) ** 2).sum())) if np.isfinite(v).all() else np.nan
+    return pd.DataFrame(
+        {"statistic": list(keys), "value": [float(full[k]) for k in keys], "mc_error": [errs[k] for k in keys], "m": m}
+    )
 
 
 def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: int = 5, fixed=()) -> list:
@@ -113,104 +205,238 @@ def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
     return sorted_y[window[np.arange(len(yhat_mis)), pick]]
 
 
-def mi_risk_difference(
+MEASURE_PREFIXES = ("vas", "odi")  # the wide frame's VAS and ODI columns: vas_<v>, odi_<v>
+
+
+def _impute(wide: pd.DataFrame, visit_month: int, m: int, seed: int, auxiliary, arm: str, site: str):
+    """Completed copies of the VAS/ODI (and auxiliary) columns, imputed separately within each arm.
+
+    Returns (completed, missing, reason): a list of m DataFrames (index 0..n-1), the boolean
+    missing mask of the same columns, and why the imputation cannot run ("" when it can).
+    """
+    visits = [v for v in config.VISITS if f"vas_{v}" in wide and f"odi_{v}" in wide]
+    needed = [f"{k}_{v}" for v in visits if v <= visit_month for k in MEASURE_PREFIXES]
+    extra = [f"{k}_{v}" for v in visits if v > visit_month for k in MEASURE_PREFIXES] + list(auxiliary)
+    cols = needed + extra
+    num = wide[cols].astype(float).reset_index(drop=True)
+    missing = num.isna()
+    arms = wide[arm].to_numpy()
+    n_arm = {a: int((arms == a).sum()) for a in config.ARMS}
+    reason = arms_without(n_arm, "participant")
+    if not reason:
+        few = [f"{c} in {a}" for a in config.ARMS for c in needed if num.loc[arms == a, c].notna().sum() < 2]
+        if few:
+            reason = f"fewer than 2 observed values of {', '.join(few)}"
+            if any(f"_{visit_month} in" in f for f in few):
+                reason += f" (month {visit_month} reached by fewer than 2 participants of an arm)"
+    if reason:
+        return [], missing, reason
+    sites = pd.get_dummies(wide[site].astype(str), prefix="site", drop_first=True, dtype=float).reset_index(drop=True)
+    completed = [num.copy() for _ in range(m)]
+    for seq, a in zip(np.random.SeedSequence(seed).spawn(len(config.ARMS)), config.ARMS, strict=True):
+        rows = np.flatnonzero(arms == a)
+        part = num.iloc[rows]
+        use = needed + [c for c in extra if part[c].notna().sum() >= 2]  # an auxiliary nobody in the arm has is left out
+        fixed = [c for c in sites.columns if sites[c].iloc[rows].nunique() > 1]
+        data = pd.concat([part[use], sites.iloc[rows][fixed]], axis=1)
+        if not part[use].isna().any().any():
+            continue
+        for d, imp in zip(completed, mice_pmm(data, m=m, seed=seq, fixed=fixed), strict=True):
+            d.loc[d.index[rows], use] = imp[use].to_numpy()
+    scaled = needed + extra[: len(extra) - len(auxiliary)]  # VAS and ODI are on 0-100 scales
+    for d in completed:
+        d[scaled] = d[scaled].clip(0.0, 100.0)
+    return completed, missing, ""
+
+
+def _responder_rd(d: pd.DataFrame, msc: np.ndarray, visit_month: int, thresholds: dict) -> tuple:
+    rs = endpoints.responder_status(d["vas_0"], d[f"vas_{visit_month}"], d["odi_0"], d[f"odi_{visit_month}"], **thresholds)
+    r = rs["responder"].fillna(False).to_numpy(dtype=bool)
+    p1, p2 = r[msc].mean(), r[~msc].mean()
+    n1, n2 = msc.sum(), (~msc).sum()
+    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2, p1, p2
+
+
+def _mi_method(m: int, auxiliary) -> str:
+    aux = f", {', '.join(auxiliary)}" if len(auxiliary) else ""
+    return (
+        f"MICE with predictive mean matching, imputed separately in each arm (m = {m}; site, VAS and ODI at every visit{aux} "
+        "as predictors); responder rule per completed dataset; Rubin's rules with Wald variance and Barnard-Rubin df "
+        "(complete-data df n - 2)"
+    )
+
+
+def mi_delta_risk_difference(
     wide: pd.DataFrame,
     visit_month: int = config.PRIMARY_VISIT,
+    deltas=(0, 5, 10, 15, 20),
     m: int = 50,
     seed: int = 2024,
     level: float = config.CI_LEVEL,
+    auxiliary=(),
+    arm: str = "arm",
+    site: str = "site",
     **thresholds,
 ) -> pd.DataFrame:
-    """Responder risk difference under multiple imputation of missing VAS and ODI values.
+    """``primary.mi_delta_D.risk_difference``: delta-adjusted multiple imputation (MNAR tipping point).
 
-    Missing VAS and ODI values (all visits up to ``visit_month``) are imputed by chained
-    equations with predictive mean matching (:func:`mice_pmm`), with arm, site, baseline
-    values and earlier visits as predictors; the responder rule is applied to each completed
-    dataset; the difference of proportions (Wald variance per imputation) is pooled with
-    Rubin's rules over all randomised participants.
+    The imputations of :func:`mi_risk_difference` (same ``m``, ``seed``: the same completed
+    datasets for every D); then, for each D, the imputed month-``visit_month`` VAS of every BM-MSC
+    participant is made worse by D mm and the imputed ODI by D / 2 points (capped at 100), the
+    responder rule applied and the risk difference pooled as in :func:`mi_risk_difference`.
+    Observed values and the Sham arm are untouched, and the baseline is never shifted (a worse
+    baseline would make the improvement larger), so the estimate is non-increasing in D and
+    D = 0 is the MAR analysis.
 
     Parameters
     ----------
     wide : DataFrame
-        One row per randomised participant: ``arm``, ``site``, and ``vas_<v>`` / ``odi_<v>``
-        for each visit v (see :func:`wide_outcomes`).
-    m : int
-        Number of imputations.
+        One row per randomised participant: ``arm``, ``site``, ``vas_<v>`` / ``odi_<v>`` for each
+        visit v, and the ``auxiliary`` columns.
+    visit_month : int
+        The responder visit.
+    deltas : sequence of float
+        The shifts D (mm of VAS).
+    m, seed : int
+        Imputations and their seed.
+    level : float
+        Confidence level.
+    auxiliary : sequence of str
+        Extra numeric columns of ``wide`` used as predictors in the imputation model (imputed
+        too where missing), e.g. the SF-36 summaries at every visit.
+    arm, site : str
+        Column names.
     **thresholds
         The responder rule's thresholds (see :mod:`respine_nb.endpoints`).
 
     Returns
     -------
     pandas.DataFrame
-        One row: ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (t test on
-        Rubin's df), ``se``, ``df``, ``fmi``, ``n``, ``m``, ``method``; and per-arm pooled
-        responder proportions in ``estimate_msc`` / ``estimate_sham``. NaN with the reason in
-        ``method`` when an arm is empty or a VAS/ODI column up to the visit has fewer than 2
-        observed values (e.g. nobody reached the visit).
+        One row per D, in the order of ``deltas``: ``delta``, and the columns of
+        :func:`mi_risk_difference`.
     """
-
-    visits = [v for v in config.VISITS if v <= visit_month]
-    cols = [f"{k}_{v}" for v in visits for k in ("vas", "odi")]
-    num = wide[cols].astype(float).copy()
-    num["msc"] = (wide["arm"] == config.ARMS[0]).astype(float).to_numpy()
-    sites = pd.get_dummies(wide["site"].astype(str), prefix="site", drop_first=True, dtype=float)
-    num = pd.concat([num.reset_index(drop=True), sites.reset_index(drop=True)], axis=1)
-    fixed = ["msc", *sites.columns]
-    method = (
-        f"MICE with predictive mean matching (m = {m}; arm, site, baseline and earlier visits as "
-        "predictors); responder rule per completed dataset; Rubin's rules, Wald variance"
-    )
-    n_arm = {arm: int((wide["arm"] == arm).sum()) for arm in config.ARMS}
-    few = [c for c in cols if num[c].notna().sum() < 2]
-    reason = arms_without(n_arm, "participant") or (
-        f"fewer than 2 observed values of {', '.join(few)}"
-        + (f" (no participant reached month {visit_month})" if any(c.endswith(f"_{visit_month}") for c in few) else "")
-        if few
-        else ""
-    )
+    method = _mi_method(m, auxiliary)
+    completed, missing, reason = _impute(wide, visit_month, m, seed, auxiliary, arm, site)
+    n = len(wide)
     if reason:
-        nan = ("estimate", "ci_low", "ci_high", "p_value", "se", "df", "fmi")
-        return not_estimable_row(method, reason, len(num), nan, m=m, estimate_msc=np.nan, estimate_sham=np.nan)
-    bounds = {c: (0.0, 100.0) for c in cols}
-    completed = mice_pmm(num, m=m, seed=seed, fixed=fixed) if num[cols].isna().any().any() else [num] * m
-    est, var, p1s, p2s = [], [], [], []
-    msc = num["msc"].to_numpy() == 1
-    for d in completed:
-        for c, (lo, hi) in bounds.items():
-            d[c] = d[c].clip(lo, hi)
-        rs = endpoints.responder_status(d["vas_0"], d[f"vas_{visit_month}"], d["odi_0"], d[f"odi_{visit_month}"], **thresholds)
-        r = rs["responder"].fillna(False).to_numpy(dtype=bool)
-        p1, p2 = r[msc].mean(), r[~msc].mean()
-        n1, n2 = msc.sum(), (~msc).sum()
-        est.append(p1 - p2)
-        var.append(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-        p1s.append(p1)
-        p2s.append(p2)
-    pooled = rubin(est, var)
-    q = sps.t.ppf(0.5 + level / 2, pooled["df"]) if np.isfinite(pooled["df"]) else z_quantile(level)
-    stat = pooled["estimate"] / pooled["se"] if pooled["se"] > 0 else np.nan
-    p = 2 * sps.t.sf(abs(stat), pooled["df"]) if np.isfinite(pooled["df"]) else 2 * float(sps.norm.sf(abs(stat)))
-    return pd.DataFrame(
-        [
+        nan = (
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "se",
+            "df",
+            "df_rubin",
+            "fmi",
+            "mc_error",
+            "estimate_msc",
+            "estimate_sham",
+        )
+        return pd.concat(
+            [not_estimable_row(f"{method}; delta {d:g}", reason, n, nan, m=m).assign(delta=d) for d in deltas], ignore_index=True
+        )
+    msc = (wide[arm] == config.ARMS[0]).to_numpy()
+    vas_c, odi_c = f"vas_{visit_month}", f"odi_{visit_month}"
+    shift_vas = (msc & missing[vas_c].to_numpy()).astype(float)
+    shift_odi = (msc & missing[odi_c].to_numpy()).astype(float)
+    rows = []
+    for delta in deltas:
+        est, var, p1s, p2s = [], [], [], []
+        for d in completed:
+            shifted = d.assign(
+                **{
+                    vas_c: (d[vas_c] + delta * shift_vas).clip(upper=100.0),
+                    odi_c: (d[odi_c] + delta / 2 * shift_odi).clip(upper=100.0),
+                }
+            )
+            e, v, p1, p2 = _responder_rd(shifted, msc, visit_month, thresholds)
+            est.append(e)
+            var.append(v)
+            p1s.append(p1)
+            p2s.append(p2)
+        pooled = pooled_inference(est, var, dfcom=n - 2, level=level)
+        mc = mc_error(est, var, dfcom=n - 2, level=level).set_index("statistic")["mc_error"]
+        text = method + ("" if delta == 0 else f"; imputed BM-MSC VAS + {delta:g} mm, ODI + {delta / 2:g} points")
+        rows.append(
             {
+                "delta": delta,
                 "group": config.CONTRAST,
                 "estimate": pooled["estimate"],
-                "ci_low": pooled["estimate"] - q * pooled["se"],
-                "ci_high": pooled["estimate"] + q * pooled["se"],
-                "p_value": p,
+                "ci_low": pooled["ci_low"],
+                "ci_high": pooled["ci_high"],
+                "p_value": pooled["p_value"],
                 "se": pooled["se"],
                 "df": pooled["df"],
+                "df_rubin": pooled["df_rubin"],
                 "fmi": pooled["fmi"],
-                "n": len(num),
+                "mc_error": float(mc["estimate"]),
+                "n": n,
                 "m": m,
                 "estimate_msc": float(np.mean(p1s)),
                 "estimate_sham": float(np.mean(p2s)),
-                "method": method
-                if np.isfinite(p)
-                else not_estimable(method, "no variance (every or no participant responded in every imputation)"),
+                "method": text
+                if np.isfinite(pooled["p_value"])
+                else not_estimable(text, "no variance (every or no participant responded in every imputation)"),
             }
-        ]
-    )
+        )
+    return pd.DataFrame(rows)
+
+
+def mi_risk_difference(
+    wide: pd.DataFrame,
+    visit_month: int = config.PRIMARY_VISIT,
+    m: int = 50,
+    seed: int = 2024,
+    level: float = config.CI_LEVEL,
+    auxiliary=(),
+    arm: str = "arm",
+    site: str = "site",
+    **thresholds,
+) -> pd.DataFrame:
+    """``primary.mi.risk_difference``: responder risk difference under multiple imputation (MAR).
+
+    Missing VAS and ODI values are imputed by chained equations with predictive mean matching
+    (:func:`mice_pmm`) separately in each arm (so every association may differ by arm: arm by
+    visit and more), with site, VAS and ODI at every visit (later visits included, as auxiliaries)
+    and the ``auxiliary`` columns as predictors; the responder rule is applied to each completed
+    dataset; the difference of proportions (Wald variance per imputation) is pooled over all
+    randomised participants with Rubin's rules and the Barnard-Rubin (1999) df, complete-data df
+    n - 2 (:func:`rubin`). The Monte Carlo error of the estimate (:func:`mc_error`) is returned.
+
+    Parameters
+    ----------
+    wide : DataFrame
+        One row per randomised participant: ``arm``, ``site``, and ``vas_<v>`` / ``odi_<v>``
+        for each visit v (see :func:`wide_outcomes`), plus the ``auxiliary`` columns.
+    visit_month : int
+        The responder visit.
+    m : int
+        Number of imputations.
+    seed : int
+        Seed of the imputations.
+    level : float
+        Confidence level.
+    auxiliary : sequence of str
+        Extra numeric columns used as predictors (and imputed where missing), e.g.
+        ``pcs_0, mcs_0, pcs_1, ...`` from ``wide_outcomes(tables, config.MEASURES)``.
+    arm, site : str
+        Column names.
+    **thresholds
+        The responder rule's thresholds (see :mod:`respine_nb.endpoints`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row: ``group``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (t on the
+        Barnard-Rubin df), ``se``, ``df``, ``df_rubin`` (Rubin 1987, for comparison), ``fmi``,
+        ``mc_error`` (Monte Carlo SE of the estimate, jackknife = sqrt(B / m)), ``n``, ``m``,
+        ``estimate_msc`` / ``estimate_sham`` (pooled responder proportions), ``method``. NaN
+        with the reason in ``method`` when an arm is empty or a VAS/ODI column up to the visit
+        has fewer than 2 observed values in an arm (e.g. nobody reached the visit).
+    """
+    out = mi_delta_risk_difference(wide, visit_month, (0,), m, seed, level, auxiliary, arm, site, **thresholds)
+    out["method"] = out["method"].str.replace("; delta 0", "", regex=False)
+    return out.drop(columns="delta")
 
 
 def wide_outcomes(tables, measures=("vas_pain", "odi")) -> pd.DataFrame:
