@@ -164,45 +164,43 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     targets = [j for j, c in enumerate(cols) if miss[:, j].any() and c not in fixed]
     if any((~miss[:, j]).sum() < 2 for j in targets):
         raise ValueError("a column to impute has fewer than 2 observed values")
-    out = []
-    for _ in range(m):
-        X = X0.copy()
-        for j in targets:  # start from random draws of the observed values
-            obs = X0[~miss[:, j], j]
-            X[miss[:, j], j] = rng.choice(obs, size=miss[:, j].sum())
-        for _cycle in range(n_cycles):
-            for j in targets:
-                mj = miss[:, j]
-                A = np.column_stack([np.ones(len(X)), np.delete(X, j, axis=1)])
-                Ao, yo = A[~mj], X[~mj, j]
-                xtx = Ao.T @ Ao
-                xtx += np.eye(len(xtx)) * 1e-5 * np.maximum(np.diag(xtx), 1e-12)
-                inv = np.linalg.inv(xtx)
-                beta = inv @ Ao.T @ yo
-                resid = yo - Ao @ beta
-                dof = max(len(yo) - A.shape[1], 1)
-                sigma = np.sqrt(resid @ resid / rng.chisquare(dof))
-                chol = np.linalg.cholesky((inv + inv.T) / 2)
-                beta_star = beta + sigma * chol @ rng.standard_normal(len(beta))
-                yhat_obs = Ao @ beta
-                yhat_mis = A[mj] @ beta_star
-                X[mj, j] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
-        out.append(pd.DataFrame(X, columns=cols, index=data.index))
-    return out
+    # the m chains run side by side as one stack of arrays (chain, row, column): each step below
+    # is the same for every chain, with the chain's own random draws
+    X = np.repeat(X0[None], m, axis=0)
+    for j in targets:  # start from random draws of the observed values
+        X[:, miss[:, j], j] = rng.choice(X0[~miss[:, j], j], size=(m, int(miss[:, j].sum())))
+    ones = np.ones((m, len(X0), 1))
+    for _cycle in range(n_cycles):
+        for j in targets:
+            mj = miss[:, j]
+            A = np.concatenate([ones, np.delete(X, j, axis=2)], axis=2)
+            Ao, yo = A[:, ~mj], X0[~mj, j]
+            AoT = np.swapaxes(Ao, 1, 2)
+            xtx = AoT @ Ao
+            diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
+            xtx += np.eye(xtx.shape[1])[None] * (1e-5 * diag)[:, None, :]
+            inv = np.linalg.inv(xtx)
+            beta = (inv @ (AoT @ yo)[:, :, None])[:, :, 0]
+            yhat_obs = (Ao @ beta[:, :, None])[:, :, 0]
+            resid = yo[None] - yhat_obs
+            dof = max(len(yo) - A.shape[2], 1)
+            sigma = np.sqrt((resid * resid).sum(axis=1) / rng.chisquare(dof, size=m))
+            chol = np.linalg.cholesky((inv + np.swapaxes(inv, 1, 2)) / 2)
+            beta_star = beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
+            yhat_mis = (A[:, mj] @ beta_star[:, :, None])[:, :, 0]
+            X[:, mj, j] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
+    return [pd.DataFrame(X[c], columns=cols, index=data.index) for c in range(m)]
 
 
 def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
-    order = np.argsort(yhat_obs, kind="mergesort")
-    sorted_hat, sorted_y = yhat_obs[order], y_obs[order]
-    k = min(donors, len(sorted_hat))
-    pos = np.searchsorted(sorted_hat, yhat_mis)
-    window = pos[:, None] + np.arange(-k, k)[None, :]
-    window = np.clip(window, 0, len(sorted_hat) - 1)
-    dist = np.abs(sorted_hat[window] - yhat_mis[:, None])
-    dist += (np.diff(window, axis=1, prepend=-1) == 0) * 1e300  # clipped duplicates never win
-    nearest = np.argsort(dist, axis=1, kind="mergesort")[:, :k]
-    pick = nearest[np.arange(len(yhat_mis)), rng.integers(0, k, len(yhat_mis))]
-    return sorted_y[window[np.arange(len(yhat_mis)), pick]]
+    """Type-1 predictive mean matching for a stack of chains: each missing value of chain c takes
+    the observed value of one of the ``donors`` rows whose predicted value (chain c's fit) is
+    closest to its own prediction, chosen at random (ties broken by row order)."""
+    k = min(donors, yhat_obs.shape[1])
+    dist = np.abs(yhat_obs[:, None, :] - yhat_mis[:, :, None])  # chain, missing row, observed row
+    nearest = np.argsort(dist, axis=2, kind="stable")[:, :, :k]
+    pick = rng.integers(0, k, size=yhat_mis.shape)
+    return y_obs[np.take_along_axis(nearest, pick[:, :, None], axis=2)[:, :, 0]]
 
 
 MEASURE_PREFIXES = ("vas", "odi")  # the wide frame's VAS and ODI columns: vas_<v>, odi_<v>
