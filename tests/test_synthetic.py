@@ -28,34 +28,26 @@ def test_month12_responders_hit_the_published_pair_exactly(ad):
     adsl = ad["adsl"]
     ev = adsl[adsl["evalfl"]]
     got = ev.groupby("arm")["responder"].agg(["sum", "count"]).astype(int)
-    assert got.loc["BM-MSC"].tolist() == [39, 53]
-    assert got.loc["Sham"].tolist() == [31, 45]
-    assert round(39 / 53 * 100) == 74 and round(31 / 45 * 100) == 69
-    table = np.array([[39, 14], [31, 14]])
-    # R: chisq.test(matrix(c(39, 14, 31, 14), nrow = 2, byrow = TRUE))$p.value  -> 0.772996800192
+    assert got.loc["BM-MSC"].tolist() == [37, 50]
+    assert got.loc["Sham"].tolist() == [34, 49]
+    assert round(37 / 50 * 100) == 74 and round(34 / 49 * 100) == 69
+    table = np.array([[37, 13], [34, 15]])
+    # R: chisq.test(matrix(c(37, 13, 34, 15), nrow = 2, byrow = TRUE))$p.value  -> 0.774659 (R 4, printed to 6 digits)
     p = sps.chi2_contingency(table, correction=True)[1]
-    assert p == pytest.approx(0.772996800192, abs=1e-9)
+    assert p == pytest.approx(0.774659, abs=1e-6)
     assert round(p, 2) == 0.77
 
 
 def test_not_evaluable_reasons_and_dropouts(ad, default_tables):
     adsl = ad["adsl"]
-    reasons = adsl[~adsl["evalfl"]].groupby(["arm", "not_evaluable_reason"]).size().to_dict()
-    assert reasons == {
-        ("BM-MSC", "component missing"): 1,
-        ("BM-MSC", "discontinued"): 2,
-        ("BM-MSC", "missed visit"): 2,
-        ("Sham", "component missing"): 3,
-        ("Sham", "discontinued"): 5,
-        ("Sham", "missed visit"): 3,
-    }
+    ne = adsl[~adsl["evalfl"]]
+    assert ne.groupby("arm").size().to_dict() == {"BM-MSC": 8, "Sham": 7}
+    assert set(ne["not_evaluable_reason"]) <= {"discontinued", "missed visit", "component missing"}
+    assert (ne["not_evaluable_reason"] == "discontinued").sum() >= 5  # the model's dropouts, not a fixed mix
     s = default_tables["subjects"]
-    assert (~s["treated"]).sum() == 2
+    assert 1 <= (~s["treated"]).sum() <= 4
     dropped = s["discontinuation_month"].notna()
     assert dropped.sum() >= 8 and s.loc[dropped, "discontinuation_reason"].nunique() >= 3
-    # responders with one component missing exist (item-level missingness at month 12)
-    r12 = derive.responders(default_tables, 12)
-    assert ((r12["responder"] == True) & (r12["vas"].isna() | r12["odi"].isna())).sum() >= 1  # noqa: E712
 
 
 def test_screening_log(default_tables):
@@ -113,9 +105,9 @@ def test_adverse_events_plausible(default_tables):
     s = default_tables["subjects"]
     assert set(ae["subject_id"]) <= set(s.loc[s["treated"], "subject_id"])  # safety population only
     assert set(ae["severity"]) <= {"mild", "moderate", "severe"}
-    assert (ae["severity"] != "severe").mean() > 0.9
+    assert (ae["severity"] != "severe").mean() > 0.85
     assert ae["serious"].sum() >= 3 and not (ae["serious"] & ae["related"]).any()
-    back = ae[ae["term"] == "Back pain"].merge(s[["subject_id", "arm"]])
+    back = ae[ae["term"] == "Procedural pain"].merge(s[["subject_id", "arm"]])
     assert back["arm"].value_counts().min() >= 10  # common in both arms
 
 
@@ -171,8 +163,8 @@ def test_hundredfold_cohort_is_valid(tmp_path):
     assert len(ds["subjects"]) == 11400
     adsl = derive.adsl(ds.tables)
     ev = adsl[adsl["evalfl"]].groupby("arm")["responder"].agg(["sum", "count"])
-    assert ev.loc["BM-MSC", "count"] == 5300 and ev.loc["BM-MSC", "sum"] == 3900
-    assert ev.loc["Sham", "count"] == 4500 and ev.loc["Sham", "sum"] == 3100
+    assert ev.loc["BM-MSC", "count"] == 5000 and ev.loc["BM-MSC", "sum"] == 3700
+    assert ev.loc["Sham", "count"] == 4900 and ev.loc["Sham", "sum"] == 3400
 
 
 def test_too_small_is_refused():
@@ -183,7 +175,7 @@ def test_too_small_is_refused():
 
 def test_default_seed_tells_the_published_secondary_story(ad):
     """The default cohort shows no between-arm difference beyond chance where the paper found none
-    (why seed 20240615 and not 20240614: data/raw/README.md)."""
+    (why seed 20240616: data/raw/synthetic/README.md, scripts/calibrate_synthetic.py)."""
     from respine_nb import mmrm, stats
 
     assert stats.logrank(ad["adtte"])["p_value"].iloc[0] > 0.05
@@ -193,3 +185,126 @@ def test_default_seed_tells_the_published_secondary_story(ad):
         assert (diff["p_value"] > 0.05).all(), measure
     pairs = stats.paired_visit(ad["admri"], 12)
     assert stats.ancova(pairs)["p_value"].iloc[0] > 0.05
+
+
+# ---------------------------------------------------------------- properties of the model (issue 14), measured
+# On large cohorts (4,000 participants, a few tenths of a second each), so that each number is
+# the model's, with a tolerance far from what sampling noise at that size moves.
+
+
+@pytest.fixture(scope="module")
+def big():
+    return synthetic.generate(101, 2000, 2000)
+
+
+@pytest.fixture(scope="module")
+def big_change(big):
+    eff = derive.adeff(big)
+    return {
+        m: eff[eff["measure"] == m].pivot(index="subject_id", columns="visit_month", values="change").astype(float)
+        for m in config.MEASURES
+    }
+
+
+def test_correlation_of_change_decays_with_distance_between_visits(big_change):
+    # measured (seed 101, 2000 + 2000): VAS r(1,3) 0.74, r(1,12) 0.55, r(3,6) 0.79, r(3,12) 0.70
+    for m in ("vas_pain", "odi", "sf36_pcs"):
+        r = big_change[m].corr()
+        assert r.loc[1, 3] > r.loc[1, 6] > r.loc[1, 12] > r.loc[1, 24] - 0.02, m
+        assert r.loc[1, 3] - r.loc[1, 12] > 0.1, m
+        assert r.loc[3, 6] > r.loc[3, 12] > r.loc[3, 24] - 0.02, m
+        assert r.loc[12, 24] < r.loc[6, 12] + 0.05, m  # month 12 is not special
+
+
+def test_vas_odi_correlation_is_the_same_at_every_visit(big_change):
+    r = [big_change["vas_pain"][v].corr(big_change["odi"][v]) for v in config.POST_BASELINE_VISITS]
+    assert max(r) - min(r) < 0.08 and min(r) > 0.35  # measured 0.51 to 0.53
+
+
+def _left_by_month1_improvement(tables):
+    """Month-1 VAS improvement of those who later left (before 12) and of those who stayed."""
+    eff = derive.adeff(tables)
+    m1 = eff[(eff["measure"] == "vas_pain") & (eff["visit_month"] == 1)].set_index("subject_id")["change"].astype(float)
+    s = tables["subjects"].set_index("subject_id")
+    left = (s["discontinuation_month"] > 1) & (s["discontinuation_month"] < 12)
+    return m1[left[left].index].mean(), m1[s[~left].index].mean()
+
+
+def test_dropout_depends_on_the_observed_trajectory(big):
+    left, stayed = _left_by_month1_improvement(big)
+    assert left > stayed + 5  # those who leave improved less (change less negative); measured ~ +10 mm
+    s = big["subjects"]
+    reasons = s.loc[s["discontinuation_month"].notna(), "discontinuation_reason"].value_counts()
+    assert {"lack of efficacy", "adverse event", "lost to follow-up", "withdrew consent"} <= set(reasons.index)
+
+
+def test_mnar_option_changes_who_leaves():
+    """``mnar=True`` draws dropout from the value at the visit missed: other participants leave,
+    and they still are those doing worse. (Observed month-24 VAS change, seed 7, 3000 + 3000,
+    exact=False: -22.5 mm under MNAR vs -22.2 under MAR: the exact month-12 counts absorb most of
+    the difference, a limit noted in data/raw/synthetic/README.md.)"""
+    mar = synthetic.generate(7, 1500, 1500, mnar=False)
+    mnar = synthetic.generate(7, 1500, 1500, mnar=True)
+    assert not mar["subjects"]["discontinuation_month"].equals(mnar["subjects"]["discontinuation_month"])
+    left, stayed = _left_by_month1_improvement(mnar)
+    assert left > stayed + 3
+
+
+def test_permuted_blocks_within_site(default_tables, big):
+    for t in (default_tables, big):
+        s = t["subjects"]
+        by_site = s.groupby(["site", "arm"]).size().unstack(fill_value=0)
+        assert (by_site["BM-MSC"] - by_site["Sham"]).abs().max() <= 2
+    s = default_tables["subjects"]
+    assert set(s["site"]) == set(config.SITES)  # all nine registry centres recruit
+    d = pd.to_datetime(s["randomization_date"])
+    assert d.min() >= pd.Timestamp("2018-04-01") and d.min() < pd.Timestamp("2018-05-01")
+    assert d.max() >= pd.Timestamp("2022-09-01") and d.max() <= pd.Timestamp("2022-12-31")
+
+
+def test_scanner_effect_on_t2(big):
+    mri = big["mri"].merge(big["subjects"][["subject_id", "site", "pfirrmann_grade"]], on="subject_id", suffixes=("", "_s"))
+    m0 = mri[(mri["visit_month"] == 0) & (mri["pfirrmann_grade_s"] == 5)]
+    spread = m0.groupby("site")["t2_np_ms"].mean()
+    assert spread.max() - spread.min() > 5  # ms between scanners at the same grade
+
+
+def test_procedure_specific_adverse_events(big):
+    ae = big["adverse_events"].merge(big["subjects"][["subject_id", "arm"]])
+    n = big["subjects"].query("treated").groupby("arm").size()
+    rate = ae.groupby(["term", "arm"])["subject_id"].nunique().unstack(fill_value=0).div(n, axis=1)
+    assert rate.loc["Radiculopathy", "BM-MSC"] > 2.5 * rate.loc["Radiculopathy", "Sham"]  # measured ~4.5
+    assert rate.loc["Discitis", "Sham"] == 0 and rate.loc["Discitis", "BM-MSC"] > 0.02
+    assert 0.8 < rate.loc["Procedural pain", "BM-MSC"] / rate.loc["Procedural pain", "Sham"] < 1.4  # after both
+    assert (ae.groupby(["subject_id", "term"]).size() > 1).any()  # recurrences
+    assert ae.loc[ae["term"] == "Back pain", "onset_day"].quantile(0.75) > 300  # spread over follow-up
+    assert not (ae["serious"] & ae["related"]).any()
+
+
+def test_no_related_sae_in_default_cohort(default_tables):
+    ae = default_tables["adverse_events"]
+    assert not (ae["serious"] & ae["related"]).any() and ae["serious"].sum() >= 2
+
+
+def test_intercurrent_events_follow_trajectories():
+    t = synthetic.generate(5, 3000, 3000, exact=False, p_responder_msc=0.85, p_responder_sham=0.55)
+    ice = t["intercurrent_events"].merge(t["subjects"][["subject_id", "arm"]])
+    per = ice[ice["event"] != "treatment_not_received"].groupby("arm")["subject_id"].nunique() / 3000
+    assert per["Sham"] > 1.1 * per["BM-MSC"]  # more in the arm that does worse; measured 0.157 vs 0.132
+    r12 = derive.responders(t, 12)
+    with_ice = set(ice.loc[ice["event"] == "rescue_medication", "subject_id"])
+    r = r12[r12["evaluable"]]
+    assert r.loc[r["subject_id"].isin(with_ice), "responder"].astype(bool).mean() < r["responder"].astype(bool).mean() - 0.1
+
+
+def test_default_intercurrent_events_are_few(default_tables):
+    ice = default_tables["intercurrent_events"]["event"].value_counts()
+    assert 3 <= ice.get("rescue_medication", 0) <= 30 and ice.get("spine_surgery", 0) <= 4
+
+
+def test_hundredfold_generation_is_fast():
+    import time
+
+    t0 = time.perf_counter()
+    synthetic.generate(config.DEFAULT_SEED, 5800, 5600)
+    assert time.perf_counter() - t0 < 5  # measured ~0.4 s

@@ -30,10 +30,12 @@ def _generate(args) -> int:
             "exact": not args.free,
             "p_responder_msc": args.p_msc,
             "p_responder_sham": args.p_sham,
+            "mnar": args.mnar,
         },
     }
     default = generator_defaults()
     given, usual = {"seed": args.seed, **settings["parameters"]}, {"seed": default["seed"], **default["parameters"]}
+    usual.setdefault("mnar", False)
     changed = ", ".join(f"{k} = {v}" for k, v in given.items() if v != usual[k])
     if out.expanduser().resolve() == config.SYNTHETIC_DIR.resolve() and changed:
         print(
@@ -54,6 +56,7 @@ def _generate(args) -> int:
         exact=not args.free,
         p_responder_msc=args.p_msc,
         p_responder_sham=args.p_sham,
+        mnar=args.mnar,
         changed=changed,
     )
     n = args.n_msc + args.n_sham
@@ -169,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--free",
         action="store_true",
         help="draw the month-12 responder counts at random instead of fixing them to the proportions (default: fixed)",
+    )
+    g.add_argument(
+        "--mnar",
+        action="store_true",
+        help="dropout depends on the unobserved value at the visit missed (missing not at random) "
+        "instead of the last observed one (default: missing at random)",
     )
     g.add_argument(
         "--out",
