@@ -192,3 +192,23 @@ def test_other_data_or_no_cache_validate_again(small_dataset_dir, dataset_copy, 
     assert session.start("01_cohort", data_dir=dataset_copy, out_dir=tmp_path / "out")._cache is None
     monkeypatch.delenv(session.RUN_CACHE_ENV)
     assert session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")._cache is None
+
+
+def test_inline_figure_is_the_saved_png_reduced(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from respine_nb import plots
+
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    png, _ = plots.save(fig, "x", tmp_path)
+    assert plt.fignum_exists(fig.number)  # outside a kernel: nothing shown, the figure stays open
+    small = plots.inline_png(png.read_bytes(), 3)
+    assert small == plots.inline_png(png.read_bytes(), 3)  # deterministic
+    with Image.open(png) as big, Image.open(_io.BytesIO(small)) as im:
+        assert im.size == (-(-big.size[0] // 3), -(-big.size[1] // 3))
+    plt.close(fig)
