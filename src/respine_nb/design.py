@@ -473,6 +473,7 @@ def sweep(
     mechanism: str = "MAR",
     analyses=None,
     n_trials: int = 1000,
+    n_trials_vas: int | None = None,
     n_trials_mmrm: int = 0,
     seed: int = 2024,
     calibration: dict | None = None,
@@ -502,7 +503,11 @@ def sweep(
     analyses : sequence of str, optional
         Among :data:`ANALYSES` (default: responder and ANCOVA, and the MMRM when ``n_trials_mmrm > 0``).
     n_trials : int
-        Simulated trials per design and hypothesis (``n_trials_mmrm`` for the MMRM, fit one by one).
+        Simulated trials per design and hypothesis of the responder analysis (array arithmetic).
+    n_trials_vas : int, optional
+        The same for the ANCOVA, which simulates every participant (default: ``n_trials``).
+    n_trials_mmrm : int
+        The same for the MMRM, fit one by one (0: not simulated).
     seed : int
         Master seed.
     calibration : dict, optional
@@ -557,8 +562,9 @@ def sweep(
                 else:
                     effect = vas_effect_mm if hypothesis == "alternative" else 0.0
                     spec = dict(effect_mm=effect, truth=-effect)
-                total = n_trials_mmrm if analysis == "mmrm" else n_trials
-                size = 10 if analysis == "mmrm" else max(1, min(batch_size, 500_000 // n))  # a task holds < ~40 MB
+                total = {"responder": n_trials, "ancova": n_trials_vas or n_trials, "mmrm": n_trials_mmrm}[analysis]
+                # a VAS task holds every participant of its trials: < ~40 MB; a responder task, counts only
+                size = {"responder": batch_size, "ancova": max(1, min(batch_size, 500_000 // n)), "mmrm": 10}[analysis]
                 for batch, start in enumerate(range(0, total, size)):
                     tasks.append(
                         dict(analysis=analysis, scenario=scenario, batch=batch, seed=seed, n_trials=min(size, total - start),
@@ -891,12 +897,15 @@ def primary_table(primary: pd.DataFrame) -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def _grid_text(oc: pd.DataFrame, analysis: str) -> str:
+def _grid_text(oc: pd.DataFrame, analysis: str, label: str) -> str:
+    """``"<label> reaches 80 % with <n> randomised per arm"`` (or: more than the grid, not simulated)."""
     row = grid_sample_size(oc, analysis).iloc[0]
     if pd.notna(row.get("estimate", np.nan)):
-        return f"{int(row['estimate'])} randomised per arm"
+        return f"{label} reaches 80 % with {int(row['estimate'])} randomised per arm"
     alt = oc[(oc["analysis"] == analysis) & (oc["hypothesis"] == "alternative")] if len(oc) else oc
-    return f"more than {int(alt['n_per_arm'].max())} per arm" if len(alt) else "not simulated"
+    if len(alt):
+        return f"{label} does not reach 80 % with up to {int(alt['n_per_arm'].max())} per arm"
+    return f"{label} was not simulated"
 
 
 def interpretation(counts: pd.DataFrame, primary: pd.DataFrame, oc: pd.DataFrame, vas_effect_mm: float, visit_month: int) -> str:
@@ -924,21 +933,28 @@ def interpretation(counts: pd.DataFrame, primary: pd.DataFrame, oc: pd.DataFrame
 
     prop = counts["proportion"]
     need = primary.set_index("analysis")["estimate"]
-    vas = {a: _grid_text(oc, a) for a in ("responder", "ancova", "mmrm")}
+    grid = [
+        _grid_text(oc, "responder", "the responder test"),
+        _grid_text(oc, "ancova", f"the ANCOVA of VAS change at month 12 (a true effect of {vas_effect_mm:g} mm)"),
+    ]
+    if len(oc) and (oc["analysis"] == "mmrm").any():
+        grid.append(_grid_text(oc, "mmrm", "the MMRM"))
     text = (
         f"At the proportions observed at month {visit_month} ({num_text(prop[config.ARMS[0]], '.0%')} vs "
         f"{num_text(prop[config.ARMS[1]], '.0%')}), the primary test had {num_text(need['power_exact'], '.0%')} "
-        f"power with this trial's evaluable numbers; 80 % power needs {num_text(need['sample_size'], '.0f')} "
-        f"evaluable participants per arm ({num_text(need['sample_size_randomised'], '.0f')} randomised). "
-        f"On the simulated grid the responder test reaches 80 % with {vas['responder']}, the ANCOVA of VAS change at "
-        f"month 12 (a true effect of {vas_effect_mm:g} mm) with {vas['ancova']}"
+        "power with this trial's evaluable numbers; "
+        + (
+            f"80 % power needs {num_text(need['sample_size'], '.0f')} evaluable participants per arm "
+            f"({num_text(need['sample_size_randomised'], '.0f')} randomised). "
+            if pd.notna(need["sample_size"])
+            else "the participants needed for 80 % power are not estimable here (see the table above). "
+        )
+        + f"On the simulated grid {', '.join(grid[:-1])} and {grid[-1]}."
     )
-    if vas["mmrm"] != "not simulated":
-        text += f", the MMRM with {vas['mmrm']}"
     return text + (
-        ". The responder endpoint dichotomises a continuous change and spends its information: a realistic "
-        "effect on VAS needs a fraction of the participants. These numbers come from a few hundred to a thousand "
-        "simulated trials per design (parameter `n_trials`); a real study's planning raises it to 10,000 or more."
+        " The responder endpoint dichotomises a continuous change and so spends information; the VAS analyses "
+        "keep it. The VAS curve comes from `n_trials_vas` simulated trials per design: raise it to 10,000 "
+        "(and run on a Dask cluster through `scheduler_address`) when planning a real study."
     )
 
 
