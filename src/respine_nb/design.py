@@ -939,6 +939,12 @@ def interpretation(counts: pd.DataFrame, primary: pd.DataFrame, oc: pd.DataFrame
     ]
     if len(oc) and (oc["analysis"] == "mmrm").any():
         grid.append(_grid_text(oc, "mmrm", "the MMRM"))
+    if prop.isna().any():
+        text = (
+            f"At month {visit_month} an arm has no evaluable participant: the primary test's power and the "
+            f"participants it needs are not estimable here. On the simulated grid {', '.join(grid[:-1])} and {grid[-1]}."
+        )
+        return text + " The VAS analyses do not depend on the observed responder proportions."
     text = (
         f"At the proportions observed at month {visit_month} ({num_text(prop[config.ARMS[0]], '.0%')} vs "
         f"{num_text(prop[config.ARMS[1]], '.0%')}), the primary test had {num_text(need['power_exact'], '.0%')} "
