@@ -12,20 +12,20 @@ from tableone import TableOne
 
 from . import config
 
-TABLE1_VARIABLES = {
-    "age": "Age, years",
-    "sex": "Sex",
-    "bmi": "BMI, kg/m2",
-    "symptom_duration_months": "Symptom duration, months",
-    "disc_level": "Treated disc level",
-    "pfirrmann_grade": "Modified Pfirrmann grade",
-    "base_vas_pain": "Low back pain VAS, mm",
-    "base_odi": "ODI, %",
-    "base_sf36_pcs": "SF-36 PCS",
-    "base_sf36_mcs": "SF-36 MCS",
-    "base_t2_np_ms": "Nucleus pulposus T2, ms",
+TABLE1_VARIABLES = {  # ADSL variable -> label
+    "AGE": "Age, years",
+    "SEX": "Sex",
+    "BMI": "BMI, kg/m2",
+    "SYMDUR": "Symptom duration, months",
+    "DISCLVL": "Treated disc level",
+    "PFIRRSCR": "Modified Pfirrmann grade",
+    "BVAS": "Low back pain VAS, mm",
+    "BODI": "ODI, %",
+    "BPCS": "SF-36 PCS",
+    "BMCS": "SF-36 MCS",
+    "BT2": "Nucleus pulposus T2, ms",
 }
-CATEGORICAL = ("sex", "disc_level", "pfirrmann_grade")
+CATEGORICAL = ("SEX", "DISCLVL", "PFIRRSCR")
 SKEW_LIMIT = 1.0  # |sample skewness| above this: median [Q1, Q3] instead of mean (SD)
 
 
@@ -51,7 +51,7 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     Parameters
     ----------
     adsl : DataFrame
-        Subject-level dataset.
+        Subject-level dataset (ADSL: ``ARM`` and the variables).
     variables : dict, optional
         Column -> label (default :data:`TABLE1_VARIABLES`).
     pvalues : bool
@@ -64,7 +64,7 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     """
     variables = dict(variables or TABLE1_VARIABLES)
     cols = list(variables)
-    df = pd.DataFrame({"arm": adsl["arm"].astype(object).to_numpy()})
+    df = pd.DataFrame({"arm": adsl["ARM"].astype(object).to_numpy()})
     categorical = [c for c in cols if c in CATEGORICAL]
     for c in cols:
         s = adsl[c]

@@ -14,20 +14,18 @@ __all__ = [
 ]
 
 
-def consort_flow(
-    adsl: pd.DataFrame, screening: pd.DataFrame | None = None, visit_month: int = config.PRIMARY_VISIT
-) -> pd.DataFrame:
+def consort_flow(adsl: pd.DataFrame, adds: pd.DataFrame | None = None, visit_month: int = config.PRIMARY_VISIT) -> pd.DataFrame:
     """Counts of the CONSORT 2010 flow diagram.
 
     Parameters
     ----------
     adsl : DataFrame
-        Subject-level dataset (``arm``, ``treated``, ``discontinuation_month``,
-        ``discontinuation_reason``, ``evalfl``, ``not_evaluable_reason``).
-    screening : DataFrame, optional
-        The screening log; without it the flow starts at randomisation.
+        Subject-level dataset (``ARM``, ``TRTFL``, ``DCSMON``, ``DCSREAS``, ``EVALFL``, ``NEREAS``).
+    adds : DataFrame, optional
+        The screening log (ADDS: ``DSDECOD``, ``DSREAS``); without it, or without rows, the flow
+        starts at randomisation.
     visit_month : int
-        The visit of the primary analysis (``evalfl`` refers to it).
+        The visit of the primary analysis (``EVALFL`` refers to it).
 
     Returns
     -------
@@ -48,25 +46,25 @@ def consort_flow(
         for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
             add(stage, group, n, str(reason))
 
-    if screening is not None and len(screening):
-        add("screened", "all", len(screening))
-        excl = screening.loc[screening["outcome"] == "excluded", "exclusion_reason"]
+    if adds is not None and len(adds):
+        add("screened", "all", len(adds))
+        excl = adds.loc[adds["DSDECOD"] == "excluded", "DSREAS"]
         add("excluded", "all", len(excl))
         reasons("excluded", "all", excl)
     add("randomized", "all", len(adsl))
     for arm in config.ARMS:
-        a = adsl[adsl["arm"] == arm]
-        treated = a["treated"].astype(bool)
+        a = adsl[adsl["ARM"] == arm]
+        treated = a["TRTFL"] == "Y"
         add("allocated", arm, len(a))
         add("treated", arm, treated.sum())
         add("not_treated", arm, (~treated).sum())
-        disc = a["discontinuation_month"].notna()
+        disc = a["DCSMON"].notna()
         add("discontinued", arm, disc.sum())
-        reasons("discontinued", arm, a.loc[disc, "discontinuation_reason"])
-        ev = a["evalfl"].astype(bool)
+        reasons("discontinued", arm, a.loc[disc, "DCSREAS"])
+        ev = a["EVALFL"] == "Y"
         add("analysed", arm, ev.sum())
         add("not_evaluable", arm, (~ev).sum())
-        reasons("not_evaluable", arm, a.loc[~ev, "not_evaluable_reason"])
+        reasons("not_evaluable", arm, a.loc[~ev, "NEREAS"])
     out = pd.DataFrame(rows, columns=["stage", "group", "reason", "n"])
     out["visit_month"] = int(visit_month)
     return out
@@ -75,6 +73,11 @@ def consort_flow(
 def follow_up_completeness(adeff: pd.DataFrame) -> pd.DataFrame:
     """Share of randomised participants with an outcome assessment (VAS or ODI) per arm and visit.
 
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset (``VAS`` and ``ODI`` records, VISSTAT).
+
     Returns
     -------
     pandas.DataFrame
@@ -82,17 +85,18 @@ def follow_up_completeness(adeff: pd.DataFrame) -> pd.DataFrame:
         ``n_discontinued`` (left the study before the visit), ``proportion``
         (n_observed / n_randomized). Sorted by arm (config order), visit.
     """
-    d = adeff[adeff["measure"].isin(["vas_pain", "odi"])]
+    d = adeff[adeff["PARAMCD"].isin(["VAS", "ODI"])]
     per = (
-        d.assign(has=d["value"].notna().to_numpy(dtype=bool))
-        .groupby(["arm", "visit_month", "subject_id"], sort=True)
-        .agg(has=("has", "any"), status=("visit_status", "first"))
+        d.assign(has=d["AVAL"].notna().to_numpy(dtype=bool))
+        .groupby(["ARM", "AVISITN", "USUBJID"], sort=True)
+        .agg(has=("has", "any"), status=("VISSTAT", "first"))
         .reset_index()
+        .rename(columns={"ARM": "arm", "AVISITN": "visit_month"})
     )
     out = (
         per.groupby(["arm", "visit_month"], sort=True)
         .agg(
-            n_randomized=("subject_id", "size"),
+            n_randomized=("USUBJID", "size"),
             n_observed=("has", "sum"),
             n_discontinued=("status", lambda s: int((s == "discontinued").sum())),
         )
@@ -106,15 +110,22 @@ def follow_up_completeness(adeff: pd.DataFrame) -> pd.DataFrame:
 
 
 def arm_counts(adsl: pd.DataFrame, flag: str | None = None) -> pd.DataFrame:
-    """Participants per arm, all randomised or those with ``flag`` True.
+    """Participants per arm, all randomised or those with ``flag`` ``"Y"``.
+
+    Parameters
+    ----------
+    adsl : DataFrame
+        A dataset with one row per participant and ``ARM`` (ADSL; ADTTE works too).
+    flag : str, optional
+        A ``"Y"``/``"N"`` flag (e.g. ``EVALFL``, ``SAFFL``).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``group`` (arm), ``n``, ``estimate`` (= n).
     """
-    d = adsl if flag is None else adsl[adsl[flag].astype(bool)]
-    n = d.groupby("arm").size().reindex(list(config.ARMS), fill_value=0)
+    d = adsl if flag is None else adsl[adsl[flag] == "Y"]
+    n = d.groupby("ARM").size().reindex(list(config.ARMS), fill_value=0)
     return pd.DataFrame({"group": list(config.ARMS), "n": n.to_numpy(), "estimate": n.to_numpy().astype(float)})
 
 

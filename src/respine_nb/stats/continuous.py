@@ -38,38 +38,57 @@ def mean_ci(values, level: float = config.CI_LEVEL) -> dict:
     return {"n": n, "mean": m, "sd": sd, "ci_low": m - half, "ci_high": m + half}
 
 
-def trajectories(adeff: pd.DataFrame, measures=config.MEASURES, column: str = "value") -> pd.DataFrame:
+def trajectories(adeff: pd.DataFrame, measures=config.MEASURE_PARAMS, column: str = "AVAL") -> pd.DataFrame:
     """Mean (95 % t CI) of ``column`` by measure, arm and visit, among those observed.
+
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset.
+    measures : sequence of str
+        PARAMCD of the measures (default ``VAS``, ``ODI``, ``PCS``, ``MCS``).
+    column : str
+        ``AVAL`` (default), ``CHG`` or ``PCHG``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``measure``, ``group``, ``visit_month``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
+        Columns ``measure`` (PARAMCD), ``group``, ``visit_month``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
     """
     rows = []
     for m in measures:
-        d = adeff[adeff["measure"] == m]
+        d = adeff[adeff["PARAMCD"] == m]
         for arm in config.ARMS:
             for v in config.VISITS:
-                s = d.loc[(d["arm"] == arm) & (d["visit_month"] == v), column]
+                s = d.loc[(d["ARM"] == arm) & (d["AVISITN"] == v), column]
                 rows.append({"measure": m, "group": arm, "visit_month": v, **mean_ci(s)})
     return pd.DataFrame(rows)
 
 
-def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
+def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
     """Cross-check: mixed ANOVA (arm between, visit within) of the change, completers only (pingouin).
 
     Completers: participants with a change at every post-baseline visit present in the data.
 
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset.
+    measure : str or sequence of str
+        PARAMCD of the measure (``VAS``, ...), or several: one ANOVA each, stacked.
+
     Returns
     -------
     pandas.DataFrame
-        pingouin's table (``Source``, ``SS``, ``DF1``, ``DF2``, ``MS``, ``F``, ``p_unc``,
-        ``np2``, ``eps``) plus ``n_completers`` and ``method``; the three rows with NaN and the
-        reason in ``method`` when the ANOVA cannot be computed (fewer than 2 visits, fewer
-        than 2 completers in an arm, no variation).
+        ``measure`` (PARAMCD), then pingouin's table (``Source``, ``SS``, ``DF1``, ``DF2``, ``MS``,
+        ``F``, ``p_unc``, ``np2``, ``eps``) plus ``n_completers`` and ``method``; the three rows
+        with NaN and the reason in ``method`` when the ANOVA cannot be computed (fewer than 2
+        visits, fewer than 2 completers in an arm, no variation).
     """
-    d = adeff[(adeff["measure"] == measure) & (adeff["visit_month"] > 0)][["subject_id", "arm", "visit_month", "change"]]
+    if not isinstance(measure, str):
+        return pd.concat([mixed_anova_completers(adeff, m) for m in measure], ignore_index=True)
+    d = adeff[(adeff["PARAMCD"] == measure) & (adeff["AVISITN"] > 0)][["USUBJID", "ARM", "AVISITN", "CHG"]]
+    d = d.rename(columns={"USUBJID": "subject_id", "ARM": "arm", "AVISITN": "visit_month", "CHG": "change"})
     d = d.dropna(subset=["change"])
     full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
     d = d[full].assign(
@@ -92,10 +111,12 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure: str) -> pd.DataFrame:
             out[c] = np.nan
         out["n_completers"] = d["subject_id"].nunique()
         out["method"] = not_estimable(method, reason)
+        out.insert(0, "measure", measure)
         return out
     out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
     out["n_completers"] = d["subject_id"].nunique()
     out["method"] = method
+    out.insert(0, "measure", measure)
     return out
 
 

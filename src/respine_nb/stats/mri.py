@@ -12,11 +12,12 @@ from .binary import POOLED_SITES, arms_without, not_estimable, not_estimable_row
 from .continuous import mean_ci
 
 __all__ = [
+    "images_by_visit",
     "t2_by_grade",
     "t2_grade_correlation",
-    "paired_visit",
     "change_summary",
     "ancova",
+    "change_by_visit",
     "grade_shift",
     "grade_worsening",
     "correlation",
@@ -25,37 +26,55 @@ __all__ = [
 ]
 
 
-def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+def images_by_visit(admri: pd.DataFrame, paramcd: str = "T2NP") -> pd.DataFrame:
+    """Participants with a value of one MRI parameter, per imaging visit and arm.
+
+    Parameters
+    ----------
+    admri : DataFrame
+        The MRI dataset.
+    paramcd : str
+        ``T2NP`` (default), ``PFIRR`` or ``DISCHT``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``visit_month``; one count column per arm (config order).
+    """
+    d = admri[(admri["PARAMCD"] == paramcd) & admri["AVAL"].notna()]
+    t = pd.crosstab(d["AVISITN"].astype(int), d["ARM"].astype(str))
+    return t.reindex(columns=list(config.ARMS), fill_value=0).rename_axis(index="visit_month", columns=None)
+
+
+def t2_by_grade(grades: pd.DataFrame) -> pd.DataFrame:
     """T2 of the nucleus pulposus by modified Pfirrmann grade at one visit (mean, t CI).
 
     The rank correlation over all grades is :func:`t2_grade_correlation`.
 
     Parameters
     ----------
-    admri : DataFrame
-        The MRI analysis dataset (``visit_month``, ``pfirrmann_grade``, ``t2_np_ms``).
-    visit_month : int
-        The visit.
+    grades : DataFrame
+        The MRI parameters side by side at one visit (:func:`respine_nb.derive.mri_by_visit`:
+        ``T2NP``, ``PFIRR``).
 
     Returns
     -------
     pandas.DataFrame
         One row per grade: ``grade``, ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``.
     """
-    d = _t2_grades(admri, visit_month)
-    rows = [{"grade": int(g), **mean_ci(x["t2_np_ms"])} for g, x in d.groupby("pfirrmann_grade", sort=True)]
+    d = _t2_grades(grades)
+    rows = [{"grade": int(g), **mean_ci(x["T2NP"])} for g, x in d.groupby("PFIRR", sort=True)]
     return pd.DataFrame(rows, columns=["grade", "n", "mean", "sd", "ci_low", "ci_high"])
 
 
-def t2_grade_correlation(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFrame:
+def t2_grade_correlation(grades: pd.DataFrame) -> pd.DataFrame:
     """Spearman rank correlation between modified Pfirrmann grade and T2 at one visit (pingouin).
 
     Parameters
     ----------
-    admri : DataFrame
-        The MRI analysis dataset (``visit_month``, ``pfirrmann_grade``, ``t2_np_ms``).
-    visit_month : int
-        The visit.
+    grades : DataFrame
+        The MRI parameters side by side at one visit (:func:`respine_nb.derive.mri_by_visit`:
+        ``AVISITN``, ``T2NP``, ``PFIRR``).
 
     Returns
     -------
@@ -64,26 +83,27 @@ def t2_grade_correlation(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFr
         ``n``, ``method``; NaN with the reason in ``method`` with fewer than 3 participants, one
         grade or one T2 value.
     """
-    d = _t2_grades(admri, visit_month)
+    d = _t2_grades(grades)
+    visit_month = grades["AVISITN"].iloc[0] if len(grades) else np.nan
     method = "Spearman rank correlation, grade vs T2 (pingouin)"
     reason = (
         "fewer than 3 participants"
         if len(d) < 3
         else "a single grade"
-        if d["pfirrmann_grade"].nunique() < 2
+        if d["PFIRR"].nunique() < 2
         else "a single T2 value"
-        if d["t2_np_ms"].nunique() < 2
+        if d["T2NP"].nunique() < 2
         else ""
     )
     rho = p = np.nan
     if not reason:
-        c = pg.corr(d["pfirrmann_grade"].astype(float), d["t2_np_ms"].astype(float), method="spearman")
+        c = pg.corr(d["PFIRR"].astype(float), d["T2NP"].astype(float), method="spearman")
         rho, p = float(c["r"].iloc[0]), float(c["p_val"].iloc[0])
     return pd.DataFrame(
         [
             {
                 "group": "all",
-                "visit_month": int(visit_month),
+                "visit_month": visit_month,
                 "estimate": rho,
                 "p_value": p,
                 "n": len(d),
@@ -93,30 +113,9 @@ def t2_grade_correlation(admri: pd.DataFrame, visit_month: int = 0) -> pd.DataFr
     )
 
 
-def _t2_grades(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
-    """The rows of ``visit_month`` with both a T2 value and a grade."""
-    return admri[(admri["visit_month"] == visit_month)].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
-
-
-def paired_visit(admri: pd.DataFrame, visit_month: int, column: str = "t2_np_ms") -> pd.DataFrame:
-    """Participants with ``column`` at baseline and at ``visit_month``: one row each.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``subject_id``, ``arm``, ``baseline``, ``value``, ``change``.
-    """
-    base = "base_" + column
-    d = admri[(admri["visit_month"] == visit_month)].dropna(subset=[column, base])
-    return pd.DataFrame(
-        {
-            "subject_id": d["subject_id"].astype(str).to_numpy(),
-            "arm": d["arm"].astype(str).to_numpy(),
-            "baseline": d[base].astype(float).to_numpy(),
-            "value": d[column].astype(float).to_numpy(),
-            "change": (d[column] - d[base]).astype(float).to_numpy(),
-        }
-    )
+def _t2_grades(grades: pd.DataFrame) -> pd.DataFrame:
+    """The participants with both a T2 value and a grade."""
+    return grades.dropna(subset=["T2NP", "PFIRR"])
 
 
 def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -125,7 +124,8 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     Parameters
     ----------
     pairs : DataFrame
-        :func:`paired_visit` output.
+        The change view of one visit (:func:`respine_nb.derive.paired_visit`: ``ARM``, ``BASE``,
+        ``AVAL``, ``CHG``).
 
     Returns
     -------
@@ -136,8 +136,8 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     """
     rows = []
     for arm in config.ARMS:
-        d = pairs[pairs["arm"] == arm]
-        s = mean_ci(d["change"], level)
+        d = pairs[pairs["ARM"] == arm]
+        s = mean_ci(d["CHG"], level)
         method = "mean change, t CI; paired t test"
         if len(d) < 2:
             method = not_estimable(method, f"fewer than 2 participants with both visits in {arm}")
@@ -146,13 +146,13 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
             method += "; p not estimable: no variation in the change"
             p = np.nan
         else:
-            p = float(pg.ttest(d["value"], d["baseline"], paired=True)["p_val"].iloc[0])
+            p = float(pg.ttest(d["AVAL"], d["BASE"], paired=True)["p_val"].iloc[0])
         rows.append(
             {
                 "group": arm,
                 "n": s["n"],
-                "mean_baseline": d["baseline"].mean() if len(d) else np.nan,
-                "mean_value": d["value"].mean() if len(d) else np.nan,
+                "mean_baseline": d["BASE"].mean() if len(d) else np.nan,
+                "mean_value": d["AVAL"].mean() if len(d) else np.nan,
                 "estimate": s["mean"],
                 "sd": s["sd"],
                 "ci_low": s["ci_low"],
@@ -167,6 +167,11 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
 def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Between-arm ANCOVA ``change ~ arm + baseline`` (OLS): the arm coefficient.
 
+    Parameters
+    ----------
+    pairs : DataFrame
+        The change view of one visit (:func:`respine_nb.derive.paired_visit`: ``ARM``, ``BASE``, ``CHG``).
+
     Returns
     -------
     pandas.DataFrame
@@ -177,9 +182,9 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     method = "ANCOVA (OLS): change ~ arm + baseline"
     frame = pd.DataFrame(
         {
-            "change": pairs["change"].to_numpy(dtype=float),
-            "msc": (pairs["arm"] == config.ARMS[0]).to_numpy(dtype=float),
-            "baseline": pairs["baseline"].to_numpy(dtype=float),
+            "change": pairs["CHG"].to_numpy(dtype=float),
+            "msc": (pairs["ARM"] == config.ARMS[0]).to_numpy(dtype=float),
+            "baseline": pairs["BASE"].to_numpy(dtype=float),
         }
     )
     n_msc = int(frame["msc"].sum())
@@ -215,21 +220,55 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     )
 
 
+def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL) -> pd.DataFrame:
+    """:func:`change_summary` and :func:`ancova` at every visit of ``pairs`` with both arms.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        The change view over visits (:func:`respine_nb.derive.paired_visit` without a visit).
+    skip : sequence of int
+        Visits left out (e.g. the primary visit, reported on its own).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``,
+        ``method``: per visit, one row per arm (change) and one for the contrast (ANCOVA); no row
+        when no other visit has both arms.
+    """
+    cols = ["visit_month", "group", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    parts = []
+    for v in sorted(int(v) for v in pairs["AVISITN"].unique()):
+        p = pairs[pairs["AVISITN"] == v]
+        if v in skip or p["ARM"].nunique() < 2:
+            continue
+        parts.append(pd.concat([change_summary(p, level), ancova(p, level)], ignore_index=True).assign(visit_month=v))
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
 def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
     """Modified Pfirrmann grade at baseline against ``visit_month``, per arm (long counts).
+
+    Parameters
+    ----------
+    admri : DataFrame
+        The MRI dataset (its ``PFIRR`` records: AVAL, BASE).
+    visit_month : int
+        The visit.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``group``, ``base_grade``, ``grade``, ``n`` (only non-zero cells), sorted.
     """
-    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
+    d = _grades(admri, visit_month)
     out = (
-        d.groupby(["arm", "base_pfirrmann_grade", "pfirrmann_grade"])
+        d.groupby(["ARM", "BASE", "AVAL"])
         .size()
         .rename("n")
         .reset_index()
-        .rename(columns={"arm": "group", "base_pfirrmann_grade": "base_grade", "pfirrmann_grade": "grade"})
+        .rename(columns={"ARM": "group", "BASE": "base_grade", "AVAL": "grade"})
     )
     out["base_grade"] = out["base_grade"].astype(int)
     out["grade"] = out["grade"].astype(int)
@@ -239,16 +278,28 @@ def grade_shift(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
 def grade_worsening(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
     """Proportion whose modified Pfirrmann grade worsened (rose) by ``visit_month``, per arm; Wilson CI.
 
+    Parameters
+    ----------
+    admri : DataFrame
+        The MRI dataset (its ``PFIRR`` records: AVAL, BASE).
+    visit_month : int
+        The visit.
+
     Returns
     -------
     pandas.DataFrame
         Columns of :func:`proportions`.
     """
-    d = admri[admri["visit_month"] == visit_month].dropna(subset=["pfirrmann_grade", "base_pfirrmann_grade"])
-    d = d.assign(worse=(d["pfirrmann_grade"] > d["base_pfirrmann_grade"]).to_numpy(dtype=bool))
+    d = _grades(admri, visit_month)
+    d = d.assign(worse=(d["AVAL"] > d["BASE"]).to_numpy(dtype=bool))
     out = proportions(d, outcome="worse")
     out["method"] = [relabel_method(m, "proportion with a higher grade than at baseline; Wilson CI") for m in out["method"]]
     return out
+
+
+def _grades(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """The PFIRR records of ``visit_month`` with a grade and a baseline grade."""
+    return admri[(admri["PARAMCD"] == "PFIRR") & (admri["AVISITN"] == visit_month)].dropna(subset=["AVAL", "BASE"])
 
 
 def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -> dict:
@@ -282,25 +333,34 @@ def correlation(x, y, method: str = "pearson", level: float = config.CI_LEVEL) -
     return {"n": n, "estimate": r, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(c["p_val"].iloc[0])}
 
 
-def structure_vs_symptoms(
-    pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("vas_pain", "odi")
-) -> pd.DataFrame:
+def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("VAS", "ODI")) -> pd.DataFrame:
     """Pearson correlation of T2 change with the change in each symptom measure at the same visit,
     per arm and pooled.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        The T2 change view at ``visit_month`` (:func:`respine_nb.derive.paired_visit`).
+    adeff : DataFrame
+        The efficacy dataset (CHG of the measures).
+    visit_month : int
+        The visit.
+    measures : sequence of str
+        PARAMCD of the symptom measures.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``measure``, ``group`` (arm or ``all``), ``n``, ``estimate`` (r), ``ci_low``,
+        Columns ``measure`` (PARAMCD), ``group`` (arm or ``all``), ``n``, ``estimate`` (r), ``ci_low``,
         ``ci_high``, ``p_value``, ``method``.
     """
     rows = []
     for m in measures:
-        ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
-        d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float))
+        ch = adeff[(adeff["PARAMCD"] == m) & (adeff["AVISITN"] == visit_month)].set_index("USUBJID")["CHG"]
+        d = pairs.assign(symptom=pairs["USUBJID"].map(ch).astype(float))
         for group in (*config.ARMS, "all"):
-            dd = d if group == "all" else d[d["arm"] == group]
-            c = correlation(dd["change"], dd["symptom"])
+            dd = d if group == "all" else d[d["ARM"] == group]
+            c = correlation(dd["CHG"], dd["symptom"])
             method = "Pearson r, Fisher z CI (pingouin)"
             reason = c.pop("reason", "")
             rows.append({"measure": m, "group": group, **c, "method": not_estimable(method, reason) if reason else method})
