@@ -100,6 +100,48 @@ def test_generate_options_state_their_defaults():
             assert "(default:" in action.help, action.option_strings
 
 
+def test_every_option_of_every_command_states_its_default():
+    parser = cli.build_parser()
+    for name, sub in {"respine-nb": parser, **_helps(parser)}.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest not in ("help", "version"):
+                assert action.help and "default" in action.help, f"{name} {action.option_strings}"
+
+
+@pytest.mark.parametrize("path", runner.notebooks(), ids=lambda p: p.stem)
+def test_list_parameters_shows_every_parameter_of_the_cell(path):
+    text = runner.list_parameters(path.stem)
+    cell = runner.notebook_parameters(path)
+    assert cell, "a notebook without parameters"
+    for name, record in cell.items():
+        spec = parameters.SPEC[name]
+        line = next(ln for ln in text.splitlines() if ln.split()[:1] == [name])
+        assert spec.kind in line and f"default {record['default']}" in line and spec.allowed() in line, line
+        assert spec.help in text
+
+
+def test_list_parameters_from_the_command_line(capsys):
+    assert cli.main(["run", "--list-parameters", "02_primary_endpoint"]) == 0
+    out = capsys.readouterr().out
+    assert "n_imputations  int    default 50; an integer >= 2" in out
+    assert "multiple imputation: number of imputed datasets" in out
+    assert cli.main(["run", "--list-parameters", "99_nothing"]) == 2
+    assert "unknown notebook" in capsys.readouterr().err
+
+
+def test_longest_notebook_starts_first(tmp_path):
+    paths = [tmp_path / f"{n}.ipynb" for n in ("01_a", "02_b", "03_c", "04_d")]
+    timings = {"01_a": 3.0, "02_b": 9.5, "03_c": 1.0}
+    assert [p.stem for p in runner.schedule(paths, timings)] == ["04_d", "02_b", "01_a", "03_c"]  # unknown first
+    assert [p.stem for p in runner.schedule(paths, {})] == ["01_a", "02_b", "03_c", "04_d"]
+    record = tmp_path / "timings.json"
+    runner.write_timings([runner.Outcome("02_b", True, 9.5), runner.Outcome("01_a", False, 1.0)], record)
+    runner.write_timings([runner.Outcome("03_c", True, 1.0)], record)
+    assert runner.read_timings(record) == {"02_b": 9.5, "03_c": 1.0}  # failed runs are not remembered
+    record.write_text("not json")
+    assert runner.read_timings(record) == {}
+
+
 def _write_cache(tmp_path, folder, visit=12, rule=None):
     from respine_nb import io
 
@@ -150,3 +192,23 @@ def test_other_data_or_no_cache_validate_again(small_dataset_dir, dataset_copy, 
     assert session.start("01_cohort", data_dir=dataset_copy, out_dir=tmp_path / "out")._cache is None
     monkeypatch.delenv(session.RUN_CACHE_ENV)
     assert session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")._cache is None
+
+
+def test_inline_figure_is_the_saved_png_reduced(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from respine_nb import plots
+
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    png, _ = plots.save(fig, "x", tmp_path)
+    assert plt.fignum_exists(fig.number)  # outside a kernel: nothing shown, the figure stays open
+    small = plots.inline_png(png.read_bytes(), 3)
+    assert small == plots.inline_png(png.read_bytes(), 3)  # deterministic
+    with Image.open(png) as big, Image.open(_io.BytesIO(small)) as im:
+        assert im.size == (-(-big.size[0] // 3), -(-big.size[1] // 3))
+    plt.close(fig)

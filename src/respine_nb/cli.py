@@ -102,6 +102,13 @@ def _run(args) -> int:
     _without_iri_grammars()
     from . import runner
 
+    if args.list_parameters:
+        try:
+            print(runner.list_parameters(args.list_parameters))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return EXIT_OK
     return runner.run(
         data=args.data,
         out=args.out,
@@ -237,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--derive-only",
         action="store_true",
         help="stop after validating and writing the analysis datasets (default: run the notebooks)",
+    )
+    r.add_argument(
+        "--list-parameters",
+        default=None,
+        metavar="NOTEBOOK",
+        help="print the parameters of one notebook (type, default, allowed values, meaning) and run nothing "
+        "(default: run the notebooks)",
     )
     r.set_defaults(func=_run)
 

@@ -14,6 +14,9 @@ Every file is written atomically; a notebook's executed copy goes to a private
 temporary folder first and replaces its target only on success. A failing notebook
 does not stop the others: its executed copy is kept under OUT/failed/ (default
 run: runs/failed/), the run names the notebook, cell and error, and exits 1.
+
+The longest notebooks start first (by their seconds in the last run, remembered in
+runs/.timings.json), so that a short notebook, not the longest, finishes the run.
 """
 
 from __future__ import annotations
@@ -170,6 +173,52 @@ def notebooks(only=None) -> list[Path]:
     return [names[Path(n).stem] for n in sorted(set(only))]
 
 
+TIMINGS = config.RUNS_DIR / ".timings.json"  # each notebook's seconds in the last run (runs/ is git-ignored)
+
+
+def read_timings(path=None) -> dict:
+    """Notebook name -> seconds it took in the last run (empty when unknown or unreadable).
+
+    Returns
+    -------
+    dict
+    """
+    try:
+        found = json.loads(Path(path or TIMINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, (int, float))} if isinstance(found, dict) else {}
+
+
+def write_timings(outcomes, path=None) -> None:
+    """Remember how long each notebook that ran took (merged with the others' last times)."""
+    path = Path(path or TIMINGS)
+    times = {**read_timings(path), **{o.notebook: round(o.seconds, 2) for o in outcomes if o.ok}}
+    try:
+        io.atomic_write_text(path, json.dumps(times, indent=2, sort_keys=True) + "\n")
+    except OSError:  # a read-only checkout: the next run schedules by name
+        pass
+
+
+def schedule(paths, timings: dict) -> list:
+    """The order in which to start the notebooks: the longest first (by their last run's seconds),
+    so that the last notebook to finish is a short one; unknown ones first (they may be long), then
+    by name.
+
+    Parameters
+    ----------
+    paths : list of Path
+        The notebooks to run.
+    timings : dict
+        Notebook name -> seconds (:func:`read_timings`).
+
+    Returns
+    -------
+    list of Path
+    """
+    return sorted(paths, key=lambda p: (-timings.get(p.stem, float("inf")), p.stem))
+
+
 def strip_metadata(nb) -> None:
     """Remove papermill's and nbclient's per-run metadata (timings, paths) in place."""
     nb.metadata.pop("papermill", None)
@@ -280,24 +329,72 @@ def _execute(
     return Outcome(name, True, seconds)
 
 
-def declared_parameters(path: Path) -> set:
-    """Names of the notebook's ``parameters``-tagged cell, as papermill reads them.
+def notebook_parameters(path: Path) -> dict:
+    """The notebook's ``parameters``-tagged cell, as papermill reads it: name -> papermill's record
+    (``default`` as written in the cell, ``help`` from its comment).
 
     ``papermill.inspect_notebook`` needs the notebook's kernelspec; a notebook without one (which
     :func:`_execute` runs with the ``python3`` kernel) is read by papermill's Python translator.
 
     Returns
     -------
-    set of str
+    dict
     """
     import papermill as pm
     from papermill.translators import PythonTranslator
 
     nb = nbformat.read(path, as_version=4)
     if nb.metadata.get("kernelspec", {}).get("name"):
-        return set(pm.inspect_notebook(str(path)))
+        return dict(pm.inspect_notebook(str(path)))
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    return {p.name for p in PythonTranslator.inspect(cells[0])} if cells else set()
+    return {p.name: p._asdict() for p in PythonTranslator.inspect(cells[0])} if cells else {}
+
+
+def declared_parameters(path: Path) -> set:
+    """Names of the notebook's ``parameters``-tagged cell (see :func:`notebook_parameters`).
+
+    Returns
+    -------
+    set of str
+    """
+    return set(notebook_parameters(path))
+
+
+def list_parameters(notebook: str) -> str:
+    """What ``respine-nb run --list-parameters NOTEBOOK`` prints: each parameter of the notebook's
+    parameters cell with its type, its default (as the cell has it), the values allowed and its
+    meaning (from :data:`respine_nb.parameters.SPEC`; the cell's own comment for an undeclared one).
+
+    Parameters
+    ----------
+    notebook : str
+        A notebook's name (``02_primary_endpoint``) or file name.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For an unknown notebook.
+    """
+    (path,) = notebooks([notebook])
+    cell = notebook_parameters(path)
+    rows = []
+    for name, record in cell.items():
+        spec = parameters.SPEC.get(name)
+        kind = spec.kind if spec else (record.get("inferred_type_name") or "?")
+        allowed = spec.allowed() if spec else "not declared in respine_nb.parameters"
+        meaning = spec.help if spec else (record.get("help") or "")
+        how = " (set with --data / --out)" if name in parameters.PATHS else f" (-p {name} VALUE)"
+        rows.append((name, kind, record.get("default", ""), allowed, meaning + how))
+    width = max((len(r[0]) for r in rows), default=4)
+    lines = [f"parameters of {path.stem} (from its parameters cell):"]
+    for name, kind, default, allowed, meaning in rows:
+        lines.append(f"  {name:<{width}}  {kind:<5}  default {default}; {allowed}")
+        lines.append(f"  {'':<{width}}  {meaning}")
+    return "\n".join(lines)
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - exercised by the interrupt test
@@ -431,8 +528,8 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         progress = Progress([p.stem for p in paths])
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
-            futures = [
-                pool.submit(
+            futures = {
+                p.stem: pool.submit(
                     _execute,
                     p,
                     nb_dir / p.name,
@@ -443,9 +540,9 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                     progress.set,
                     kernel_env,
                 )
-                for p in paths
-            ]
-            outcomes = [f.result() for f in futures]
+                for p in schedule(paths, read_timings())
+            }
+            outcomes = [futures[p.stem].result() for p in paths]
         except KeyboardInterrupt:
             _STOP.set()
             _kill_kernels()
@@ -457,6 +554,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         finally:
             pool.shutdown(wait=True)
             progress.close()
+        write_timings(outcomes)
         from . import results
 
         results.merge(derived_dir)
