@@ -684,7 +684,7 @@ def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_proportions(
-    df: pd.DataFrame, outcome: str = "responder", by: str = "arm", per: str | None = None, level: float = config.CI_LEVEL
+    df: pd.DataFrame, outcome: str = "AVAL", by: str = "ARM", per: str | None = None, level: float = config.CI_LEVEL
 ) -> pd.DataFrame:
     """Each arm's proportion and the contrast BM-MSC minus Sham, as RESULTS_CONTRACT.md v2 compares
     two proportions: Wilson CI per arm; Newcombe hybrid score CI and two-sided Fisher exact p for the
@@ -698,7 +698,7 @@ def compare_proportions(
     outcome, by : str
         The outcome and arm columns.
     per : str, optional
-        A column (e.g. ``visit_month``) to compare within each of its values, sorted.
+        A column (e.g. ``AVISITN``) to compare within each of its values, sorted.
     level : float
         Confidence level.
 

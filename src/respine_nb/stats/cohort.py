@@ -129,9 +129,7 @@ def arm_counts(adsl: pd.DataFrame, flag: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({"group": list(config.ARMS), "n": n.to_numpy(), "estimate": n.to_numpy().astype(float)})
 
 
-def discontinued(
-    adsl: pd.DataFrame, visits=(config.PRIMARY_VISIT, 24), month: str = "discontinuation_month", by: str = "arm"
-) -> pd.DataFrame:
+def discontinued(adsl: pd.DataFrame, visits=(config.PRIMARY_VISIT, 24), month: str = "DCSMON", by: str = "ARM") -> pd.DataFrame:
     """Participants who left the study at or before each visit, per arm (``cohort.discontinued``).
 
     Parameters

@@ -121,7 +121,7 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
 
 
 def means_by_arm(
-    df: pd.DataFrame, value: str, by: str = "arm", per: str | None = None, level: float = config.CI_LEVEL
+    df: pd.DataFrame, value: str = "AVAL", by: str = "ARM", per: str | None = None, level: float = config.CI_LEVEL
 ) -> pd.DataFrame:
     """Mean of the observed values per arm with its t interval (R ``t.test(x)``), n = observed.
 
@@ -132,7 +132,7 @@ def means_by_arm(
     value, by : str
         The value and arm columns.
     per : str, optional
-        A column (e.g. ``visit_month``) within whose values (sorted) the means are taken.
+        A column (e.g. ``AVISITN``) within whose values (sorted) the means are taken.
     level : float
         Confidence level.
 

@@ -434,4 +434,3 @@ def mi_risk_difference(
     out = mi_delta_risk_difference(wide, visit_month, (0,), m, seed, level, auxiliary, arm, site, **thresholds)
     out["method"] = out["method"].str.replace("; delta 0", "", regex=False)
     return out.drop(columns="delta")
-

@@ -367,7 +367,7 @@ def structure_vs_symptoms(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month:
     return pd.DataFrame(rows)
 
 
-def t2_mmrm(data: pd.DataFrame, visits=None, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def t2_mmrm(admri: pd.DataFrame, visits=None, paramcd: str = "T2NP", level: float = config.CI_LEVEL) -> pd.DataFrame:
     """MMRM of the change in T2 over every post-baseline MRI visit, with site stratum (``mri.t2.mmrm``).
 
     ``change ~ C(visit) * arm + C(visit) * baseline + site stratum``, unstructured covariance
@@ -379,12 +379,14 @@ def t2_mmrm(data: pd.DataFrame, visits=None, level: float = config.CI_LEVEL) -> 
 
     Parameters
     ----------
-    data : pandas.DataFrame
-        One row per participant and post-baseline MRI visit: ``subject_id``, ``arm``, ``site``,
-        ``visit_month``, ``baseline`` (T2 at month 0), ``change`` (T2 minus baseline); rows with
-        a missing baseline or change are left out.
+    admri : pandas.DataFrame
+        The MRI dataset (ADMRI): ``USUBJID``, ``ARM``, ``SITEID``, ``PARAMCD``, ``AVISITN``,
+        ``BASE``, ``CHG``; the post-baseline records of ``paramcd`` with a baseline and a change
+        enter the model.
     visits : sequence of int, optional
         The visits reported (default: the post-baseline visits of ``config.MRI_VISITS``).
+    paramcd : str
+        The MRI parameter (T2 of the nucleus pulposus by default).
     level : float
         Confidence level.
 
@@ -396,8 +398,17 @@ def t2_mmrm(data: pd.DataFrame, visits=None, level: float = config.CI_LEVEL) -> 
         visit), ``method``.
     """
     visits = sorted(int(v) for v in (visits if visits is not None else [v for v in config.MRI_VISITS if v > 0]))
-    d = data[data["visit_month"].isin(visits) & data["baseline"].notna() & data["change"].notna()]
-    d = d[["subject_id", "arm", "site", "visit_month", "baseline", "change"]].astype({"visit_month": int})
+    d = admri[(admri["PARAMCD"] == paramcd) & admri["AVISITN"].isin(visits) & admri["BASE"].notna() & admri["CHG"].notna()]
+    d = pd.DataFrame(
+        {
+            "subject_id": d["USUBJID"].to_numpy(),
+            "arm": d["ARM"].to_numpy(),
+            "site": d["SITEID"].to_numpy(),
+            "visit_month": d["AVISITN"].astype(int).to_numpy(),
+            "baseline": d["BASE"].astype(float).to_numpy(),
+            "change": d["CHG"].astype(float).to_numpy(),
+        }
+    )
     kept, reasons = mmrm.modelled_visits(d, visits)
     d = d[d["visit_month"].isin(kept)]
     subjects = d.drop_duplicates("subject_id").set_index("subject_id")
