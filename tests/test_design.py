@@ -145,3 +145,39 @@ def test_sweep_on_a_separate_scheduler_and_worker(tmp_path):
                 proc.terminate()
                 proc.wait(timeout=30)
         log.close()
+
+
+def test_in_process_and_dask_give_the_same_numbers():
+    kw = dict(analyses=("responder", "ancova"), n_trials=300, batch_size=100, seed=4, progress=False)
+    assert not design.uses_dask(kw["analyses"])
+    local = design.sweep([30, 60], **kw)
+    with design.engine(n_workers=2) as client:
+        pd.testing.assert_frame_equal(local, design.sweep([30, 60], client=client, **kw))
+
+
+def test_ancova_by_per_arm_sums_matches_least_squares():
+    rng = np.random.default_rng(2)
+    y, arm, complete = design._vas_trials(rng, 3, 25, 10.0, 0.3, "MAR", design.DEFAULT_CALIBRATION, (0, 6, 12))
+    est, low, high, p = design._ancova_batch(y, 25, complete, 0.95)
+    for t in range(3):
+        keep = complete[t]
+        X = np.column_stack([np.ones(keep.sum()), arm[keep], y[t, 0, keep]])
+        beta = np.linalg.lstsq(X, y[t, -1, keep] - y[t, 0, keep], rcond=None)[0]
+        assert est[t] == pytest.approx(beta[1], rel=1e-9)
+
+
+def test_contract_rows_without_an_evaluable_arm():
+    tables = io.load_dataset(config.SYNTHETIC_DIR).tables
+    counts = design.observed_counts(derive.responders(tables, 12))
+    counts.loc["Sham", ["evaluable", "responders"]] = 0
+    counts["proportion"] = counts["responders"] / counts["evaluable"].where(counts["evaluable"] > 0)
+    oc = design.sweep([30], p_responder=design.observed_proportions(counts), n_trials=200, seed=1, progress=False)
+    assert set(oc["analysis"]) == {"ancova"}  # the responder analysis needs both arms' proportions
+    out = design.contract_rows(design.primary_design(counts, 100, 1), oc, 12)
+    assert list(out["analysis_id"]) == list(design.RESULT_IDS.values()) + [
+        "design.type1.responder", "design.type1.vas_ancova", "design.sample_size.vas_ancova"
+    ]  # fmt: skip
+    responder = out[out["analysis_id"].str.contains("primary|responder")]
+    assert responder["estimate"].isna().all() and responder["method"].str.contains("not estimable").all()
+    text = design.interpretation(counts, design.primary_design(counts, 100, 1), oc, 10.0, 12)
+    assert "not estimable" in text and "nan" not in text.lower()

@@ -12,12 +12,15 @@ Two endpoints, simulated many times per design (participants per arm, effect, dr
   (a share of it at earlier visits, as in the generator), monotone dropout between months 6 and 12
   with a probability ``expit(logit(dropout) + z)``, z the standardised month-6 value (MAR: the
   dropout depends on what was observed) or month-12 value (MNAR). Analysed by ANCOVA of the change
-  at month 12 on arm and baseline among the completers (closed-form OLS over trials at once) and,
+  at month 12 on arm and baseline among the completers (closed-form OLS over trials at once, from
+  each arm's sums; only the visits it needs are drawn) and,
   optionally, for fewer trials, by the full MMRM (:mod:`respine_nb.mmrm`, REML, Satterthwaite).
 
-The simulation runs as tasks on a ``dask.distributed`` client (:func:`engine`): by default a
-LocalCluster of threads on this machine, or any existing cluster named by its scheduler address
-(argument, or the ``RESPINE_NB_SCHEDULER`` environment variable). Each task simulates a batch of
+The simulation runs as tasks on a ``dask.distributed`` client (:func:`engine`): any existing
+cluster named by its scheduler address (argument, or the ``RESPINE_NB_SCHEDULER`` environment
+variable), else a LocalCluster of threads on this machine when the costly MMRM fits are asked
+for; the array-arithmetic analyses alone run the same tasks on threads in this process, without
+starting (or importing) ``distributed`` (:func:`uses_dask`). Each task simulates a batch of
 trials with its own generator, ``numpy.random.SeedSequence(seed, spawn_key=(scenario, batch))``:
 the numbers do not depend on the number of workers, nor on the order in which tasks finish.
 The exact power of the responder analysis (:func:`exact_power`, enumeration of the two binomials)
@@ -33,6 +36,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from scipy import special as sps_special
 from scipy import stats as sps
 
 from . import config
@@ -63,6 +67,21 @@ MIN_CALIBRATION_N = 20  # complete participants needed to calibrate on a dataset
 # --------------------------------------------------------------------------- the responder test
 
 
+def _yates_stat(x1, n1, x2, n2):
+    """Yates-corrected chi-square statistic of 2x2 tables and whether it is defined (no zero margin)."""
+    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
+    n = n1 + n2
+    r = x1 + x2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e11 = n1 * r / n
+        d = np.abs(x1 - e11)
+        d = d - np.minimum(0.5, d)
+        inv = 1 / e11 + 1 / (n1 * (n - r) / n) + 1 / (n2 * r / n) + 1 / (n2 * (n - r) / n)
+        stat = d * d * inv
+    ok = (n1 > 0) & (n2 > 0) & (r > 0) & (r < n)
+    return np.where(ok, stat, 0.0), ok
+
+
 def yates_p(x1, n1, x2, n2) -> np.ndarray:
     """Two-sided p of Pearson's chi-square test with Yates' continuity correction on 2x2 tables,
     as R ``chisq.test(correct = TRUE)`` computes it (the correction is ``min(0.5, |O - E|)``).
@@ -77,17 +96,8 @@ def yates_p(x1, n1, x2, n2) -> np.ndarray:
     numpy.ndarray
         The p-values; NaN where a margin is zero (R returns NaN there too).
     """
-    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
-    n = n1 + n2
-    r = x1 + x2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e11 = n1 * r / n
-        d = np.abs(x1 - e11)
-        d = d - np.minimum(0.5, d)
-        inv = 1 / e11 + 1 / (n1 * (n - r) / n) + 1 / (n2 * r / n) + 1 / (n2 * (n - r) / n)
-        stat = d * d * inv
-        ok = (n1 > 0) & (n2 > 0) & (r > 0) & (r < n)
-    return np.where(ok, sps.chi2.sf(np.where(ok, stat, 0.0), 1), np.nan)
+    stat, ok = _yates_stat(x1, n1, x2, n2)
+    return np.where(ok, sps_special.erfc(np.sqrt(stat / 2)), np.nan)  # chi-square(1) survival function
 
 
 def _wilson(x, n, z):
@@ -142,7 +152,8 @@ def exact_power(p1: float, p2: float, n1: int, n2: int, alpha: float = ALPHA) ->
     if n1 < 1 or n2 < 1:
         return float("nan")
     x1, x2 = _support(n1, p1), _support(n2, p2)
-    reject = yates_p(x1[:, None], n1, x2[None, :], n2) < alpha  # NaN (a zero margin) never rejects
+    stat, ok = _yates_stat(x1[:, None], n1, x2[None, :], n2)
+    reject = ok & (stat > sps.chi2.isf(alpha, 1))  # p < alpha; a zero margin (NaN p) never rejects
     return float(sps.binom.pmf(x1, n1, p1) @ reject.astype(float) @ sps.binom.pmf(x2, n2, p2))
 
 
@@ -242,41 +253,58 @@ def _responder_batch(rng, n_trials, n, p1, p2, dropout, z):
     return est, low, high, yates_p(x1, n1, x2, n2)
 
 
-def _vas_trials(rng, n_trials, n, effect_mm, dropout, mechanism, calibration):
-    """VAS of ``n_trials`` trials, shape (trials, 2n, 5 visits), arm (2n,) and completers (trials, 2n)."""
-    sd = np.asarray(calibration["sd"], dtype=float)
-    cov = np.asarray(calibration["corr"], dtype=float) * np.outer(sd, sd)
-    y = rng.multivariate_normal(np.asarray(calibration["mean"], dtype=float), cov, size=(n_trials, 2 * n), method="cholesky")
+def _vas_trials(rng, n_trials, n, effect_mm, dropout, mechanism, calibration, visits=VISITS):
+    """VAS of ``n_trials`` trials at ``visits`` (a subset of :data:`VISITS` holding 0, 12 and, for
+    MAR, 6), all trials of the batch as one array: shape (trials, visits, 2n), each visit's values
+    contiguous; arm (2n,), BM-MSC first; completers (trials, 2n)."""
+    idx = [VISITS.index(v) for v in visits]
+    mean = np.asarray(calibration["mean"], dtype=float)[idx]
+    sd = np.asarray(calibration["sd"], dtype=float)[idx]
+    cov = np.asarray(calibration["corr"], dtype=float)[np.ix_(idx, idx)] * np.outer(sd, sd)
+    y = np.linalg.cholesky(cov) @ rng.standard_normal((n_trials, len(idx), 2 * n))
     arm = np.r_[np.ones(n), np.zeros(n)]
-    shift = np.r_[0.0, [TRAJECTORY[v] for v in VISITS[1:]]] * effect_mm
-    y = y - arm[None, :, None] * shift[None, None, :]  # BM-MSC: less pain by effect_mm at month 12
-    col = VISITS.index(6 if mechanism == "MAR" else 12)
-    zsc = (y[:, :, col] - calibration["mean"][col]) / sd[col]
-    p_drop = 1 / (1 + np.exp(-(np.log(dropout / (1 - dropout)) + zsc))) if dropout > 0 else np.zeros_like(zsc)
-    complete = rng.random(zsc.shape) >= p_drop
+    shift = np.array([TRAJECTORY.get(v, 0.0) for v in visits]) * effect_mm
+    y += mean[:, None]  # the Sham means; BM-MSC: less pain by effect_mm at month 12 (a share of it before)
+    y[:, :, :n] -= shift[:, None]
+    col = list(visits).index(6 if mechanism == "MAR" else 12)
+    if dropout > 0:
+        zsc = (y[:, col] - mean[col]) / sd[col]
+        p_stay = 1 / (1 + np.exp(np.log(dropout / (1 - dropout)) + zsc))  # 1 - expit(logit(dropout) + z)
+        complete = rng.random(zsc.shape) < p_stay
+    else:
+        complete = np.ones((n_trials, 2 * n), dtype=bool)
     return y, arm, complete
 
 
-def _ancova_batch(y, arm, complete, level):
-    """OLS of change at month 12 on (1, arm, baseline) among completers, every trial at once."""
+def _ancova_batch(y, n, complete, level):
+    """OLS of change at month 12 on (1, arm, baseline) among completers, every trial at once, from
+    each arm's sums (the first ``n`` participants are BM-MSC): no design matrix is built."""
     w = complete.astype(float)
-    base, change = y[:, :, 0], y[:, :, -1] - y[:, :, 0]
-    X = np.stack([np.ones_like(base), np.broadcast_to(arm, base.shape), base], axis=2)
-    Xw = X * w[:, :, None]
-    xtx = np.einsum("tij,tik->tjk", Xw, X)
-    xty = np.einsum("tij,ti->tj", Xw, change)
-    nobs = w.sum(axis=1)
-    ok = (nobs > 3) & (np.abs(np.linalg.det(xtx)) > 1e-8)
+    base = y[:, 0] - 50.0  # centred on the middle of the scale: the sums of squares stay well conditioned
+    change = y[:, -1] - y[:, 0]
+    wb, wc = w * base, w * change
+    arms = (slice(0, n), slice(n, None))
+    s0, sb, sbb, sc, sbc, scc = (
+        np.stack([a[:, g].sum(axis=1) for g in arms]) for a in (w, wb, wb * base, wc, wc * base, wc * change)
+    )  # each (2 arms, trials)
+    tot = [v.sum(axis=0) for v in (s0, sb, sbb, sc, sbc, scc)]
+    xtx = np.stack(
+        [np.stack([tot[0], s0[0], tot[1]], -1), np.stack([s0[0], s0[0], sb[0]], -1), np.stack([tot[1], sb[0], tot[2]], -1)], 1
+    )
+    xty = np.stack([tot[3], sc[0], tot[4]], -1)
+    nobs = tot[0]
+    ok = (nobs > 3) & (s0[0] > 0) & (s0[1] > 0)
     xtx[~ok] = np.eye(3)
     inv = np.linalg.inv(xtx)
     beta = np.einsum("tjk,tk->tj", inv, xty)
-    resid = (change - np.einsum("tij,tj->ti", X, beta)) * w
+    rss = np.maximum(tot[5] - np.einsum("tj,tj->t", beta, xty), 0.0)
     df = np.maximum(nobs - 3, 1)
-    se = np.sqrt((resid**2).sum(axis=1) / df * inv[:, 1, 1])
+    se = np.sqrt(rss / df * inv[:, 1, 1])
     t = sps.t.ppf(0.5 + level / 2, df)
     est = np.where(ok, beta[:, 1], np.nan)
     se = np.where(ok, se, np.nan)
-    return est, est - t * se, est + t * se, 2 * sps.t.sf(np.abs(est / se), df)
+    with np.errstate(invalid="ignore"):
+        return est, est - t * se, est + t * se, 2 * sps.t.sf(np.abs(est / se), df)
 
 
 def _mmrm_one(y, arm, complete, level):
@@ -325,11 +353,14 @@ def run_task(task: dict) -> pd.DataFrame:
         z = sps.norm.ppf(0.5 + level / 2)
         cols = _responder_batch(rng, k, n, task["p1"], task["p2"], task["dropout"], z)
     else:
-        y, arm, complete = _vas_trials(rng, k, n, task["effect_mm"], task["dropout"], task["mechanism"], task["calibration"])
-        if task["analysis"] == "ancova":
-            cols = _ancova_batch(y, arm, complete, level)
+        ancova = task["analysis"] == "ancova"
+        visits = ((0, 6, 12) if task["mechanism"] == "MAR" else (0, 12)) if ancova else VISITS
+        args = (task["effect_mm"], task["dropout"], task["mechanism"], task["calibration"], visits)
+        y, arm, complete = _vas_trials(rng, k, n, *args)
+        if ancova:
+            cols = _ancova_batch(y, n, complete, level)
         else:
-            cols = tuple(np.array(c) for c in zip(*(_mmrm_one(y[i], arm, complete[i], level) for i in range(k))))
+            cols = tuple(np.array(c) for c in zip(*(_mmrm_one(y[i].T, arm, complete[i], level) for i in range(k))))
     out = dict(zip(("estimate", "ci_low", "ci_high", "p_value"), cols))
     return pd.DataFrame({"scenario": task["scenario"], "batch": task["batch"], "trial": np.arange(k), **out})
 
@@ -399,6 +430,37 @@ def _gather(client, tasks: list, progress: bool | None) -> list:
     return client.gather(futures)  # in task order, whatever the order of completion
 
 
+def _run_in_process(tasks: list, progress: bool | None, n_workers: int | None = None) -> list:
+    """The same tasks on a pool of threads in this process (NumPy releases the GIL in the
+    generators and the array arithmetic): no cluster to start, ``distributed`` not imported."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_workers or os.cpu_count() or 1) as pool:
+        parts = pool.map(run_task, tasks)  # results in task order
+        if progress if progress is not None else _interactive():
+            from tqdm import tqdm
+
+            parts = tqdm(parts, total=len(tasks), desc="simulated batches", file=sys.stderr, leave=False)
+        return list(parts)
+
+
+def uses_dask(analyses, scheduler_address: str | None = None) -> bool:
+    """Whether :func:`sweep` runs on a Dask client when none is given: with a scheduler address
+    (argument or ``RESPINE_NB_SCHEDULER``), or when the costly MMRM fits are among the analyses;
+    otherwise the array-arithmetic analyses run on threads in this process.
+
+    Parameters
+    ----------
+    analyses : sequence of str
+    scheduler_address : str, optional
+
+    Returns
+    -------
+    bool
+    """
+    return bool(scheduler_address or os.environ.get(SCHEDULER_ENV)) or "mmrm" in analyses
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -409,9 +471,10 @@ def sweep(
     vas_effect_mm: float = 10.0,
     dropout: float = 0.1,
     mechanism: str = "MAR",
-    analyses=("responder", "ancova"),
+    analyses=None,
     n_trials: int = 1000,
-    n_trials_mmrm: int = 50,
+    n_trials_vas: int | None = None,
+    n_trials_mmrm: int = 0,
     seed: int = 2024,
     calibration: dict | None = None,
     batch_size: int = 2500,
@@ -428,7 +491,8 @@ def sweep(
         Participants randomised per arm.
     p_responder : (float, float)
         Responder proportions (BM-MSC, Sham) among the evaluable under the alternative; under the
-        null both arms respond at the Sham proportion.
+        null both arms respond at the Sham proportion. With ``analyses`` left to its default, a NaN
+        (an arm without evaluable participants) skips the responder analysis.
     vas_effect_mm : float
         Under the alternative, BM-MSC's extra VAS improvement at month 12 (mm); 0 under the null.
     dropout : float in [0, 1)
@@ -436,10 +500,14 @@ def sweep(
         random; the continuous analyses: its average, driven by ``mechanism``).
     mechanism : {"MAR", "MNAR"}
         Dropout driven by the month-6 (MAR) or month-12 (MNAR) VAS value.
-    analyses : sequence of str
-        Among :data:`ANALYSES`.
+    analyses : sequence of str, optional
+        Among :data:`ANALYSES` (default: responder and ANCOVA, and the MMRM when ``n_trials_mmrm > 0``).
     n_trials : int
-        Simulated trials per design and hypothesis (``n_trials_mmrm`` for the MMRM, fit one by one).
+        Simulated trials per design and hypothesis of the responder analysis (array arithmetic).
+    n_trials_vas : int, optional
+        The same for the ANCOVA, which simulates every participant (default: ``n_trials``).
+    n_trials_mmrm : int
+        The same for the MMRM, fit one by one (0: not simulated).
     seed : int
         Master seed.
     calibration : dict, optional
@@ -447,7 +515,8 @@ def sweep(
     batch_size : int
         Trials per task.
     client : distributed.Client, optional
-        Run on it; otherwise :func:`engine` (``scheduler_address``) opens one for the call.
+        Run on it; otherwise, when :func:`uses_dask`, :func:`engine` (``scheduler_address``) opens
+        one for the call, else the tasks run on threads in this process (the same numbers).
     scheduler_address : str, optional
     progress : bool, optional
         Show a progress bar on stderr (default: on a terminal, or with ``RESPINE_NB_PROGRESS=1``).
@@ -465,14 +534,20 @@ def sweep(
         ``mc_low``/``mc_high``, ``mean_estimate``, ``bias``, ``coverage`` (share of estimated
         trials whose interval holds the truth), ``dropout``, ``mechanism``, ``method``.
     """
+    p1, p2 = (float(p) for p in p_responder)
+    if analyses is None:
+        analyses = ANALYSES if n_trials_mmrm > 0 else ("responder", "ancova")
+        if not (0 <= p1 <= 1 and 0 <= p2 <= 1):  # NaN: an arm without evaluable participants
+            analyses = tuple(a for a in analyses if a != "responder")
     unknown = sorted(set(analyses) - set(ANALYSES))
     if unknown or mechanism not in MECHANISMS or not 0 <= dropout < 1:
         raise ValueError(
             f"analyses in {ANALYSES}, mechanism in {MECHANISMS}, dropout in [0, 1): got {unknown}, {mechanism}, {dropout}"
         )
+    if "responder" in analyses and not (0 <= p1 <= 1 and 0 <= p2 <= 1):
+        raise ValueError(f"responder proportions in [0, 1]: got {p1}, {p2}")
     calibration = calibration or DEFAULT_CALIBRATION
     sizes = sorted({int(n) for n in np.atleast_1d(n_per_arm)})
-    p1, p2 = (float(p) for p in p_responder)
     designs, tasks = [], []
     for analysis in ANALYSES:  # fixed order: scenario indices (the seeds) do not depend on `analyses`
         for hypothesis in ("alternative", "null"):
@@ -487,8 +562,9 @@ def sweep(
                 else:
                     effect = vas_effect_mm if hypothesis == "alternative" else 0.0
                     spec = dict(effect_mm=effect, truth=-effect)
-                total = n_trials_mmrm if analysis == "mmrm" else n_trials
-                size = 10 if analysis == "mmrm" else max(1, min(batch_size, 500_000 // n))  # a task holds < ~40 MB
+                total = {"responder": n_trials, "ancova": n_trials_vas or n_trials, "mmrm": n_trials_mmrm}[analysis]
+                # a VAS task holds every participant of its trials: < ~40 MB; a responder task, counts only
+                size = {"responder": batch_size, "ancova": max(1, min(batch_size, 500_000 // n)), "mmrm": 10}[analysis]
                 for batch, start in enumerate(range(0, total, size)):
                     tasks.append(
                         dict(analysis=analysis, scenario=scenario, batch=batch, seed=seed, n_trials=min(size, total - start),
@@ -496,11 +572,13 @@ def sweep(
                     )  # fmt: skip
     if not tasks:
         return pd.DataFrame()
-    if client is None:
+    if client is not None:
+        parts = _gather(client, tasks, progress)
+    elif uses_dask(analyses, scheduler_address):
         with engine(scheduler_address) as own:
             parts = _gather(own, tasks, progress)
     else:
-        parts = _gather(client, tasks, progress)
+        parts = _run_in_process(tasks, progress)
     trials = pd.concat(parts, ignore_index=True).sort_values(["scenario", "batch", "trial"], kind="mergesort")
     truth = {t["scenario"]: t["truth"] for t in tasks}
     out = []
@@ -678,3 +756,249 @@ def grid_sample_size(oc: pd.DataFrame, analysis: str, power: float = 0.8) -> pd.
     return pd.DataFrame(
         {"group": [config.CONTRAST], "estimate": [int(first["n_per_arm"])], "n": [int(first["n_trials"])], "method": [method]}
     )
+
+
+# --------------------------------------------------------------------------- the notebook's narrative calls
+
+
+def parse_grid(text: str) -> list:
+    """The sizes of a comma-separated grid (``"50,100,200"``), sorted, duplicates dropped.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    list of int
+    """
+    return sorted({int(v) for v in str(text).split(",") if v.strip()})
+
+
+def percent_responders(counts: pd.DataFrame) -> dict:
+    """Responders per arm in whole percent (the way the abstract reports them).
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        :func:`observed_counts`.
+
+    Returns
+    -------
+    dict
+        Arm -> int (None where the arm has no evaluable participant).
+    """
+    return {arm: None if pd.isna(p) else round(p * 100) for arm, p in counts["proportion"].items()}
+
+
+def observed_proportions(counts: pd.DataFrame) -> tuple:
+    """Responder proportions (BM-MSC, Sham) observed among the evaluable: the alternative of the sweep.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        :func:`observed_counts`.
+
+    Returns
+    -------
+    tuple of float
+        NaN for an arm without evaluable participants (:func:`sweep` then skips the responder analysis).
+    """
+    return tuple(float(counts.loc[arm, "proportion"]) for arm in config.ARMS)
+
+
+def calibration_text(calibration: dict) -> str:
+    """One sentence saying on what the VAS trajectories were calibrated.
+
+    Parameters
+    ----------
+    calibration : dict
+        :func:`calibrate`'s result.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    source = (
+        f"this dataset's {calibration['n']} participants with VAS at every visit"
+        if calibration["n"]
+        else f"the committed synthetic cohort (fewer than {MIN_CALIBRATION_N} participants here have VAS at every visit)"
+    )
+    return (
+        f"VAS trajectories calibrated on {source}: sham baseline mean {calibration['mean'][0]:.1f} mm, "
+        f"SD {calibration['sd'][0]:.1f} mm; month-12 SD {calibration['sd'][-1]:.1f} mm."
+    )
+
+
+ANALYSIS_LABELS = {
+    "responder": "Responder (Yates chi-square)",
+    "ancova": "VAS change (ANCOVA)",
+    "mmrm": "VAS change (MMRM)",
+}
+OC_LABELS = {
+    "analysis": "Analysis",
+    "n_per_arm": "Randomised per arm",
+    "truth": "True difference",
+    "rejection_rate": "Rejection rate",
+    "ci": "Monte Carlo 95 % CI",
+    "bias": "Bias",
+    "coverage": "CI coverage",
+    "n_trials": "Trials",
+}
+
+
+def oc_table(oc: pd.DataFrame, hypothesis: str) -> pd.DataFrame:
+    """The operating characteristics of a sweep under one hypothesis, for display
+    (``tables.results_table(..., labels=OC_LABELS)``).
+
+    Parameters
+    ----------
+    oc : pandas.DataFrame
+        :func:`sweep`'s result.
+    hypothesis : {"alternative", "null"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``analysis`` (label), ``n_per_arm``, ``truth``, ``rejection_rate`` (power or type I error),
+        ``ci_low``/``ci_high`` (its Monte Carlo interval), ``bias``, ``coverage``, ``n_trials``.
+    """
+    cols = ["analysis", "n_per_arm", "truth", "rejection_rate", "ci_low", "ci_high", "bias", "coverage", "n_trials"]
+    if not len(oc):
+        return pd.DataFrame(columns=cols)
+    part = oc[oc["hypothesis"] == hypothesis].rename(columns={"mc_low": "ci_low", "mc_high": "ci_high"})
+    return part.assign(analysis=part["analysis"].map(ANALYSIS_LABELS))[cols].reset_index(drop=True)
+
+
+PRIMARY_LABELS = {
+    "power": "Power at the observed evaluable n, simulated",
+    "power_exact": "Power at the observed evaluable n, exact",
+    "sample_size": "Evaluable per arm for 80 % power (exact)",
+    "sample_size_randomised": "Randomised per arm for 80 % power",
+}
+
+
+def primary_table(primary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`primary_design`'s rows for display: a label per quantity, the estimate, its interval,
+    n and the method.
+
+    Parameters
+    ----------
+    primary : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``quantity``, ``estimate``, ``ci_low``, ``ci_high``, ``n``, ``method``.
+    """
+    return primary.assign(quantity=primary["analysis"].map(PRIMARY_LABELS))[
+        ["quantity", "estimate", "ci_low", "ci_high", "n", "method"]
+    ].reset_index(drop=True)
+
+
+def _grid_text(oc: pd.DataFrame, analysis: str, label: str) -> str:
+    """``"<label> reaches 80 % with <n> randomised per arm"`` (or: more than the grid, not simulated)."""
+    row = grid_sample_size(oc, analysis).iloc[0]
+    if pd.notna(row.get("estimate", np.nan)):
+        return f"{label} reaches 80 % with {int(row['estimate'])} randomised per arm"
+    alt = oc[(oc["analysis"] == analysis) & (oc["hypothesis"] == "alternative")] if len(oc) else oc
+    if len(alt):
+        return f"{label} does not reach 80 % with up to {int(alt['n_per_arm'].max())} per arm"
+    return f"{label} was not simulated"
+
+
+def interpretation(counts: pd.DataFrame, primary: pd.DataFrame, oc: pd.DataFrame, vas_effect_mm: float, visit_month: int) -> str:
+    """The notebook's answer in a paragraph: the power RESPINE had, the participants 80 % power needs
+    with the responder endpoint (exact) and on the grid for each analysis, and the VAS comparison.
+    True on any dataset: a number that cannot be estimated is said to be so.
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        :func:`observed_counts`.
+    primary : pandas.DataFrame
+        :func:`primary_design`.
+    oc : pandas.DataFrame
+        :func:`sweep`.
+    vas_effect_mm : float
+    visit_month : int
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    from .tables import num_text
+
+    prop = counts["proportion"]
+    need = primary.set_index("analysis")["estimate"]
+    grid = [
+        _grid_text(oc, "responder", "the responder test"),
+        _grid_text(oc, "ancova", f"the ANCOVA of VAS change at month 12 (a true effect of {vas_effect_mm:g} mm)"),
+    ]
+    if len(oc) and (oc["analysis"] == "mmrm").any():
+        grid.append(_grid_text(oc, "mmrm", "the MMRM"))
+    if prop.isna().any():
+        text = (
+            f"At month {visit_month} an arm has no evaluable participant: the primary test's power and the "
+            f"participants it needs are not estimable here. On the simulated grid {', '.join(grid[:-1])} and {grid[-1]}."
+        )
+        return text + " The VAS analyses do not depend on the observed responder proportions."
+    text = (
+        f"At the proportions observed at month {visit_month} ({num_text(prop[config.ARMS[0]], '.0%')} vs "
+        f"{num_text(prop[config.ARMS[1]], '.0%')}), the primary test had {num_text(need['power_exact'], '.0%')} "
+        "power with this trial's evaluable numbers; "
+        + (
+            f"80 % power needs {num_text(need['sample_size'], '.0f')} evaluable participants per arm "
+            f"({num_text(need['sample_size_randomised'], '.0f')} randomised). "
+            if pd.notna(need["sample_size"])
+            else "the participants needed for 80 % power are not estimable here (see the table above). "
+        )
+        + f"On the simulated grid {', '.join(grid[:-1])} and {grid[-1]}."
+    )
+    return text + (
+        " The responder endpoint dichotomises a continuous change and so spends information; the VAS analyses "
+        "keep it. The VAS curve comes from `n_trials_vas` simulated trials per design: raise it to 10,000 "
+        "(and run on a Dask cluster through `scheduler_address`) when planning a real study."
+    )
+
+
+RESULT_IDS = {
+    "power": "design.power.primary",
+    "power_exact": "design.power.primary_exact",
+    "sample_size": "design.sample_size.primary",
+    "sample_size_randomised": "design.sample_size.primary_randomised",
+}
+
+
+def contract_rows(primary: pd.DataFrame, oc: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Every ``design.*`` row of the results contract: the primary analysis' power and sample size
+    (:func:`primary_design`), the simulated type I error of the responder and ANCOVA analyses pooled
+    over the grid, and the grid's n per arm for 80 % ANCOVA power; empty with the reason where not
+    estimable.
+
+    Parameters
+    ----------
+    primary : pandas.DataFrame
+        :func:`primary_design`.
+    oc : pandas.DataFrame
+        :func:`sweep`.
+    visit_month : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        Contract rows (:func:`respine_nb.results.rows`), in a fixed order.
+    """
+    from .results import rows
+
+    parts = [
+        rows(primary[primary["analysis"] == key], analysis_id, visit_month=visit_month) for key, analysis_id in RESULT_IDS.items()
+    ]
+    parts += [
+        rows(pooled_type1(oc, "responder"), "design.type1.responder", visit_month=visit_month),
+        rows(pooled_type1(oc, "ancova"), "design.type1.vas_ancova", visit_month=visit_month),
+        rows(grid_sample_size(oc, "ancova"), "design.sample_size.vas_ancova", visit_month=visit_month),
+    ]
+    return pd.concat(parts, ignore_index=True)

@@ -180,7 +180,16 @@ SPEC: dict[str, Parameter] = {
         ),
         Parameter("min_cell", "int", 0, 'counts from 1 to min_cell - 1 are shown as "<min_cell"; 0 shows all', low=0),
         Parameter("table1_pvalues", "bool", False, "p-values in Table 1 (CONSORT advises against)"),
-        Parameter("n_trials", "int", 1000, "07_design: simulated trials per design and hypothesis", low=100),
+        Parameter(
+            "n_trials", "int", 10000, "07_design: simulated trials of the responder analysis per design and hypothesis", low=100
+        ),
+        Parameter(
+            "n_trials_vas",
+            "int",
+            300,
+            "07_design: simulated trials of the VAS ANCOVA per design and hypothesis (the costly part)",
+            low=100,
+        ),
         Parameter("n_trials_mmrm", "int", 0, "07_design: simulated trials for the full MMRM (fit one by one; 0: skipped)", low=0),
         Parameter("n_per_arm_grid", "str", "50,100,200,400,800,1600", "07_design: participants per arm, comma-separated"),
         Parameter("vas_effect_mm", "float", 10.0, "07_design: extra VAS improvement with BM-MSC at month 12 (mm)", low=0.0),
@@ -201,7 +210,7 @@ SPEC: dict[str, Parameter] = {
             choices=("MAR", "MNAR"),
         ),
         Parameter(
-            "scheduler_address", "str", "", "07_design: Dask scheduler address (empty: RESPINE_NB_SCHEDULER or a local cluster)"
+            "scheduler_address", "str", "", "07_design: Dask scheduler address (empty: RESPINE_NB_SCHEDULER, else this machine)"
         ),
         Parameter("design_seed", "int", 2024, "07_design: master seed of the simulation", low=0),
     )

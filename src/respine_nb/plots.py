@@ -1206,3 +1206,61 @@ def ae_onset(adae: pd.DataFrame):
         ax.text(0.5, 0.5, "no adverse events", transform=ax.transAxes, ha="center", va="center")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- trial design (07)
+
+DESIGN_ANALYSES = {
+    "responder": ("Responder (Yates chi-square)", OKABE_ITO[0], "o"),
+    "ancova": ("VAS change (ANCOVA)", OKABE_ITO[2], "s"),
+    "mmrm": ("VAS change (MMRM)", OKABE_ITO[5], "^"),
+}
+
+
+def power_curves(oc: pd.DataFrame, target: float = 0.8):
+    """Simulated power (Monte Carlo 95 % interval) against participants randomised per arm, one
+    curve per analysis, with the target power as a dashed line.
+
+    Parameters
+    ----------
+    oc : pandas.DataFrame
+        Operating characteristics (:func:`respine_nb.design.sweep`): ``analysis``, ``hypothesis``,
+        ``n_per_arm``, ``rejection_rate``, ``mc_low``, ``mc_high``; the ``alternative`` rows are drawn.
+    target : float
+        The power drawn as a reference line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.7, 2.8))
+    alt = stable(oc[oc["hypothesis"] == "alternative"]) if len(oc) else pd.DataFrame()
+    ax.axhline(target, color="0.5", ls="--", lw=0.8)
+    for analysis, (label, colour, marker) in DESIGN_ANALYSES.items():
+        part = alt[alt["analysis"] == analysis].sort_values("n_per_arm") if len(alt) else alt
+        if not len(part):
+            continue
+        ax.errorbar(
+            part["n_per_arm"],
+            part["rejection_rate"],
+            yerr=_err(part["rejection_rate"], part["mc_low"], part["mc_high"]),
+            color=colour,
+            marker=marker,
+            ms=4,
+            capsize=2,
+            lw=1.2,
+            label=label,
+        )
+    if not len(alt):
+        _no_data(ax, "not simulated")
+    else:
+        ax.set_xscale("log")
+        sizes = sorted(alt["n_per_arm"].astype(int).unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.legend(loc="lower right")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Participants randomised per arm (log scale)")
+    ax.set_ylabel("Power (Monte Carlo 95 % CI)")
+    fig.tight_layout()
+    return fig

@@ -298,6 +298,10 @@ class PubTable:
     def _repr_html_(self) -> str:
         return self.gt.as_raw_html()
 
+    def __repr__(self) -> str:
+        # the text/plain twin of the HTML in a notebook: no object address, so stored outputs stay stable
+        return f"{self.title}\n{self.frame.to_string(index=False)}" if self.title else self.frame.to_string(index=False)
+
     def to_docx(self) -> bytes:
         """The table as a Word document (one title paragraph, one table, the notes), reproducible bytes.
 
