@@ -22,6 +22,8 @@ every variable of every dataset, one line each.
   per sample (AVAL 1 positive, 0 negative).
 - ``adds``: the screening log (one row per screened candidate), for the CONSORT diagram; no
   row when the dataset has no screening table.
+- ``adice``: intercurrent events (rescue medication, spine surgery, other spinal injection,
+  procedure not received) with their month; no row when the dataset has no such table.
 
 The analysis views (:func:`responders`, :func:`population`, :func:`wide_outcomes`,
 :func:`status_by_visit`, :func:`paired_visit`, :func:`mri_by_visit`) select and reshape these
@@ -38,7 +40,7 @@ import pandas as pd
 from . import config, endpoints
 
 STUDYID = config.TRIAL_ID
-DATASETS = ("adsl", "adeff", "admri", "adtte", "adae", "adis", "adds")
+DATASETS = ("adsl", "adeff", "admri", "adtte", "adae", "adis", "adds", "adice")
 NOT_EVALUABLE_REASONS = ("discontinued", "missed visit", "baseline missing", "component missing")
 
 EFFICACY_PARAMS = {  # PARAMCD -> (PARAMN, PARAM)
@@ -687,6 +689,7 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
         "adae": adae(tables, sl),
         "adis": adis(tables, sl),
         "adds": adds(tables),
+        "adice": adice(tables, sl),
     }
 
 
@@ -891,3 +894,175 @@ def mri_by_visit(admri: pd.DataFrame, visit_month: int) -> pd.DataFrame:
     for code in MRI_PARAMS:
         out[code] = wide[code].to_numpy(dtype=float)
     return out
+
+
+# --------------------------------------------------------------------------- intercurrent events (ICH E9(R1))
+
+ADICE_COLUMNS = ["STUDYID", "USUBJID", "SITEID", "ARM", "ICETYPE", "ICEMON"]
+# The events whose strategy the primary estimand chooses (parameter ice_strategy); rescue medication
+# and a procedure not received are handled by treatment policy whatever the strategy.
+STRATEGY_EVENTS = ("spine_surgery", "other_spinal_injection")
+NO_EVENT_TEXT = "no intercurrent event recorded"
+
+
+def adice(tables, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Intercurrent events (ADICE, ADaM-lite): one row per recorded event of a randomised participant.
+
+    A dataset without the optional ``intercurrent_events`` table (data contract v1.1) has no
+    event recorded: the result then has no row.
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+        Validated raw tables (``intercurrent_events`` optional).
+    adsl : DataFrame
+        The run's ADSL (site and arm of each participant).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ADICE_COLUMNS`: ICETYPE (``rescue_medication``, ``spine_surgery``,
+        ``other_spinal_injection``, ``treatment_not_received``), ICEMON (months after the
+        procedure, float); sorted by USUBJID, ICEMON, ICETYPE.
+    """
+    ice = tables.get("intercurrent_events") if hasattr(tables, "get") else None
+    if ice is None or not len(ice):
+        return pd.DataFrame({c: pd.Series(dtype=float if c == "ICEMON" else object) for c in ADICE_COLUMNS})
+    sl = adsl[["USUBJID", "SITEID", "ARM"]].rename(columns={"USUBJID": "subject_id"})
+    d = ice.merge(sl, on="subject_id", how="inner")
+    out = pd.DataFrame(
+        {
+            "STUDYID": STUDYID,
+            "USUBJID": d["subject_id"].astype(object).to_numpy(),
+            "SITEID": d["SITEID"].to_numpy(),
+            "ARM": d["ARM"].to_numpy(),
+            "ICETYPE": d["event"].astype(object).to_numpy(),
+            "ICEMON": _float(d["month"]),
+        }
+    )
+    return out.sort_values(["USUBJID", "ICEMON", "ICETYPE"], kind="mergesort").reset_index(drop=True)[ADICE_COLUMNS]
+
+
+def first_strategy_event(ice: pd.DataFrame, events=STRATEGY_EVENTS) -> pd.Series:
+    """Month of each participant's first intercurrent event of the kinds ``events``.
+
+    Parameters
+    ----------
+    ice : DataFrame
+        ADICE (:func:`adice`).
+    events : sequence of str
+        ICETYPE values (default: spine surgery and other spinal injections).
+
+    Returns
+    -------
+    pandas.Series
+        USUBJID -> ICEMON of the first such event (participants without one are absent).
+    """
+    d = ice[ice["ICETYPE"].isin(events)]
+    return d.groupby("USUBJID", sort=True)["ICEMON"].min().astype(float)
+
+
+def composite_responders(resp: pd.DataFrame, ice: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """The responder view under the composite strategy (``primary.composite.risk_difference``).
+
+    A participant with spine surgery or another spinal injection at or before ``visit_month`` is a
+    non-responder (AVAL 0, AVALC ``N``, EVALFL ``Y``, NEREAS empty), whether or not they were
+    evaluable; every other participant is as in ``resp``. ICEFL says who was set so.
+
+    Parameters
+    ----------
+    resp : DataFrame
+        The responder view (:func:`responders`) at ``visit_month``.
+    ice : DataFrame
+        ADICE (:func:`adice`; no row: no event, ``resp`` unchanged).
+    visit_month : int
+        The visit of ``resp``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``resp`` with the column ICEFL (``Y``/``N``) added.
+    """
+    first = first_strategy_event(ice)
+    hit = resp["USUBJID"].map(first).le(visit_month).fillna(False).to_numpy(dtype=bool)
+    out = resp.copy()
+    out["AVAL"] = out["AVAL"].astype(float).where(~hit, 0.0)
+    out["AVALC"] = out["AVALC"].astype(object).where(~hit, "N")
+    out["EVALFL"] = out["EVALFL"].astype(object).where(~hit, "Y")
+    out["NEREAS"] = out["NEREAS"].astype(object).where(~hit, None)
+    out["ICEFL"] = np.where(hit, "Y", "N").astype(object)
+    return out
+
+
+def hypothetical_wide(wide: pd.DataFrame, ice: pd.DataFrame, measures=("vas", "odi", "pcs", "mcs")) -> pd.DataFrame:
+    """The wide outcomes under the hypothetical strategy (``primary.hypothetical.risk_difference``).
+
+    Every value observed after a participant's first spine surgery or other spinal injection
+    (post-baseline visits at or after the event's month) is set missing, for VAS and ODI and for
+    the auxiliary measures (SF-36 PCS and MCS) alike, so that the imputation model does not learn
+    from outcomes the event may have changed; the missing values are then imputed as in
+    ``primary.mi`` (:func:`respine_nb.stats.mi_risk_difference`). Baselines are never removed.
+
+    Parameters
+    ----------
+    wide : DataFrame
+        :func:`wide_outcomes` output (``subject_id`` and ``<m>_<v>`` columns).
+    ice : DataFrame
+        ADICE (:func:`adice`; no row: ``wide`` unchanged).
+    measures : sequence of str
+        Column prefixes to censor (those absent from ``wide`` are skipped).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``wide``.
+    """
+    first = wide["subject_id"].map(first_strategy_event(ice)).to_numpy(dtype=float)
+    out = wide.copy()
+    for v in config.POST_BASELINE_VISITS:
+        after = ~np.isnan(first) & (first <= v)
+        cols = [f"{m}_{v}" for m in measures if f"{m}_{v}" in out]
+        out.loc[after, cols] = np.nan
+    return out
+
+
+def strategy_events(ice: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """Participants per arm with a spine surgery or other spinal injection at or before the visit,
+    and with each kind of intercurrent event at any time, for the estimand section.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``event`` (the kinds of the data contract, then ``surgery or injection by month
+        <visit>``), one count column per arm (participants, not events).
+    """
+    kinds = ("rescue_medication", *STRATEGY_EVENTS, "treatment_not_received")
+    rows = []
+    for kind in kinds:
+        d = ice[ice["ICETYPE"] == kind]
+        rows.append([kind.replace("_", " "), *[int(d.loc[d["ARM"] == a, "USUBJID"].nunique()) for a in config.ARMS]])
+    first = ice[ice["ICETYPE"].isin(STRATEGY_EVENTS) & (ice["ICEMON"] <= visit_month)]
+    rows.append(
+        [
+            f"surgery or injection by month {visit_month}",
+            *[int(first.loc[first["ARM"] == a, "USUBJID"].nunique()) for a in config.ARMS],
+        ]
+    )
+    return pd.DataFrame(rows, columns=["event", *config.ARMS])
+
+
+def strategy_note(ice: pd.DataFrame, visit_month: int) -> str:
+    """What the intercurrent events give the strategies to act on, as a suffix for a row's ``method``.
+
+    Returns
+    -------
+    str
+        ``"; no intercurrent event recorded"`` when ADICE has no row,
+        ``"; no spine surgery or other spinal injection recorded by month <v>"`` when none is at or
+        before the visit (the strategy then changes nothing), else ``""``.
+    """
+    if not len(ice):
+        return f"; {NO_EVENT_TEXT}"
+    if not (ice["ICETYPE"].isin(STRATEGY_EVENTS) & (ice["ICEMON"] <= visit_month)).any():
+        return f"; no spine surgery or other spinal injection recorded by month {visit_month}"
+    return ""

@@ -14,7 +14,7 @@ same notebook runs in JupyterLab, under plain papermill or under the runner. Whe
   notebook's last cell says where.
 
 Every analysis input comes from the session's analysis datasets (:mod:`respine_nb.derive`):
-``nb.adsl``, ``nb.adeff``, ``nb.admri``, ``nb.adtte``, ``nb.adae``, ``nb.adis``, ``nb.adds`` (or
+``nb.adsl``, ``nb.adeff``, ``nb.admri``, ``nb.adtte``, ``nb.adae``, ``nb.adis``, ``nb.adds``, ``nb.adice`` (or
 ``nb.datasets["adsl"]``, ...), derived with the run's visit and responder rule; a notebook never
 reads the raw tables. :meth:`Session.record` and :meth:`Session.record_each` keep result rows.
 
@@ -203,6 +203,11 @@ class Session:
     def adds(self) -> pd.DataFrame:
         """ADDS: the screening log (no row without a screening table)."""
         return self.datasets["adds"]
+
+    @property
+    def adice(self) -> pd.DataFrame:
+        """ADICE: intercurrent events (no row without an intercurrent_events table)."""
+        return self.datasets["adice"]
 
     @property
     def published_setting(self) -> bool:
