@@ -122,3 +122,37 @@ def test_strategies_on_a_generated_cohort_run_through_derive_all(tmp_path):
     assert hyp.isna().sum().sum() >= wide.isna().sum().sum()
     row = stats.mi_risk_difference(hyp, 12, m=3, seed=1)
     assert len(row) == 1 and row["n"].iloc[0] == len(wide)
+
+
+def test_auxiliary_columns_are_the_sf36_summaries():
+    w = _wide().rename(columns=lambda c: c.replace("pcs_", "mcs_") if c.endswith("_24") else c)
+    aux = derive.auxiliary_columns(w)
+    assert aux == [f"pcs_{v}" for v in config.VISITS if v != 24] + ["mcs_24"]
+    assert derive.auxiliary_columns(w[["subject_id", "vas_0"]]) == []
+
+
+def _delta_rows(estimates, p_values):
+    return pd.DataFrame({"delta": [0, 5, 10, 15, 20], "estimate": estimates, "p_value": p_values})
+
+
+def test_delta_text_says_where_the_conclusion_changes():
+    from respine_nb import tables
+
+    vanish = tables.delta_text(_delta_rows([0.2, 0.15, 0.1, 0.05, 0.0], [0.001, 0.02, 0.08, 0.3, 1.0]))
+    assert "vanishes from D = 10 mm" in vanish and "p = 0.08" in vanish
+    becomes = tables.delta_text(_delta_rows([0.0, -0.05, -0.1, -0.15, -0.2], [1.0, 0.4, 0.1, 0.03, 0.01]))
+    assert "becomes significant in favour of sham from D = 15 mm" in becomes
+    none = tables.delta_text(_delta_rows([0.0, -0.01, -0.02, -0.03, -0.04], [0.9, 0.8, 0.7, 0.6, 0.5]))
+    assert none.startswith("No penalty D from 0 to 20 mm changes") and "+0.0 to -4.0 percentage points" in none
+    nan = tables.delta_text(_delta_rows([np.nan] * 5, [np.nan] * 5))
+    assert "not estimable" in nan
+
+
+def test_mc_error_text_compares_with_the_se():
+    from respine_nb import tables
+
+    small = tables.mc_error_text({"m": 50, "se": 0.089, "mc_error": 0.0036})
+    assert "is 4 % of its standard error" in small and "small (below 10 %)" in small
+    large = tables.mc_error_text({"m": 5, "se": 0.1, "mc_error": 0.02})
+    assert "not small" in large and "about m = 20 imputations" in large
+    assert "not estimable" in tables.mc_error_text({"m": 5, "se": np.nan, "mc_error": np.nan})

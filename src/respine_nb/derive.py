@@ -1066,3 +1066,22 @@ def strategy_note(ice: pd.DataFrame, visit_month: int) -> str:
     if not (ice["ICETYPE"].isin(STRATEGY_EVENTS) & (ice["ICEMON"] <= visit_month)).any():
         return f"; no spine surgery or other spinal injection recorded by month {visit_month}"
     return ""
+
+
+def auxiliary_columns(wide: pd.DataFrame, prefixes=("pcs", "mcs")) -> list:
+    """The auxiliary variables of the imputation model among the wide columns: the SF-36 PCS and
+    MCS at every visit (``pcs_<v>``, ``mcs_<v>``), in the frame's order.
+
+    Parameters
+    ----------
+    wide : DataFrame
+        :func:`wide_outcomes` output, with the ``PCS`` and ``MCS`` measures.
+    prefixes : sequence of str
+        Column prefixes of the auxiliary measures.
+
+    Returns
+    -------
+    list of str
+        For :func:`respine_nb.stats.mi_risk_difference` ``auxiliary=``; empty when none is present.
+    """
+    return [c for c in wide.columns if str(c).split("_")[0] in prefixes and str(c).rsplit("_", 1)[-1].isdigit()]

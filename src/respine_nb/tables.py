@@ -815,3 +815,83 @@ def safety_publication(
     if min_cell:
         notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
     return PubTable(frame, title, table_id, group="Term", notes=notes)
+
+
+# --------------------------------------------------------------------------- sentences of the primary endpoint (02)
+
+MC_ERROR_LIMIT = 0.10  # Monte Carlo error of the estimate below 10 % of its SE: small (White, Royston and Wood 2011)
+
+
+def mc_error_text(row, limit: float = MC_ERROR_LIMIT) -> str:
+    """One sentence on the Monte Carlo error of a pooled multiple-imputation estimate.
+
+    Parameters
+    ----------
+    row : Series or dict
+        A row of :func:`respine_nb.stats.mi_risk_difference`: ``estimate``, ``se``, ``mc_error``, ``m``.
+    limit : float
+        The Monte Carlo error, as a fraction of the SE, below which it counts as small.
+
+    Returns
+    -------
+    str
+        e.g. "With m = 50 imputations the Monte Carlo error of the estimate (0.0036) is 4 % of its
+        standard error (0.089): small (below 10 %), so another seed would not change the reading."
+    """
+    m, se, mc = int(row["m"]), float(row["se"]), float(row["mc_error"])
+    if not (np.isfinite(se) and np.isfinite(mc)) or se <= 0:
+        return f"With m = {m} imputations the Monte Carlo error of the estimate is not estimable on these data."
+    ratio = mc / se
+    head = (
+        f"With m = {m} imputations the Monte Carlo error of the estimate ({mc:.2g}) is {ratio * 100:.0f} % of its standard "
+        f"error ({se:.2g})"
+    )
+    if ratio < limit:
+        return f"{head}: small (below {limit * 100:.0f} %), so another seed would not change the reading."
+    need = int(np.ceil(m * (ratio / limit) ** 2))
+    return f"{head}: not small (the rule of thumb asks below {limit * 100:.0f} %); about m = {need} imputations would bring it there."
+
+
+def delta_text(rows, alpha: float = 0.05) -> str:
+    """One sentence reading a delta-adjusted (tipping-point) analysis: from which D the conclusion of
+    the missing-at-random analysis (D = 0) changes, or that none of the D tried changes it.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        :func:`respine_nb.stats.mi_delta_risk_difference` output: ``delta``, ``estimate``, ``p_value``.
+    alpha : float
+        Significance level.
+
+    Returns
+    -------
+    str
+    """
+    d = rows.sort_values("delta", kind="mergesort")
+    span = f"{d['delta'].min():g} to {d['delta'].max():g} mm"
+    ok = d[d["p_value"].notna() & d["estimate"].notna()]
+    if ok.empty or ok["delta"].iloc[0] != d["delta"].iloc[0]:
+        return "The delta-adjusted analysis is not estimable on these data (the reason is in the rows' method)."
+    base = ok.iloc[0]
+    significant = ok["p_value"] < alpha
+    flips = ok[significant != bool(significant.iloc[0])]
+    if flips.empty:
+        state = f"p < {alpha:g}" if significant.iloc[0] else f"p ≥ {alpha:g}"
+        return (
+            f"No penalty D from {span} changes the conclusion of the missing-at-random analysis "
+            f"({state} at every D; the difference goes from {num_text(base['estimate'], '+.1f', scale=100)} to "
+            f"{num_text(ok['estimate'].iloc[-1], '+.1f', scale=100)} percentage points)."
+        )
+    first = flips.iloc[0]
+    if significant.iloc[0]:
+        return (
+            f"The difference significant under missing at random ({p_text(base['p_value'])}) vanishes from D = "
+            f"{first['delta']:g} mm ({p_text(first['p_value'])}): the result holds only if the BM-MSC participants "
+            "who could not be assessed did less than that much worse than those like them who could."
+        )
+    side = "BM-MSC" if first["estimate"] > 0 else "sham"
+    return (
+        f"The difference, not significant under missing at random ({p_text(base['p_value'])}), becomes significant "
+        f"in favour of {side} from D = {first['delta']:g} mm ({num_text(first['estimate'], '+.1f', scale=100)} "
+        f"percentage points, {p_text(first['p_value'])})."
+    )
