@@ -143,7 +143,10 @@ def test_delta_text_says_where_the_conclusion_changes():
     becomes = tables.delta_text(_delta_rows([0.0, -0.05, -0.1, -0.15, -0.2], [1.0, 0.4, 0.1, 0.03, 0.01]))
     assert "becomes significant in favour of sham from D = 15 mm" in becomes
     none = tables.delta_text(_delta_rows([0.0, -0.01, -0.02, -0.03, -0.04], [0.9, 0.8, 0.7, 0.6, 0.5]))
-    assert none.startswith("No penalty D from 0 to 20 mm changes") and "+0.0 to -4.0 percentage points" in none
+    assert (
+        none.startswith("In the delta-adjusted imputation, no penalty D from 0 to 20 mm changes")
+        and "+0.0 to -4.0 percentage points" in none
+    )
     nan = tables.delta_text(_delta_rows([np.nan] * 5, [np.nan] * 5))
     assert "not estimable" in nan
 
@@ -156,3 +159,29 @@ def test_mc_error_text_compares_with_the_se():
     large = tables.mc_error_text({"m": 5, "se": 0.1, "mc_error": 0.02})
     assert "not small" in large and "about m = 20 imputations" in large
     assert "not estimable" in tables.mc_error_text({"m": 5, "se": np.nan, "mc_error": np.nan})
+
+
+def test_contrasts_table_keeps_unrounded_p_and_the_method():
+    from respine_nb import tables
+
+    p1 = pd.DataFrame(
+        {
+            "analysis": ["responders", "risk_difference"],
+            "group": [ARMS[0], config.CONTRAST],
+            "estimate": [0.74, 0.0463],
+            "ci_low": [0.6, -0.129],
+            "ci_high": [0.84, 0.218],
+            "p_value": [np.nan, 0.7747],
+            "n": [50, 99],
+            "method": ["Wilson", "Newcombe; Yates"],
+        }
+    )
+    arms = p1.drop(columns="analysis").assign(method=["Wilson", "Newcombe; Fisher"])
+    mi = pd.DataFrame(
+        {"group": [config.CONTRAST], "estimate": [np.nan], "p_value": [np.nan], "n": [114], "method": ["MI; not estimable: x"]}
+    )
+    t = tables.contrasts_table({"Primary": p1, "Composite": arms, "MI": mi}, "t").frame
+    assert list(t.columns) == ["Analysis", "Estimate", "95 % CI", "p", "n", "Method"]
+    assert t["p"].tolist() == ["0.77", "0.77", tables.DASH]
+    assert t["Method"].tolist() == ["Newcombe; Yates", "Newcombe; Fisher", "MI; not estimable: x"]
+    assert t["Estimate"].tolist()[:2] == ["0.046", "0.046"] and t["n"].tolist() == ["99", "99", "114"]

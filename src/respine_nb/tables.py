@@ -437,6 +437,7 @@ COLUMN_LABELS = {
     "mean": "Mean",
     "sd": "SD",
     "label": "",
+    **{arm: arm for arm in config.ARMS},  # arms as columns keep their names (not "Bm-msc")
 }
 COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_observed", "n_discontinued", "visit_month")
 
@@ -878,20 +879,54 @@ def delta_text(rows, alpha: float = 0.05) -> str:
     if flips.empty:
         state = f"p < {alpha:g}" if significant.iloc[0] else f"p ≥ {alpha:g}"
         return (
-            f"No penalty D from {span} changes the conclusion of the missing-at-random analysis "
+            f"In the delta-adjusted imputation, no penalty D from {span} changes the conclusion of the missing-at-random analysis "
             f"({state} at every D; the difference goes from {num_text(base['estimate'], '+.1f', scale=100)} to "
             f"{num_text(ok['estimate'].iloc[-1], '+.1f', scale=100)} percentage points)."
         )
     first = flips.iloc[0]
     if significant.iloc[0]:
         return (
-            f"The difference significant under missing at random ({p_text(base['p_value'])}) vanishes from D = "
+            f"In the delta-adjusted imputation, the difference significant under missing at random ({p_text(base['p_value'])}) vanishes from D = "
             f"{first['delta']:g} mm ({p_text(first['p_value'])}): the result holds only if the BM-MSC participants "
             "who could not be assessed did less than that much worse than those like them who could."
         )
     side = "BM-MSC" if first["estimate"] > 0 else "sham"
     return (
-        f"The difference, not significant under missing at random ({p_text(base['p_value'])}), becomes significant "
+        f"In the delta-adjusted imputation, the difference, not significant under missing at random ({p_text(base['p_value'])}), becomes significant "
         f"in favour of {side} from D = {first['delta']:g} mm ({num_text(first['estimate'], '+.1f', scale=100)} "
         f"percentage points, {p_text(first['p_value'])})."
     )
+
+
+def contrasts_table(frames: dict, title: str = "", analysis: str = "risk_difference", table_id: str = "contrasts") -> PubTable:
+    """The between-arm contrast of several analyses side by side, formatted (:func:`results_table`).
+
+    Unlike :func:`respine_nb.results.contrast_table`, nothing is rounded before formatting (so a p of
+    0.7747 shows as 0.77, not 0.78 through 0.775), and each row keeps its ``method``.
+
+    Parameters
+    ----------
+    frames : dict
+        Label -> a stats frame: one with an ``analysis`` column (its ``analysis`` row is taken,
+        e.g. :func:`respine_nb.stats.primary_analysis`), else its contrast row (``group`` equal to
+        ``config.CONTRAST``), else its first row (e.g. multiple imputation).
+    title : str
+    analysis : str
+        The row taken from frames with an ``analysis`` column.
+    table_id : str
+
+    Returns
+    -------
+    PubTable
+        Columns Analysis, Estimate, 95 % CI, p, n, Method.
+    """
+    cols = ["estimate", "ci_low", "ci_high", "p_value", "n", "method"]
+    picked = []
+    for label, f in frames.items():
+        if "analysis" in f.columns:
+            f = f[f["analysis"] == analysis]
+        elif "group" in f.columns and (f["group"] == config.CONTRAST).any():
+            f = f[f["group"] == config.CONTRAST]
+        picked.append(f.reindex(columns=cols).iloc[[0]].assign(label=label))
+    d = pd.concat(picked, ignore_index=True)[["label", *cols]]
+    return results_table(d, title, labels={"label": "Analysis"}, table_id=table_id)
