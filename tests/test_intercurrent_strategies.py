@@ -147,6 +147,8 @@ def test_delta_text_says_where_the_conclusion_changes():
         none.startswith("In the delta-adjusted imputation, no penalty D from 0 to 20 mm changes")
         and "+0.0 to -4.0 percentage points" in none
     )
+    flat = tables.delta_text(_delta_rows([0.125] * 5, [0.53] * 5))
+    assert "the difference stays at +12.5 percentage points" in flat
     nan = tables.delta_text(_delta_rows([np.nan] * 5, [np.nan] * 5))
     assert "not estimable" in nan
 
@@ -159,6 +161,7 @@ def test_mc_error_text_compares_with_the_se():
     large = tables.mc_error_text({"m": 5, "se": 0.1, "mc_error": 0.02})
     assert "not small" in large and "about m = 20 imputations" in large
     assert "not estimable" in tables.mc_error_text({"m": 5, "se": np.nan, "mc_error": np.nan})
+    assert "no Monte Carlo error" in tables.mc_error_text({"m": 5, "se": 0.2, "mc_error": 0.0})
 
 
 def test_contrasts_table_keeps_unrounded_p_and_the_method():

@@ -842,6 +842,11 @@ def mc_error_text(row, limit: float = MC_ERROR_LIMIT) -> str:
     m, se, mc = int(row["m"]), float(row["se"]), float(row["mc_error"])
     if not (np.isfinite(se) and np.isfinite(mc)) or se <= 0:
         return f"With m = {m} imputations the Monte Carlo error of the estimate is not estimable on these data."
+    if mc == 0:
+        return (
+            f"With m = {m} imputations the pooled estimate has no Monte Carlo error: every imputation gives the same "
+            "difference (nothing that decides a responder status was missing, or the imputations agree on it)."
+        )
     ratio = mc / se
     head = (
         f"With m = {m} imputations the Monte Carlo error of the estimate ({mc:.2g}) is {ratio * 100:.0f} % of its standard "
@@ -878,10 +883,11 @@ def delta_text(rows, alpha: float = 0.05) -> str:
     flips = ok[significant != bool(significant.iloc[0])]
     if flips.empty:
         state = f"p < {alpha:g}" if significant.iloc[0] else f"p ≥ {alpha:g}"
+        first, last = num_text(base["estimate"], "+.1f", scale=100), num_text(ok["estimate"].iloc[-1], "+.1f", scale=100)
+        moves = f"stays at {first}" if first == last else f"goes from {first} to {last}"
         return (
             f"In the delta-adjusted imputation, no penalty D from {span} changes the conclusion of the missing-at-random analysis "
-            f"({state} at every D; the difference goes from {num_text(base['estimate'], '+.1f', scale=100)} to "
-            f"{num_text(ok['estimate'].iloc[-1], '+.1f', scale=100)} percentage points)."
+            f"({state} at every D; the difference {moves} percentage points)."
         )
     first = flips.iloc[0]
     if significant.iloc[0]:
