@@ -13,6 +13,12 @@ from respine_nb import cli, config, derive, io, synthetic
 
 
 @pytest.fixture(scope="module")
+def default_tables():
+    """The generator's default cohort (this module tests the generator, not conftest's frozen reference cohort)."""
+    return synthetic.generate()
+
+
+@pytest.fixture(scope="module")
 def ad(default_tables):
     return derive.derive_all(default_tables)
 
