@@ -26,8 +26,8 @@ def test_randomised_58_56_at_trial_sites(default_tables):
 
 def test_month12_responders_hit_the_published_pair_exactly(ad):
     adsl = ad["adsl"]
-    ev = adsl[adsl["evalfl"]]
-    got = ev.groupby("arm")["responder"].agg(["sum", "count"]).astype(int)
+    ev = adsl[adsl["EVALFL"] == "Y"].assign(resp=lambda d: d["RESPFL"] == "Y")
+    got = ev.groupby("ARM")["resp"].agg(["sum", "count"]).astype(int)
     assert got.loc["BM-MSC"].tolist() == [39, 53]
     assert got.loc["Sham"].tolist() == [31, 45]
     assert round(39 / 53 * 100) == 74 and round(31 / 45 * 100) == 69
@@ -40,7 +40,7 @@ def test_month12_responders_hit_the_published_pair_exactly(ad):
 
 def test_not_evaluable_reasons_and_dropouts(ad, default_tables):
     adsl = ad["adsl"]
-    reasons = adsl[~adsl["evalfl"]].groupby(["arm", "not_evaluable_reason"]).size().to_dict()
+    reasons = adsl[adsl["EVALFL"] == "N"].groupby(["ARM", "NEREAS"]).size().to_dict()
     assert reasons == {
         ("BM-MSC", "component missing"): 1,
         ("BM-MSC", "discontinued"): 2,
@@ -54,8 +54,9 @@ def test_not_evaluable_reasons_and_dropouts(ad, default_tables):
     dropped = s["discontinuation_month"].notna()
     assert dropped.sum() >= 8 and s.loc[dropped, "discontinuation_reason"].nunique() >= 3
     # responders with one component missing exist (item-level missingness at month 12)
-    r12 = derive.responders(default_tables, 12)
-    assert ((r12["responder"] == True) & (r12["vas"].isna() | r12["odi"].isna())).sum() >= 1  # noqa: E712
+    eff = ad["adeff"]
+    r12 = eff[(eff["PARAMCD"] == "RESP") & (eff["AVISITN"] == 12)]
+    assert ((r12["AVAL"] == 1) & (r12["CRIT1FL"].isna() | r12["CRIT2FL"].isna())).sum() >= 1
 
 
 def test_screening_log(default_tables):
@@ -67,44 +68,45 @@ def test_screening_log(default_tables):
 
 def test_baseline_within_protocol(ad):
     adsl = ad["adsl"]
-    assert adsl["age"].between(18, 60).all()
-    assert (adsl["base_vas_pain"] > 40).all()
-    assert adsl["pfirrmann_grade"].between(4, 7).all()
-    assert (adsl["bmi"] <= 35).all() and (adsl["symptom_duration_months"] >= 3).all()
-    top = adsl["disc_level"].value_counts().index[:2]
+    assert adsl["AGE"].between(18, 60).all()
+    assert (adsl["BVAS"] > 40).all()
+    assert adsl["PFIRRSCR"].between(4, 7).all()
+    assert (adsl["BMI"] <= 35).all() and (adsl["SYMDUR"] >= 3).all()
+    top = adsl["DISCLVL"].value_counts().index[:2]
     assert set(top) == {"L4-L5", "L5-S1"}
 
 
 def test_no_between_arm_difference_in_secondary_outcomes_beyond_chance(ad):
     eff = ad["adeff"]
-    for measure in config.MEASURES:
+    for measure in config.MEASURE_PARAMS:
         for visit in (1, 3, 6, 12, 24):
-            d = eff[(eff["measure"] == measure) & (eff["visit_month"] == visit) & eff["change"].notna()]
-            a = d.loc[d["arm"] == "BM-MSC", "change"].astype(float)
-            b = d.loc[d["arm"] == "Sham", "change"].astype(float)
+            d = eff[(eff["PARAMCD"] == measure) & (eff["AVISITN"] == visit) & eff["CHG"].notna()]
+            a = d.loc[d["ARM"] == "BM-MSC", "CHG"].astype(float)
+            b = d.loc[d["ARM"] == "Sham", "CHG"].astype(float)
             assert sps.ttest_ind(a, b).pvalue > 0.01, (measure, visit)
     # a strong placebo-like improvement in both arms, held to 24 months
-    vas = eff[eff["measure"] == "vas_pain"].groupby(["arm", "visit_month"])["change"].mean()
+    vas = eff[eff["PARAMCD"] == "VAS"].groupby(["ARM", "AVISITN"])["CHG"].mean()
     for arm in config.ARMS:
         assert vas[(arm, 6)] < -15 and vas[(arm, 24)] < -15
 
 
 def test_outcomes_correlated_within_person(ad):
     eff = ad["adeff"]
-    wide = eff[eff["visit_month"] == 12].pivot(index="subject_id", columns="measure", values="change").astype(float)
-    assert wide["vas_pain"].corr(wide["odi"]) > 0.3
-    assert wide["odi"].corr(wide["sf36_pcs"]) < -0.3  # PCS improves (rises) as ODI improves (falls)
+    at12 = eff[(eff["AVISITN"] == 12) & eff["PARAMCD"].isin(config.MEASURE_PARAMS)]
+    wide = at12.pivot(index="USUBJID", columns="PARAMCD", values="CHG").astype(float)
+    assert wide["VAS"].corr(wide["ODI"]) > 0.3
+    assert wide["ODI"].corr(wide["PCS"]) < -0.3  # PCS improves (rises) as ODI improves (falls)
 
 
 def test_t2_falls_with_grade_and_changes_little(ad):
     mri = ad["admri"]
-    base = mri[mri["visit_month"] == 0].groupby("pfirrmann_grade")["t2_np_ms"].mean()
+    base = derive.mri_by_visit(mri, 0).groupby("PFIRR")["T2NP"].mean()
     assert base.is_monotonic_decreasing
     assert 50 <= base.loc[5] <= 90 and 50 <= base.loc[6] <= 90
-    ch = mri[(mri["visit_month"] == 12) & mri["t2_change"].notna()]
-    assert abs(ch["t2_change"].mean()) < 5
-    a = ch.loc[ch["arm"] == "BM-MSC", "t2_change"].astype(float)
-    b = ch.loc[ch["arm"] == "Sham", "t2_change"].astype(float)
+    ch = derive.paired_visit(mri, 12)
+    assert abs(ch["CHG"].mean()) < 5
+    a = ch.loc[ch["ARM"] == "BM-MSC", "CHG"].astype(float)
+    b = ch.loc[ch["ARM"] == "Sham", "CHG"].astype(float)
     assert sps.ttest_ind(a, b).pvalue > 0.01
 
 
@@ -160,7 +162,7 @@ def test_same_seed_same_bytes_other_seed_other_valid_cohort(tmp_path):
 def test_free_counts_and_effect_parameters():
     t = synthetic.generate(3, 200, 200, exact=False, p_responder_msc=0.9, p_responder_sham=0.5)
     adsl = derive.adsl(t)
-    rate = adsl[adsl["evalfl"]].groupby("arm")["responder"].mean()
+    rate = adsl[adsl["EVALFL"] == "Y"].assign(resp=lambda d: d["RESPFL"] == "Y").groupby("ARM")["resp"].mean()
     assert rate["BM-MSC"] > rate["Sham"] + 0.2
 
 
@@ -170,7 +172,7 @@ def test_hundredfold_cohort_is_valid(tmp_path):
     ds = io.load_dataset(tmp_path)
     assert len(ds["subjects"]) == 11400
     adsl = derive.adsl(ds.tables)
-    ev = adsl[adsl["evalfl"]].groupby("arm")["responder"].agg(["sum", "count"])
+    ev = adsl[adsl["EVALFL"] == "Y"].assign(resp=lambda d: d["RESPFL"] == "Y").groupby("ARM")["resp"].agg(["sum", "count"])
     assert ev.loc["BM-MSC", "count"] == 5300 and ev.loc["BM-MSC", "sum"] == 3900
     assert ev.loc["Sham", "count"] == 4500 and ev.loc["Sham", "sum"] == 3100
 
@@ -187,9 +189,9 @@ def test_default_seed_tells_the_published_secondary_story(ad):
     from respine_nb import mmrm, stats
 
     assert stats.logrank(ad["adtte"])["p_value"].iloc[0] > 0.05
-    for measure in config.MEASURES:
+    for measure in config.MEASURE_PARAMS:
         diff = mmrm.mmrm(ad["adeff"], measure)
         diff = diff[diff["term"] == "difference"]
         assert (diff["p_value"] > 0.05).all(), measure
-    pairs = stats.paired_visit(ad["admri"], 12)
+    pairs = derive.paired_visit(ad["admri"], 12)
     assert stats.ancova(pairs)["p_value"].iloc[0] > 0.05
