@@ -443,7 +443,8 @@ COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_o
 
 def _label(col) -> str:
     c = str(col)
-    return COLUMN_LABELS.get(c, c.replace("_", " ").capitalize())
+    text = c.replace("_", " ")
+    return COLUMN_LABELS.get(c, text[:1].upper() + text[1:])  # "BM-MSC" stays "BM-MSC" (str.capitalize would lower it)
 
 
 def results_table(
