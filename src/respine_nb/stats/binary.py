@@ -746,7 +746,11 @@ def compare_proportions(
 
 
 def compare_by_visit(
-    adeff: pd.DataFrame, paramcd: str = "RESP", visits=config.POST_BASELINE_VISITS, label: str = "", level: float = config.CI_LEVEL
+    adeff: pd.DataFrame,
+    paramcd: str = "RESP",
+    visits=config.POST_BASELINE_VISITS,
+    label: str = "",
+    level: float = config.CI_LEVEL,
 ) -> pd.DataFrame:
     """:func:`compare_proportions` of a binary ADEFF parameter at each visit: each arm and the contrast.
 

@@ -8,7 +8,16 @@ import pingouin as pg
 import statsmodels.formula.api as smf
 
 from .. import config, mmrm
-from .binary import POOLED_SITES, arms_without, not_estimable, not_estimable_row, proportions, relabel_method, site_strata
+from .binary import (
+    POOLED_SITES,
+    SMALL_SITE,
+    arms_without,
+    not_estimable,
+    not_estimable_row,
+    proportions,
+    relabel_method,
+    site_strata,
+)
 from .continuous import mean_ci
 
 __all__ = [
@@ -430,7 +439,7 @@ def t2_mmrm(admri: pd.DataFrame, visits=None, paramcd: str = "T2NP", level: floa
     n_strata = int(d["stratum"].nunique())
     method = mmrm.METHOD + ("; site stratum" if n_strata > 1 else "; one site stratum")
     pooled = POOLED_SITES in set(d["stratum"])
-    method += f" ({POOLED_SITES} pooled)" if pooled else ""
+    method += f" (sites with fewer than {SMALL_SITE} participants pooled)" if pooled else ""
     columns = ["group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "df", "n", "method"]
     rows = {}
     if kept:
