@@ -443,7 +443,8 @@ COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_o
 
 def _label(col) -> str:
     c = str(col)
-    return COLUMN_LABELS.get(c, c.replace("_", " ").capitalize())
+    text = c.replace("_", " ")
+    return COLUMN_LABELS.get(c, text[:1].upper() + text[1:])  # "BM-MSC" stays "BM-MSC" (str.capitalize would lower it)
 
 
 def results_table(
@@ -816,3 +817,41 @@ def safety_publication(
     if min_cell:
         notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
     return PubTable(frame, title, table_id, group="Term", notes=notes)
+
+
+# ---- secondary endpoints (03)
+
+
+def table3_secondary(
+    means: pd.DataFrame,
+    mmrm_rows: pd.DataFrame,
+    title: str = "Table 3. Patient-reported outcomes by visit",
+    table_id: str = "table3",
+    digits: int = 1,
+) -> PubTable:
+    """Table 3 from the stats frames of notebook 03: :func:`table3_publication` fed with the
+    per-visit means and the MMRM contrast rows (and their ``p_holm`` column when present).
+
+    Parameters
+    ----------
+    means : DataFrame
+        :func:`respine_nb.stats.means_by_measure` (``measure`` as PARAMCD, ``group``,
+        ``visit_month``, ``estimate`` = mean, ``sd``, ``n``).
+    mmrm_rows : DataFrame
+        Results rows ``secondary.mmrm.<measure>`` (contrast per visit), optionally with a column
+        ``p_holm`` (e.g. :func:`respine_nb.stats.holm` over the family).
+
+    Returns
+    -------
+    PubTable
+        As :func:`table3_publication`, with a note naming the Holm family when ``p_holm`` is shown.
+    """
+    measure = means["measure"].map(config.MEASURE_OF).fillna(means["measure"])
+    summary = means.rename(columns={"estimate": "mean"}).assign(measure=measure)
+    pub = table3_publication(summary, mmrm_rows, title=title, table_id=table_id, digits=digits)
+    if "p (Holm)" in pub.frame.columns:
+        family = int(pd.to_numeric(mmrm_rows["p_value"], errors="coerce").notna().sum())
+        pub.notes.append(
+            f"Every contrast is descriptive; the Holm family is the {family} MMRM contrasts with a p-value in this table."
+        )
+    return pub

@@ -15,6 +15,7 @@ __all__ = [
     "trajectories",
     "mixed_anova_completers",
     "means_by_arm",
+    "means_by_measure",
 ]
 
 
@@ -161,3 +162,39 @@ def means_by_arm(
             row = {"group": arm, "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"]}
             rows.append(({per: level_value} if per is not None else {}) | row | {"n": s["n"], "method": why})
     return pd.DataFrame(rows, columns=keys + ["group", "estimate", "sd", "ci_low", "ci_high", "n", "method"])
+
+
+def means_by_measure(
+    adeff: pd.DataFrame, measures=config.MEASURE_PARAMS, value: str = "AVAL", level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """``secondary.mean.<measure>``: :func:`means_by_arm` of each measure at every visit present.
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset (``PARAMCD``, ``AVISITN``, ``ARM`` and ``value``).
+    measures : sequence of str
+        PARAMCD of the measures (default ``VAS``, ``ODI``, ``PCS``, ``MCS``).
+    value : str
+        ``AVAL`` (default), ``CHG`` or ``PCHG``.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure`` (PARAMCD), ``visit_month``, ``group``, ``estimate`` (mean), ``sd``,
+        ``ci_low``, ``ci_high`` (t interval, R ``t.test``), ``n`` (observed), ``method``; one row per
+        arm at each visit of the measure present in ``adeff`` (a measure without any record: no row).
+    """
+    columns = ["measure", "visit_month", "group", "estimate", "sd", "ci_low", "ci_high", "n", "method"]
+    parts = [
+        means_by_arm(adeff[adeff["PARAMCD"] == m], value, "ARM", "AVISITN", level).assign(measure=m)
+        for m in measures
+        if (adeff["PARAMCD"] == m).any()
+    ]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True).rename(columns={"AVISITN": "visit_month"})
+    out["visit_month"] = out["visit_month"].astype(int)
+    return out[columns]

@@ -8,7 +8,16 @@ import pingouin as pg
 import statsmodels.formula.api as smf
 
 from .. import config, mmrm
-from .binary import POOLED_SITES, arms_without, not_estimable, not_estimable_row, proportions, relabel_method, site_strata
+from .binary import (
+    POOLED_SITES,
+    SMALL_SITE,
+    arms_without,
+    not_estimable,
+    not_estimable_row,
+    proportions,
+    relabel_method,
+    site_strata,
+)
 from .continuous import mean_ci
 
 __all__ = [
@@ -118,7 +127,7 @@ def _t2_grades(grades: pd.DataFrame) -> pd.DataFrame:
     return grades.dropna(subset=["T2NP", "PFIRR"])
 
 
-def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL, test: bool = True) -> pd.DataFrame:
     """Within-arm change from baseline: mean with t CI and the paired t test (pingouin).
 
     Parameters
@@ -126,6 +135,11 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     pairs : DataFrame
         The change view of one visit (:func:`respine_nb.derive.paired_visit`: ``ARM``, ``BASE``,
         ``AVAL``, ``CHG``).
+    level : float
+        Confidence level.
+    test : bool
+        False: a description only, without the paired t test (no ``p_value`` column; ``method``
+        "mean change, t CI"): a within-arm p invites reading a change within one arm as an effect.
 
     Returns
     -------
@@ -138,9 +152,11 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     for arm in config.ARMS:
         d = pairs[pairs["ARM"] == arm]
         s = mean_ci(d["CHG"], level)
-        method = "mean change, t CI; paired t test"
+        method = "mean change, t CI; paired t test" if test else "mean change, t CI"
         if len(d) < 2:
             method = not_estimable(method, f"fewer than 2 participants with both visits in {arm}")
+            p = np.nan
+        elif not test:
             p = np.nan
         elif not s["sd"] > 0:
             method += "; p not estimable: no variation in the change"
@@ -161,7 +177,8 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
                 "method": method,
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return out if test else out.drop(columns="p_value")
 
 
 def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -220,7 +237,7 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     )
 
 
-def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL) -> pd.DataFrame:
+def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL, test: bool = True) -> pd.DataFrame:
     """:func:`change_summary` and :func:`ancova` at every visit of ``pairs`` with both arms.
 
     Parameters
@@ -229,6 +246,10 @@ def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL
         The change view over visits (:func:`respine_nb.derive.paired_visit` without a visit).
     skip : sequence of int
         Visits left out (e.g. the primary visit, reported on its own).
+    level : float
+        Confidence level.
+    test : bool
+        As :func:`change_summary` (False: the arms' rows without a paired t p; the ANCOVA keeps its p).
 
     Returns
     -------
@@ -243,7 +264,7 @@ def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL
         p = pairs[pairs["AVISITN"] == v]
         if v in skip or p["ARM"].nunique() < 2:
             continue
-        parts.append(pd.concat([change_summary(p, level), ancova(p, level)], ignore_index=True).assign(visit_month=v))
+        parts.append(pd.concat([change_summary(p, level, test), ancova(p, level)], ignore_index=True).assign(visit_month=v))
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
@@ -418,7 +439,7 @@ def t2_mmrm(admri: pd.DataFrame, visits=None, paramcd: str = "T2NP", level: floa
     n_strata = int(d["stratum"].nunique())
     method = mmrm.METHOD + ("; site stratum" if n_strata > 1 else "; one site stratum")
     pooled = POOLED_SITES in set(d["stratum"])
-    method += f" ({POOLED_SITES} pooled)" if pooled else ""
+    method += f" (sites with fewer than {SMALL_SITE} participants pooled)" if pooled else ""
     columns = ["group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "df", "n", "method"]
     rows = {}
     if kept:
