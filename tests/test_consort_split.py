@@ -110,3 +110,23 @@ def test_discontinued_rows(data):
     d = stats.discontinued(adsl, (12, 24))
     got = {(int(v), g): (int(e), int(n)) for v, g, e, n in d[["visit_month", "group", "estimate", "n"]].itertuples(index=False)}
     assert got == {(12, "BM-MSC"): (1, 3), (12, "Sham"): (1, 3), (24, "BM-MSC"): (2, 3), (24, "Sham"): (2, 3)}
+
+
+def test_save_publication_writes_html_and_docx_and_lists_them(tmp_path):
+    from respine_nb import session, tables
+
+    nb = session.Session(
+        name="01_cohort",
+        data=None,
+        root=tmp_path,
+        derived_dir=tmp_path / "derived",
+        figures_dir=tmp_path / "figures",
+        is_default_data=False,
+        synthetic=False,
+    )
+    pub = tables.results_table(pd.DataFrame({"group": ["BM-MSC", "Sham"], "n": [3.0, 3.0]}), "Counts")
+    nb.save_publication(pub, "counts")
+    assert sorted(nb._logical(p) for p in nb.written) == ["figures/01_cohort-counts.docx", "figures/01_cohort-counts.html"]
+    first = (tmp_path / "figures" / "01_cohort-counts.docx").read_bytes()
+    nb.save_publication(pub, "counts")
+    assert (tmp_path / "figures" / "01_cohort-counts.docx").read_bytes() == first

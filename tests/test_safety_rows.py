@@ -103,3 +103,45 @@ def test_safety_events_feed_the_publication_table(data):
     assert (first["BM-MSC (N = 5), n (%)"], first["Sham (N = 4), n (%)"]) == ("4 (80.0 %)", "1 (25.0 %)")
     small = tables.safety_publication(ev, dict(zip(n["group"], n["n"])), 3, "USUBJID", "ARM", "AEDECOD", "serious")
     assert small.frame.iloc[0]["Sham (N = 4), n (%)"] == "<3"
+
+
+def _results_rows() -> pd.DataFrame:
+    from respine_nb import results
+
+    arms = pd.DataFrame({"group": list(config.ARMS), "estimate": [0.75, 0.5], "n": [40, 40]})
+    contrast = pd.DataFrame({"group": [C], "estimate": [0.25], "ci_low": [0.05], "ci_high": [0.43], "p_value": [0.03], "n": [80]})
+    parts = [
+        results.rows(arms, "primary.responders", visit_month=6, method="proportion"),
+        results.rows(contrast, "primary.risk_difference", visit_month=6, method="difference; Newcombe CI"),
+        results.rows(arms.assign(estimate=[0.1, 0.05]), "safety.sae", method="proportion"),
+        results.rows(contrast.assign(estimate=0.05, ci_low=-0.1, ci_high=0.2, p_value=0.68), "safety.sae", method="d"),
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_table2_reads_the_run_visit():
+    from respine_nb import results
+
+    t = results.table2(_results_rows(), visit_month=6, min_cell=5)
+    f = t.frame.set_index("Endpoint")
+    assert list(f.index) == ["Responders (primary, evaluable)", "Any serious adverse event"]
+    assert f.loc["Responders (primary, evaluable)", "Month"] == "6"
+    assert f.loc["Responders (primary, evaluable)", "BM-MSC, n/N (%)"] == "30/40 (75.0 %)"
+    assert f.loc["Any serious adverse event", "Sham, n/N (%)"] == "<5/40"  # 2 of 40
+    assert f.loc["Responders (primary, evaluable)", "p"] == "0.03"
+    # at the default visit (12) these month-6 rows are not Table 2's
+    assert "Responders (primary, evaluable)" not in set(results.table2(_results_rows()).frame["Endpoint"])
+
+
+def test_write_table2_same_bytes_twice(tmp_path):
+    from respine_nb import results
+
+    derived = tmp_path / "derived"
+    derived.mkdir()
+    (derived / "results.csv").write_text(results.to_csv_text(_results_rows()))
+    files = results.write_table2(derived, tmp_path / "figures", visit_month=6)
+    assert sorted(p.name for p in files) == ["table2.docx", "table2.html"]
+    first = {p.name: p.read_bytes() for p in files}
+    results.write_table2(derived, tmp_path / "figures", visit_month=6)
+    assert {p.name: p.read_bytes() for p in files} == first
+    assert "30/40 (75.0 %)" in first["table2.html"].decode()
