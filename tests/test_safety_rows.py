@@ -145,3 +145,21 @@ def test_write_table2_same_bytes_twice(tmp_path):
     results.write_table2(derived, tmp_path / "figures", visit_month=6)
     assert {p.name: p.read_bytes() for p in files} == first
     assert "30/40 (75.0 %)" in first["table2.html"].decode()
+
+
+def test_sentences_never_print_a_small_count(data):
+    out = stats.suppress_with_contrast(stats.ae_contrasts(*data), 3, by="category").set_index("category")
+    any_ae = tables.contrast_text(out.loc["any_ae"], 3)
+    assert any_ae == "4/5 (80.0 %) BM-MSC vs <3/4 sham, difference not shown (counts below 3)"
+    assert tables.contrast_text(stats.ae_contrasts(*data).set_index("category").loc["sae"]) == (
+        "2/5 (40.0 %) BM-MSC vs 0/4 (0.0 %) sham, difference 40.0 [-16.5, 76.9] percentage points (p = 0.44)"
+    )
+    assert [tables.small_count_text(x, 5) for x in (0, 1, 4, 5, np.nan)] == ["0", "<5", "<5", "5", "\u2014"]
+    assert tables.small_count_text(2) == "2"
+
+
+def test_sentence_without_data():
+    empty = stats.new_sensitisation(
+        pd.DataFrame(columns=["USUBJID", "ARM", "PARAMCD", "AVISITN", "AVAL"]).astype({"AVISITN": int, "AVAL": float}), 6
+    )
+    assert tables.contrast_text(empty) == "\u2014 BM-MSC vs \u2014 sham, difference not estimable"
