@@ -51,9 +51,7 @@ def test_error_bars_clipped_when_a_bound_crosses_the_estimate():
             "n": [9, 9],
         }
     )
-    comp = stats.responder_composition(
-        pd.DataFrame({"arm": [], "responder": pd.array([], dtype="boolean"), "vas_met": [], "odi_met": []})
-    )
+    comp = stats.responder_composition(pd.DataFrame({"ARM": [], "AVAL": [], "CRIT1FL": [], "CRIT2FL": []}))
     plt.close(plots.responders(props, comp, 12))
     lo, hi = plots._err([0.0, 0.5], [1e-17, np.nan], [0.2, 0.6])
     assert list(lo[:1]) == [0.0] and np.isnan(lo[1]) and list(hi) == pytest.approx([0.2, 0.1])
@@ -86,12 +84,13 @@ def test_figure_bytes_do_not_depend_on_last_bit_noise(default_tables):
     eff = derive.adeff(default_tables)
     traj = stats.trajectories(eff)
     noisy = traj.assign(**{c: traj[c] * (1 + 1e-12) for c in ("mean", "ci_low", "ci_high")})
-    panels = {m: m for m in config.MEASURES}
+    panels = {m: m for m in config.MEASURE_PARAMS}
     assert png(plots.by_visit(traj, panels)) == png(plots.by_visit(noisy, panels))
 
 
 def test_tipping_heatmap_axes_are_counts(default_tables):
-    tp = stats.tipping_point(derive.responders(default_tables, 12))
+    ad = derive.derive_all(default_tables)
+    tp = stats.tipping_point(derive.responders(ad["adsl"], ad["adeff"], 12))
     fig = plots.tipping_heatmap(tp)
     labels = texts(fig)
     assert "Sham: non-evaluable participants assumed to respond (of 11)" in labels
@@ -106,7 +105,7 @@ def test_tipping_heatmap_axes_are_counts(default_tables):
 
 @pytest.mark.parametrize("rule,title,chosen", [("relative", "ODI >= 20%", 0.2), ("absolute", "ODI >= 20 points", 20)])
 def test_threshold_heatmaps_label_the_rule_and_outline_the_choice(default_tables, rule, title, chosen):
-    grid = stats.threshold_grid(stats.wide_outcomes(default_tables), odi_rule=rule)
+    grid = stats.threshold_grid(derive.wide_outcomes(derive.adeff(default_tables)), odi_rule=rule)
     rule_dict = dict(vas_abs_mm=20, vas_rel=0.2, odi_rel=0.2, odi_rule=rule)
     for how in ((20, 0.2, chosen), rule_dict):
         fig = plots.threshold_heatmaps(grid, how)
@@ -121,12 +120,12 @@ def test_threshold_heatmaps_label_the_rule_and_outline_the_choice(default_tables
 
 
 def test_empty_inputs_draw_no_data_panels():
-    empty_tte = pd.DataFrame(columns=["subject_id", "arm", "time", "event", "left", "right"])
+    empty_tte = pd.DataFrame(columns=["USUBJID", "ARM", "AVAL", "CNSR", "INTLO", "INTHI"])
     for fig in (
         plots.km_response(empty_tte, None),
-        plots.status_grid(pd.DataFrame({"subject_id": ["a"], "arm": ["BM-MSC"], "visit_month": [12], "status": ["responder"]})),
+        plots.status_grid(pd.DataFrame({"USUBJID": ["a"], "ARM": ["BM-MSC"], "AVISITN": [12], "STATUS": ["responder"]})),
         plots.by_visit(wilson_table(1, 2).assign(mean=np.nan), {"any": "x"}),
-        plots.baseline_distributions(pd.DataFrame({"arm": ["Sham"], "v": [np.nan]}), {"v": "V"}),
+        plots.baseline_distributions(pd.DataFrame({"ARM": ["Sham"], "v": [np.nan]}), {"v": "V"}),
     ):
         assert "no data" in texts(fig)
         plt.close(fig)

@@ -95,6 +95,19 @@ def _fmt_row(row: pd.Series, kind: str) -> str:
     return tables.fmt_ci(e, lo, hi, digits=1)
 
 
+def check_headline(headline_rows=None) -> None:
+    """Raise ValueError naming every analysis_id of the headline table (:data:`HEADLINE`) that the
+    analysis registry does not list (:func:`results.check_registered`).
+
+    Parameters
+    ----------
+    headline_rows : sequence of tuple, optional
+        (analysis_id, label, kind) rows; default :data:`HEADLINE`.
+    """
+    ids = [aid for aid, _, _ in (HEADLINE if headline_rows is None else headline_rows)]
+    results.check_registered(pd.DataFrame({"analysis_id": ids}))
+
+
 def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
     """The headline results as a paper prints them.
 
@@ -113,6 +126,7 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         Columns ``result``, ``group``, ``visit``, ``estimate [95 % CI]``, ``p``, ``n``; rows in
         :data:`HEADLINE` order (those present in ``rows``).
     """
+    check_headline()
     settings = {**parameters.defaults(), **(params or {})}
     fill = {
         "visit_month": settings["visit_month"],

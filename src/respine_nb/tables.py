@@ -671,7 +671,7 @@ def table3_publication(
     Parameters
     ----------
     summary : DataFrame
-        Per-visit summary, one row per measure, arm and visit: ``measure``, ``group`` (an arm),
+        Per-visit summary, one row per measure (name or ADEFF PARAMCD), arm and visit: ``measure``, ``group`` (an arm),
         ``visit_month``, ``mean``, ``sd``, ``n`` (e.g. :func:`respine_nb.stats.trajectories`).
     results : DataFrame
         Results rows; the ``secondary.mmrm.<measure>`` contrast rows (``group`` "BM-MSC vs Sham")
@@ -693,8 +693,9 @@ def table3_publication(
     mm = results[results["analysis_id"].astype(str).str.startswith("secondary.mmrm.") & (results["group"] == config.CONTRAST)]
     adj = p_adjusted if p_adjusted and p_adjusted in mm.columns and mm[p_adjusted].notna().any() else None
     recs = []
+    measure_of = summary["measure"].replace(config.MEASURE_OF)  # PARAMCD (ADEFF) or measure name
     for m, label in measures.items():
-        s = summary[summary["measure"] == m]
+        s = summary[measure_of == m]
         c = mm[mm["analysis_id"] == f"secondary.mmrm.{m}"]
         visits = sorted({int(v) for v in s["visit_month"].dropna()} | {int(v) for v in c["visit_month"].dropna()})
         for v in visits:
@@ -782,7 +783,7 @@ def safety_publication(
     """
     n_treated = {a: int(dict(n_treated).get(a, 0)) for a in config.ARMS}
     ev = events[[subject, arm, term, serious]].copy()
-    ev["_serious"] = ev[serious].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    ev["_serious"] = ev[serious].isin([True, 1, "Y"]).to_numpy(dtype=bool)  # boolean or an ADaM Y/N flag
 
     def cell(d, a):
         n = n_treated[a]

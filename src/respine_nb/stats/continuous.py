@@ -88,16 +88,16 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
     if not isinstance(measure, str):
         return pd.concat([mixed_anova_completers(adeff, m) for m in measure], ignore_index=True)
     d = adeff[(adeff["PARAMCD"] == measure) & (adeff["AVISITN"] > 0)][["USUBJID", "ARM", "AVISITN", "CHG"]]
-    d = d.rename(columns={"USUBJID": "subject_id", "ARM": "arm", "AVISITN": "visit_month", "CHG": "change"})
+    d = d.rename(columns={"ARM": "arm", "AVISITN": "visit_month", "CHG": "change"})  # pingouin's Source names
     d = d.dropna(subset=["change"])
-    full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
+    full = d.groupby("USUBJID")["visit_month"].transform("size") == d["visit_month"].nunique()
     d = d[full].assign(
         change=lambda x: x["change"].astype(float),
         arm=lambda x: x["arm"].astype(str),
-        subject_id=lambda x: x["subject_id"].astype(str),
+        USUBJID=lambda x: x["USUBJID"].astype(str),
     )
     method = "mixed ANOVA of the change (arm between, visit within), completers (pingouin)"
-    per_arm = d.groupby("arm")["subject_id"].nunique().reindex(list(config.ARMS), fill_value=0)
+    per_arm = d.groupby("arm")["USUBJID"].nunique().reindex(list(config.ARMS), fill_value=0)
     reason = (
         "fewer than 2 post-baseline visits"
         if d["visit_month"].nunique() < 2
@@ -109,12 +109,12 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
         out = pd.DataFrame({"Source": ["arm", "visit_month", "Interaction"]})
         for c in ("SS", "DF1", "DF2", "MS", "F", "p_unc", "np2", "eps"):
             out[c] = np.nan
-        out["n_completers"] = d["subject_id"].nunique()
+        out["n_completers"] = d["USUBJID"].nunique()
         out["method"] = not_estimable(method, reason)
         out.insert(0, "measure", measure)
         return out
-    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
-    out["n_completers"] = d["subject_id"].nunique()
+    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="USUBJID")
+    out["n_completers"] = d["USUBJID"].nunique()
     out["method"] = method
     out.insert(0, "measure", measure)
     return out
