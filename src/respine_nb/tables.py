@@ -855,3 +855,32 @@ def table3_secondary(
             f"Every contrast is descriptive; the Holm family is the {family} MMRM contrasts with a p-value in this table."
         )
     return pub
+
+
+# ---- running text with small-cell suppression
+
+
+def small_count_text(x, min_cell: int = 0) -> str:
+    """A count for running text: ``"<5"`` when ``1 <= x < min_cell``, else :func:`count_text`."""
+    if min_cell and x is not None and not pd.isna(x) and 1 <= float(x) < min_cell:
+        return f"<{min_cell}"
+    return count_text(x)
+
+
+def contrast_text(rows: pd.DataFrame, min_cell: int = 0) -> str:
+    """Arms and contrast of two proportions (:func:`respine_nb.stats.compare_proportions` rows) for
+    running text: ``"46/57 (80.7 %) BM-MSC vs 44/55 (80.0 %) sham, difference 0.7 [-14.0, 15.5]
+    percentage points (p = 1.00)"``; an arm with 1 to ``min_cell - 1`` events reads ``"<5/57"`` and
+    then the difference is not shown (it would give the count back)."""
+    r = rows.set_index("group")
+    arms = [r.loc[a] if a in r.index else None for a in config.ARMS]
+    cells = [DASH if a is None else n_pct_text(a["events"], a["n"], min_cell=min_cell) for a in arms]
+    small = any(a is not None and small_count_text(a["events"], min_cell).startswith("<") for a in arms)
+    text = f"{cells[0]} {config.ARMS[0]} vs {cells[1]} {config.ARMS[1].lower()}"
+    if small:
+        return f"{text}, difference not shown (counts below {min_cell})"
+    if config.CONTRAST not in r.index:
+        return text
+    c = r.loc[config.CONTRAST]
+    diff = ci_text(c["estimate"], c["ci_low"], c["ci_high"], 1, 100)
+    return f"{text}, difference {diff}" + ("" if pd.isna(c["estimate"]) else f" percentage points ({p_text(c['p_value'])})")
