@@ -8,9 +8,9 @@ import pingouin as pg
 import statsmodels.formula.api as smf
 
 from .. import config, mmrm
+from .binary import POOLED_SITES as _POOLED
+from .binary import SMALL_SITE as _SMALL
 from .binary import (
-    POOLED_SITES,
-    SMALL_SITE,
     arms_without,
     not_estimable,
     not_estimable_row,
@@ -420,35 +420,25 @@ def t2_mmrm(admri: pd.DataFrame, visits=None, paramcd: str = "T2NP", level: floa
     """
     visits = sorted(int(v) for v in (visits if visits is not None else [v for v in config.MRI_VISITS if v > 0]))
     d = admri[(admri["PARAMCD"] == paramcd) & admri["AVISITN"].isin(visits) & admri["BASE"].notna() & admri["CHG"].notna()]
-    d = pd.DataFrame(
-        {
-            "subject_id": d["USUBJID"].to_numpy(),
-            "arm": d["ARM"].to_numpy(),
-            "site": d["SITEID"].to_numpy(),
-            "visit_month": d["AVISITN"].astype(int).to_numpy(),
-            "baseline": d["BASE"].astype(float).to_numpy(),
-            "change": d["CHG"].astype(float).to_numpy(),
-        }
-    )
-    kept, reasons = mmrm.modelled_visits(d, visits)
-    d = d[d["visit_month"].isin(kept)]
-    subjects = d.drop_duplicates("subject_id").set_index("subject_id")
-    strata = site_strata(subjects["site"])
-    d = d.assign(stratum=d["subject_id"].map(strata)).dropna(subset=["stratum"])
-    n = int(d["subject_id"].nunique())
-    n_strata = int(d["stratum"].nunique())
+    d = d[["USUBJID", "ARM", "SITEID", "AVISITN", "BASE", "CHG"]].astype({"AVISITN": int, "BASE": float, "CHG": float})
+    kept, reasons = mmrm.modelled_visits(d, visits, visit="AVISITN", arm="ARM")
+    d = d[d["AVISITN"].isin(kept)]
+    strata = site_strata(d.drop_duplicates("USUBJID").set_index("USUBJID")["SITEID"])
+    d = d.assign(STRATUM=d["USUBJID"].map(strata)).dropna(subset=["STRATUM"])
+    n = int(d["USUBJID"].nunique())
+    n_strata = int(d["STRATUM"].nunique())
     method = mmrm.METHOD + ("; site stratum" if n_strata > 1 else "; one site stratum")
-    pooled = POOLED_SITES in set(d["stratum"])
-    method += f" (sites with fewer than {SMALL_SITE} participants pooled)" if pooled else ""
+    if _POOLED in set(d["STRATUM"]):
+        method += f" (sites with fewer than {_SMALL} participants pooled)"
     columns = ["group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "df", "n", "method"]
     rows = {}
     if kept:
-        formula = "change ~ C(visit_month) * arm + C(visit_month) * baseline" + (" + C(stratum)" if n_strata > 1 else "")
+        formula = "CHG ~ C(AVISITN) * ARM + C(AVISITN) * BASE" + (" + C(STRATUM)" if n_strata > 1 else "")
         try:
-            fit = mmrm.fit_mmrm(formula, d, "subject_id", "visit_month", visits=kept)
-            diffs = mmrm.ls_mean_differences(fit, "arm", by="visit_month", reference=config.ARMS[1], level=level)
+            fit = mmrm.fit_mmrm(formula, d, "USUBJID", "AVISITN", visits=kept)
+            diffs = mmrm.ls_mean_differences(fit, "ARM", by="AVISITN", reference=config.ARMS[1], level=level)
             for r in diffs.itertuples(index=False):
-                rows[int(r.visit_month)] = dict(
+                rows[int(r.AVISITN)] = dict(
                     estimate=r.estimate, ci_low=r.ci_low, ci_high=r.ci_high, p_value=r.p_value, df=r.df, method=method
                 )
         except (mmrm.MMRMConvergenceError, mmrm.MMRMRankError, np.linalg.LinAlgError, ValueError) as exc:
