@@ -147,14 +147,16 @@ def _colour(artist):
 
 
 def _figures(t):
-    adsl = derive.adsl(t)
-    yield "consort", plots.consort(stats.consort_flow(adsl, t.get("screening")))
-    yield "completeness", plots.completeness_heatmap(stats.follow_up_completeness(derive.adeff(t)))
-    yield "baseline", plots.baseline_distributions(adsl, {"base_vas_pain": "VAS (mm)", "base_odi": "ODI (%)"})
-    yield "tipping", plots.tipping_heatmap(stats.tipping_point(derive.responders(t, 12)))
-    yield "t2_by_grade", plots.t2_by_grade(derive.admri(t))
-    yield "ae_onset", plots.ae_onset(derive.adae(t))
-    yield "by_visit", plots.by_visit(stats.trajectories(derive.adeff(t)), {m: m for m in config.MEASURES})
+    d = derive.derive_all(t)
+    adsl, adeff = d["adsl"], d["adeff"]
+    flow = stats.consort_flow(adsl, d["adds"], 12, adeff=adeff, admri=d["admri"], adtte=d["adtte"])
+    yield "consort", plots.consort(flow)
+    yield "completeness", plots.completeness_heatmap(stats.follow_up_completeness(adeff))
+    yield "baseline", plots.baseline_distributions(adsl, {"BVAS": "VAS (mm)", "BODI": "ODI (%)"})
+    yield "tipping", plots.tipping_heatmap(stats.tipping_point(derive.responders(adsl, adeff, 12)))
+    yield "t2_by_grade", plots.t2_by_grade(derive.mri_by_visit(d["admri"], 0))
+    yield "ae_onset", plots.ae_onset(d["adae"])
+    yield "by_visit", plots.by_visit(stats.trajectories(adeff), {m: m for m in config.MEASURE_PARAMS})
 
 
 @pytest.mark.parametrize("shape", [(), ("no_ae", "sham_not_evaluable"), ("eight_per_arm", "no_month24", "no_optional_tables")])
@@ -187,26 +189,15 @@ def test_every_figure_smoke(default_tables, shape):
 
 
 def test_consort_draws_the_follow_up_split(default_tables):
-    adsl = derive.adsl(default_tables)
-    flow = stats.consort_flow(adsl, default_tables.get("screening"))
-    extra = []
-    for arm in config.ARMS:
-        extra += [
-            ("discontinued_before", arm, "", 2),
-            ("discontinued_before", arm, "moved away", 2),
-            ("discontinued_between", arm, "", 1),
-        ]
-        extra += [("followed_up_last", arm, "", 50), ("analysed_endpoint", arm, "responders, month 24", 48)]
-    split = pd.concat(
-        [flow, pd.DataFrame(extra, columns=["stage", "group", "reason", "n"]).assign(visit_month=12)], ignore_index=True
-    )
-    fig = plots.consort(split)
+    d = derive.derive_all(default_tables)  # tests/data/cohort_v1
+    flow = stats.consort_flow(d["adsl"], d["adds"], 12, adeff=d["adeff"], admri=d["admri"], adtte=d["adtte"])
+    fig = plots.consort(flow)
     text = "\n".join(texts(fig))
     assert "Discontinued before month 12 (n\u00a0=\u00a02)" in text and "Discontinued between month 12 and 24" in text
-    assert "Followed up to month 24 (n\u00a0=\u00a050)" in text and "responders, month 24 (n\u00a0=\u00a048)" in text
+    assert "Followed up to month 24 (n\u00a0=\u00a052)" in text and "responders, month 12 (n\u00a0=\u00a053)" in text
     assert "(n\n" not in text and "n\n =" not in text
     plt.close(fig)
-    today = plots.consort(flow)
+    today = plots.consort(flow[~flow["stage"].isin(plots.CONSORT_SPLIT_STAGES)])  # the flow without the split
     assert "Month 24" not in texts(today) and any(t.startswith("Discontinued (n") for t in texts(today))
     plt.close(today)
 
