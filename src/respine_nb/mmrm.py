@@ -1108,18 +1108,21 @@ FALLBACK_METHOD = (
 MIN_PER_ARM_VISIT = 2  # a visit enters the model when each arm has at least this many values there
 
 
-def modelled_visits(data: pd.DataFrame, visits=config.POST_BASELINE_VISITS) -> tuple[list, dict]:
+def modelled_visits(
+    data: pd.DataFrame, visits=config.POST_BASELINE_VISITS, visit: str = "visit_month", arm: str = "arm"
+) -> tuple[list, dict]:
     """Which visits an MMRM can estimate on ``data`` (:func:`analysis_set`), and why not the others.
 
     A visit is modelled when each arm has at least :data:`MIN_PER_ARM_VISIT` participants observed
-    there (an arm effect and a variance need them).
+    there (an arm effect and a variance need them). ``visit`` and ``arm`` name the columns (e.g.
+    ``AVISITN`` and ``ARM`` in an ADaM dataset).
 
     Returns
     -------
     tuple
         (sorted list of the modelled visits, dict visit -> reason for each visit left out).
     """
-    counts = data.groupby(["visit_month", "arm"]).size()
+    counts = data.groupby([visit, arm]).size()
     kept, reasons = [], {}
     for visit in sorted(int(v) for v in visits):
         short = [arm for arm in config.ARMS if int(counts.get((visit, arm), 0)) < MIN_PER_ARM_VISIT]

@@ -430,3 +430,43 @@ def ae_table(overview: pd.DataFrame, min_cell: int = 0) -> pd.DataFrame:
 def months_text(m) -> str:
     """``"3 months"``, ``"1 month"`` or ``"not reached"`` (a median time, for running text)."""
     return "not reached" if pd.isna(m) else f"{m:g} month" + ("" if m == 1 else "s")
+
+
+# --------------------------------------------------------------------------- Table 2 of the run
+
+TABLE2_NAME = "table2"
+
+
+def table2(rows: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT, immunology_visit: int = 6, min_cell: int = 0):
+    """Table 2 (primary and key secondary endpoints, the paper's layout) from merged results rows:
+    :data:`respine_nb.tables.TABLE2_ROWS` read at the run's primary visit (their month-12 rows)
+    and immunology visit (their month-6 row); month 24 stays month 24.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The run's results (results.csv).
+    visit_month, immunology_visit, min_cell : int
+        The run's parameters.
+
+    Returns
+    -------
+    respine_nb.tables.PubTable
+    """
+    at = {config.PRIMARY_VISIT: int(visit_month), 6: int(immunology_visit)}
+    spec = [(label, arm, con, None if v is None else at.get(v, v)) for label, arm, con, v in tables.TABLE2_ROWS]
+    return tables.table2_publication(rows, spec, min_cell=int(min_cell))
+
+
+def write_table2(derived_dir, figures_dir, visit_month: int = config.PRIMARY_VISIT, immunology_visit: int = 6, min_cell: int = 0):
+    """Write ``<figures_dir>/table2.html`` and ``.docx`` from ``<derived_dir>/results.csv`` (the
+    runner calls it once every notebook has run and the parts are merged); same bytes for the
+    same rows.
+
+    Returns
+    -------
+    list of Path
+        The two files.
+    """
+    merged = read(Path(derived_dir) / "results.csv")
+    return tables.write_table(table2(merged, visit_month, immunology_visit, min_cell), TABLE2_NAME, figures_dir)

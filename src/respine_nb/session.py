@@ -270,6 +270,14 @@ class Session:
         """Save a table file (CSV or HTML text) as ``<figures>/<notebook>-<filename>``."""
         self.written.append(io.atomic_write_text(self.figures_dir / f"{self.name}-{filename}", text))
 
+    def save_publication(self, pub, name: str) -> None:
+        """Save a publication table (:class:`respine_nb.tables.PubTable`) as
+        ``<figures>/<notebook>-<name>.html`` and ``.docx`` (:func:`respine_nb.tables.write_table`;
+        listed by :meth:`finish`)."""
+        from . import tables
+
+        self.written += tables.write_table(pub, f"{self.name}-{name}", self.figures_dir)
+
     def finish(self) -> pd.DataFrame:
         """Write the results part, merge results.csv, and list what was written (relative paths).
 

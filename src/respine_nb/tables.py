@@ -437,14 +437,14 @@ COLUMN_LABELS = {
     "mean": "Mean",
     "sd": "SD",
     "label": "",
-    **{arm: arm for arm in config.ARMS},  # arms as columns keep their names (not "Bm-msc")
 }
 COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_observed", "n_discontinued", "visit_month")
 
 
 def _label(col) -> str:
     c = str(col)
-    return COLUMN_LABELS.get(c, c.replace("_", " ").capitalize())
+    text = c.replace("_", " ")
+    return COLUMN_LABELS.get(c, text[:1].upper() + text[1:])  # "BM-MSC" stays "BM-MSC" (str.capitalize would lower it)
 
 
 def results_table(
@@ -672,7 +672,7 @@ def table3_publication(
     Parameters
     ----------
     summary : DataFrame
-        Per-visit summary, one row per measure, arm and visit: ``measure``, ``group`` (an arm),
+        Per-visit summary, one row per measure (name or ADEFF PARAMCD), arm and visit: ``measure``, ``group`` (an arm),
         ``visit_month``, ``mean``, ``sd``, ``n`` (e.g. :func:`respine_nb.stats.trajectories`).
     results : DataFrame
         Results rows; the ``secondary.mmrm.<measure>`` contrast rows (``group`` "BM-MSC vs Sham")
@@ -694,8 +694,9 @@ def table3_publication(
     mm = results[results["analysis_id"].astype(str).str.startswith("secondary.mmrm.") & (results["group"] == config.CONTRAST)]
     adj = p_adjusted if p_adjusted and p_adjusted in mm.columns and mm[p_adjusted].notna().any() else None
     recs = []
+    measure_of = summary["measure"].replace(config.MEASURE_OF)  # PARAMCD (ADEFF) or measure name
     for m, label in measures.items():
-        s = summary[summary["measure"] == m]
+        s = summary[measure_of == m]
         c = mm[mm["analysis_id"] == f"secondary.mmrm.{m}"]
         visits = sorted({int(v) for v in s["visit_month"].dropna()} | {int(v) for v in c["visit_month"].dropna()})
         for v in visits:
@@ -783,7 +784,7 @@ def safety_publication(
     """
     n_treated = {a: int(dict(n_treated).get(a, 0)) for a in config.ARMS}
     ev = events[[subject, arm, term, serious]].copy()
-    ev["_serious"] = ev[serious].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    ev["_serious"] = ev[serious].isin([True, 1, "Y"]).to_numpy(dtype=bool)  # boolean or an ADaM Y/N flag
 
     def cell(d, a):
         n = n_treated[a]
@@ -816,6 +817,73 @@ def safety_publication(
     if min_cell:
         notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
     return PubTable(frame, title, table_id, group="Term", notes=notes)
+
+
+# ---- secondary endpoints (03)
+
+
+def table3_secondary(
+    means: pd.DataFrame,
+    mmrm_rows: pd.DataFrame,
+    title: str = "Table 3. Patient-reported outcomes by visit",
+    table_id: str = "table3",
+    digits: int = 1,
+) -> PubTable:
+    """Table 3 from the stats frames of notebook 03: :func:`table3_publication` fed with the
+    per-visit means and the MMRM contrast rows (and their ``p_holm`` column when present).
+
+    Parameters
+    ----------
+    means : DataFrame
+        :func:`respine_nb.stats.means_by_measure` (``measure`` as PARAMCD, ``group``,
+        ``visit_month``, ``estimate`` = mean, ``sd``, ``n``).
+    mmrm_rows : DataFrame
+        Results rows ``secondary.mmrm.<measure>`` (contrast per visit), optionally with a column
+        ``p_holm`` (e.g. :func:`respine_nb.stats.holm` over the family).
+
+    Returns
+    -------
+    PubTable
+        As :func:`table3_publication`, with a note naming the Holm family when ``p_holm`` is shown.
+    """
+    measure = means["measure"].map(config.MEASURE_OF).fillna(means["measure"])
+    summary = means.rename(columns={"estimate": "mean"}).assign(measure=measure)
+    pub = table3_publication(summary, mmrm_rows, title=title, table_id=table_id, digits=digits)
+    if "p (Holm)" in pub.frame.columns:
+        family = int(pd.to_numeric(mmrm_rows["p_value"], errors="coerce").notna().sum())
+        pub.notes.append(
+            f"Every contrast is descriptive; the Holm family is the {family} MMRM contrasts with a p-value in this table."
+        )
+    return pub
+
+
+# ---- running text with small-cell suppression
+
+
+def small_count_text(x, min_cell: int = 0) -> str:
+    """A count for running text: ``"<5"`` when ``1 <= x < min_cell``, else :func:`count_text`."""
+    if min_cell and x is not None and not pd.isna(x) and 1 <= float(x) < min_cell:
+        return f"<{min_cell}"
+    return count_text(x)
+
+
+def contrast_text(rows: pd.DataFrame, min_cell: int = 0) -> str:
+    """Arms and contrast of two proportions (:func:`respine_nb.stats.compare_proportions` rows) for
+    running text: ``"46/57 (80.7 %) BM-MSC vs 44/55 (80.0 %) sham, difference 0.7 [-14.0, 15.5]
+    percentage points (p = 1.00)"``; an arm with 1 to ``min_cell - 1`` events reads ``"<5/57"`` and
+    then the difference is not shown (it would give the count back)."""
+    r = rows.set_index("group")
+    arms = [r.loc[a] if a in r.index else None for a in config.ARMS]
+    cells = [DASH if a is None else n_pct_text(a["events"], a["n"], min_cell=min_cell) for a in arms]
+    small = any(a is not None and small_count_text(a["events"], min_cell).startswith("<") for a in arms)
+    text = f"{cells[0]} {config.ARMS[0]} vs {cells[1]} {config.ARMS[1].lower()}"
+    if small:
+        return f"{text}, difference not shown (counts below {min_cell})"
+    if config.CONTRAST not in r.index:
+        return text
+    c = r.loc[config.CONTRAST]
+    diff = ci_text(c["estimate"], c["ci_low"], c["ci_high"], 1, 100)
+    return f"{text}, difference {diff}" + ("" if pd.isna(c["estimate"]) else f" percentage points ({p_text(c['p_value'])})")
 
 
 # --------------------------------------------------------------------------- sentences of the primary endpoint (02)

@@ -31,6 +31,8 @@ __all__ = [
     "covariate_text",
     "truth",
     "proportions",
+    "compare_by_visit",
+    "mcid_by_visit",
     "counts",
     "yates_chisq",
     "newcombe_ci",
@@ -741,3 +743,81 @@ def compare_proportions(
     out = pd.concat([arms.assign(p_value=np.nan), contrast], ignore_index=True)
     out["events"] = out["events"].astype("Int64")
     return out[["group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]]
+
+
+def compare_by_visit(
+    adeff: pd.DataFrame,
+    paramcd: str = "RESP",
+    visits=config.POST_BASELINE_VISITS,
+    label: str = "",
+    level: float = config.CI_LEVEL,
+) -> pd.DataFrame:
+    """:func:`compare_proportions` of a binary ADEFF parameter at each visit: each arm and the contrast.
+
+    Every visit in ``visits`` gets its three rows, even one nobody reached (then empty, with the
+    reason in ``method``).
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset (``PARAMCD``, ``AVISITN``, ``ARM``, ``AVAL`` 1/0, missing = not evaluable).
+    paramcd : str
+        The binary parameter (``RESP``, ``MCIDVAS``, ``MCIDODI``).
+    visits : sequence of int
+        The visits compared (default the post-baseline visits).
+    label : str
+        Text put before every ``method`` (what the outcome is).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group`` (each arm, then the contrast), ``events``, ``n``,
+        ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (the contrast's: Fisher exact), ``method``.
+    """
+    d = adeff[adeff["PARAMCD"] == paramcd]
+    parts = [compare_proportions(d[d["AVISITN"] == v], level=level).assign(visit_month=int(v)) for v in visits]
+    columns = ["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)[columns]
+    if label:
+        out["method"] = [f"{label}; {m}" for m in out["method"]]
+    return out
+
+
+def mcid_by_visit(
+    adeff: pd.DataFrame, measures=tuple(config.MCID_PARAMS), visits=config.POST_BASELINE_VISITS, level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """``secondary.mcid.<measure>`` (v2): the MCID proportions (Ostelo 2008) per arm and their
+    contrast at each visit (:func:`compare_by_visit` on ``MCIDVAS`` / ``MCIDODI``).
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset.
+    measures : sequence of str
+        PARAMCD of the measures (``VAS``, ``ODI``).
+    visits : sequence of int
+        The visits compared.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``measure`` (the measure's PARAMCD), then the columns of :func:`compare_by_visit`.
+    """
+    parts = [
+        compare_by_visit(
+            adeff,
+            config.MCID_PARAMS[m],
+            visits,
+            f"MCID (Ostelo 2008): improvement >= {config.MCID[config.MEASURE_OF[m]]:g}",
+            level,
+        ).assign(measure=m)
+        for m in measures
+    ]
+    columns = ["measure", "visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

@@ -14,7 +14,14 @@ __all__ = [
 ]
 
 
-def consort_flow(adsl: pd.DataFrame, adds: pd.DataFrame | None = None, visit_month: int = config.PRIMARY_VISIT) -> pd.DataFrame:
+def consort_flow(
+    adsl: pd.DataFrame,
+    adds: pd.DataFrame | None = None,
+    visit_month: int = config.PRIMARY_VISIT,
+    adeff: pd.DataFrame | None = None,
+    admri: pd.DataFrame | None = None,
+    adtte: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Counts of the CONSORT 2010 flow diagram.
 
     Parameters
@@ -26,15 +33,27 @@ def consort_flow(adsl: pd.DataFrame, adds: pd.DataFrame | None = None, visit_mon
         starts at randomisation.
     visit_month : int
         The visit of the primary analysis (``EVALFL`` refers to it).
+    adeff, admri, adtte : DataFrame, optional
+        The efficacy, MRI and time-to-event datasets: with ``adeff``, the month-24 box counts the
+        participants actually seen then, and the VAS MMRM gets its analysed n; ``admri`` and
+        ``adtte`` add the analysed n of the T2 change and of the time to response.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``stage`` (screened, excluded, randomized, allocated, treated,
-        not_treated, discontinued, analysed, not_evaluable), ``group`` (an arm or
-        ``all``), ``reason`` (empty for totals), ``n``, ``visit_month`` (the visit the
-        ``analysed`` and ``not_evaluable`` counts refer to; the same on every row). Reasons are
-        sorted by decreasing count, then alphabetically.
+        Columns ``stage``, ``group`` (an arm or ``all``), ``reason`` (empty for totals), ``n``,
+        ``visit_month`` (the visit the ``analysed`` and ``not_evaluable`` counts refer to; the
+        same on every row). Stages: screened, excluded, randomized, allocated, treated,
+        not_treated, discontinued (at any time), analysed, not_evaluable, and the follow-up
+        split at the primary visit (:data:`respine_nb.plots.CONSORT_SPLIT_STAGES`):
+        ``discontinued_before`` (``DCSMON`` <= ``visit_month``, with reasons),
+        ``discontinued_between`` (``visit_month`` < ``DCSMON`` <= the last scheduled visit,
+        month 24, with reasons), ``followed_up_last`` (not discontinued by month 24 and, when
+        ``adeff`` is given, with a VAS or ODI value at month 24: 0 when nobody reached it),
+        ``analysed_endpoint`` (one row per endpoint, ``reason`` = its label: responders at the
+        primary visit (``EVALFL``); VAS MMRM (a baseline and >= 1 post-baseline VAS); T2 change
+        at the primary visit (T2NP baseline and value); time to first response (ADTTE rows)).
+        Reasons are sorted by decreasing count, then alphabetically.
     """
     rows = []
 
@@ -46,6 +65,9 @@ def consort_flow(adsl: pd.DataFrame, adds: pd.DataFrame | None = None, visit_mon
         for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
             add(stage, group, n, str(reason))
 
+    last = config.VISITS[-1]
+    seen_last = set() if adeff is None else _observed(adeff, ("VAS", "ODI"), [last])
+    endpoints = _endpoint_ids(adsl, visit_month, adeff, admri, adtte)
     if adds is not None and len(adds):
         add("screened", "all", len(adds))
         excl = adds.loc[adds["DSDECOD"] == "excluded", "DSREAS"]
@@ -65,8 +87,39 @@ def consort_flow(adsl: pd.DataFrame, adds: pd.DataFrame | None = None, visit_mon
         add("analysed", arm, ev.sum())
         add("not_evaluable", arm, (~ev).sum())
         reasons("not_evaluable", arm, a.loc[~ev, "NEREAS"])
+    for arm in config.ARMS:
+        a = adsl[adsl["ARM"] == arm]
+        month = pd.to_numeric(a["DCSMON"], errors="coerce").astype(float)  # NaN: did not leave
+        before, between = (month <= visit_month).to_numpy(bool), ((month > visit_month) & (month <= last)).to_numpy(bool)
+        add("discontinued_before", arm, before.sum())
+        reasons("discontinued_before", arm, a.loc[before, "DCSREAS"])
+        add("discontinued_between", arm, between.sum())
+        reasons("discontinued_between", arm, a.loc[between, "DCSREAS"])
+        stayed = set(a.loc[~(month <= last).to_numpy(bool), "USUBJID"])
+        add("followed_up_last", arm, len(stayed if adeff is None else stayed & seen_last))
+        for label, ids in endpoints.items():
+            add("analysed_endpoint", arm, a["USUBJID"].isin(ids).sum(), label)
     out = pd.DataFrame(rows, columns=["stage", "group", "reason", "n"])
     out["visit_month"] = int(visit_month)
+    return out
+
+
+def _observed(adeff: pd.DataFrame, params, visits) -> set:
+    """Participants with a value of one of ``params`` at one of ``visits``."""
+    d = adeff[adeff["PARAMCD"].isin(list(params)) & adeff["AVISITN"].isin(list(visits)) & adeff["AVAL"].notna()]
+    return set(d["USUBJID"])
+
+
+def _endpoint_ids(adsl, visit_month, adeff, admri, adtte) -> dict:
+    """Endpoint label -> the participants its analysis uses (see :func:`consort_flow`)."""
+    out = {f"responders, month {visit_month}": set(adsl.loc[adsl["EVALFL"] == "Y", "USUBJID"])}
+    if adeff is not None:
+        out["VAS MMRM, all visits"] = _observed(adeff, ["VAS"], [0]) & _observed(adeff, ["VAS"], config.POST_BASELINE_VISITS)
+    if admri is not None:
+        t2 = admri[(admri["PARAMCD"] == "T2NP") & (admri["AVISITN"] == visit_month)]
+        out[f"T2 change, month {visit_month}"] = set(t2.loc[t2["AVAL"].notna() & t2["BASE"].notna(), "USUBJID"])
+    if adtte is not None:
+        out["time to first response"] = set(adtte.loc[adtte["AVAL"].notna(), "USUBJID"])
     return out
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "trajectories",
     "mixed_anova_completers",
     "means_by_arm",
+    "means_by_measure",
 ]
 
 
@@ -88,16 +89,16 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
     if not isinstance(measure, str):
         return pd.concat([mixed_anova_completers(adeff, m) for m in measure], ignore_index=True)
     d = adeff[(adeff["PARAMCD"] == measure) & (adeff["AVISITN"] > 0)][["USUBJID", "ARM", "AVISITN", "CHG"]]
-    d = d.rename(columns={"USUBJID": "subject_id", "ARM": "arm", "AVISITN": "visit_month", "CHG": "change"})
+    d = d.rename(columns={"ARM": "arm", "AVISITN": "visit_month", "CHG": "change"})  # pingouin's Source names
     d = d.dropna(subset=["change"])
-    full = d.groupby("subject_id")["visit_month"].transform("size") == d["visit_month"].nunique()
+    full = d.groupby("USUBJID")["visit_month"].transform("size") == d["visit_month"].nunique()
     d = d[full].assign(
         change=lambda x: x["change"].astype(float),
         arm=lambda x: x["arm"].astype(str),
-        subject_id=lambda x: x["subject_id"].astype(str),
+        USUBJID=lambda x: x["USUBJID"].astype(str),
     )
     method = "mixed ANOVA of the change (arm between, visit within), completers (pingouin)"
-    per_arm = d.groupby("arm")["subject_id"].nunique().reindex(list(config.ARMS), fill_value=0)
+    per_arm = d.groupby("arm")["USUBJID"].nunique().reindex(list(config.ARMS), fill_value=0)
     reason = (
         "fewer than 2 post-baseline visits"
         if d["visit_month"].nunique() < 2
@@ -109,12 +110,12 @@ def mixed_anova_completers(adeff: pd.DataFrame, measure) -> pd.DataFrame:
         out = pd.DataFrame({"Source": ["arm", "visit_month", "Interaction"]})
         for c in ("SS", "DF1", "DF2", "MS", "F", "p_unc", "np2", "eps"):
             out[c] = np.nan
-        out["n_completers"] = d["subject_id"].nunique()
+        out["n_completers"] = d["USUBJID"].nunique()
         out["method"] = not_estimable(method, reason)
         out.insert(0, "measure", measure)
         return out
-    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="subject_id")
-    out["n_completers"] = d["subject_id"].nunique()
+    out = pg.mixed_anova(data=d, dv="change", within="visit_month", between="arm", subject="USUBJID")
+    out["n_completers"] = d["USUBJID"].nunique()
     out["method"] = method
     out.insert(0, "measure", measure)
     return out
@@ -161,3 +162,39 @@ def means_by_arm(
             row = {"group": arm, "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"]}
             rows.append(({per: level_value} if per is not None else {}) | row | {"n": s["n"], "method": why})
     return pd.DataFrame(rows, columns=keys + ["group", "estimate", "sd", "ci_low", "ci_high", "n", "method"])
+
+
+def means_by_measure(
+    adeff: pd.DataFrame, measures=config.MEASURE_PARAMS, value: str = "AVAL", level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """``secondary.mean.<measure>``: :func:`means_by_arm` of each measure at every visit present.
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset (``PARAMCD``, ``AVISITN``, ``ARM`` and ``value``).
+    measures : sequence of str
+        PARAMCD of the measures (default ``VAS``, ``ODI``, ``PCS``, ``MCS``).
+    value : str
+        ``AVAL`` (default), ``CHG`` or ``PCHG``.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``measure`` (PARAMCD), ``visit_month``, ``group``, ``estimate`` (mean), ``sd``,
+        ``ci_low``, ``ci_high`` (t interval, R ``t.test``), ``n`` (observed), ``method``; one row per
+        arm at each visit of the measure present in ``adeff`` (a measure without any record: no row).
+    """
+    columns = ["measure", "visit_month", "group", "estimate", "sd", "ci_low", "ci_high", "n", "method"]
+    parts = [
+        means_by_arm(adeff[adeff["PARAMCD"] == m], value, "ARM", "AVISITN", level).assign(measure=m)
+        for m in measures
+        if (adeff["PARAMCD"] == m).any()
+    ]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True).rename(columns={"AVISITN": "visit_month"})
+    out["visit_month"] = out["visit_month"].astype(int)
+    return out[columns]

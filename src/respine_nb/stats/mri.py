@@ -8,7 +8,16 @@ import pingouin as pg
 import statsmodels.formula.api as smf
 
 from .. import config, mmrm
-from .binary import POOLED_SITES, arms_without, not_estimable, not_estimable_row, proportions, relabel_method, site_strata
+from .binary import POOLED_SITES as _POOLED
+from .binary import SMALL_SITE as _SMALL
+from .binary import (
+    arms_without,
+    not_estimable,
+    not_estimable_row,
+    proportions,
+    relabel_method,
+    site_strata,
+)
 from .continuous import mean_ci
 
 __all__ = [
@@ -118,7 +127,7 @@ def _t2_grades(grades: pd.DataFrame) -> pd.DataFrame:
     return grades.dropna(subset=["T2NP", "PFIRR"])
 
 
-def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL, test: bool = True) -> pd.DataFrame:
     """Within-arm change from baseline: mean with t CI and the paired t test (pingouin).
 
     Parameters
@@ -126,6 +135,11 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     pairs : DataFrame
         The change view of one visit (:func:`respine_nb.derive.paired_visit`: ``ARM``, ``BASE``,
         ``AVAL``, ``CHG``).
+    level : float
+        Confidence level.
+    test : bool
+        False: a description only, without the paired t test (no ``p_value`` column; ``method``
+        "mean change, t CI"): a within-arm p invites reading a change within one arm as an effect.
 
     Returns
     -------
@@ -138,9 +152,11 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
     for arm in config.ARMS:
         d = pairs[pairs["ARM"] == arm]
         s = mean_ci(d["CHG"], level)
-        method = "mean change, t CI; paired t test"
+        method = "mean change, t CI; paired t test" if test else "mean change, t CI"
         if len(d) < 2:
             method = not_estimable(method, f"fewer than 2 participants with both visits in {arm}")
+            p = np.nan
+        elif not test:
             p = np.nan
         elif not s["sd"] > 0:
             method += "; p not estimable: no variation in the change"
@@ -161,7 +177,8 @@ def change_summary(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.Da
                 "method": method,
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return out if test else out.drop(columns="p_value")
 
 
 def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
@@ -220,7 +237,7 @@ def ancova(pairs: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     )
 
 
-def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL) -> pd.DataFrame:
+def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL, test: bool = True) -> pd.DataFrame:
     """:func:`change_summary` and :func:`ancova` at every visit of ``pairs`` with both arms.
 
     Parameters
@@ -229,6 +246,10 @@ def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL
         The change view over visits (:func:`respine_nb.derive.paired_visit` without a visit).
     skip : sequence of int
         Visits left out (e.g. the primary visit, reported on its own).
+    level : float
+        Confidence level.
+    test : bool
+        As :func:`change_summary` (False: the arms' rows without a paired t p; the ANCOVA keeps its p).
 
     Returns
     -------
@@ -243,7 +264,7 @@ def change_by_visit(pairs: pd.DataFrame, skip=(), level: float = config.CI_LEVEL
         p = pairs[pairs["AVISITN"] == v]
         if v in skip or p["ARM"].nunique() < 2:
             continue
-        parts.append(pd.concat([change_summary(p, level), ancova(p, level)], ignore_index=True).assign(visit_month=v))
+        parts.append(pd.concat([change_summary(p, level, test), ancova(p, level)], ignore_index=True).assign(visit_month=v))
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
@@ -399,35 +420,25 @@ def t2_mmrm(admri: pd.DataFrame, visits=None, paramcd: str = "T2NP", level: floa
     """
     visits = sorted(int(v) for v in (visits if visits is not None else [v for v in config.MRI_VISITS if v > 0]))
     d = admri[(admri["PARAMCD"] == paramcd) & admri["AVISITN"].isin(visits) & admri["BASE"].notna() & admri["CHG"].notna()]
-    d = pd.DataFrame(
-        {
-            "subject_id": d["USUBJID"].to_numpy(),
-            "arm": d["ARM"].to_numpy(),
-            "site": d["SITEID"].to_numpy(),
-            "visit_month": d["AVISITN"].astype(int).to_numpy(),
-            "baseline": d["BASE"].astype(float).to_numpy(),
-            "change": d["CHG"].astype(float).to_numpy(),
-        }
-    )
-    kept, reasons = mmrm.modelled_visits(d, visits)
-    d = d[d["visit_month"].isin(kept)]
-    subjects = d.drop_duplicates("subject_id").set_index("subject_id")
-    strata = site_strata(subjects["site"])
-    d = d.assign(stratum=d["subject_id"].map(strata)).dropna(subset=["stratum"])
-    n = int(d["subject_id"].nunique())
-    n_strata = int(d["stratum"].nunique())
+    d = d[["USUBJID", "ARM", "SITEID", "AVISITN", "BASE", "CHG"]].astype({"AVISITN": int, "BASE": float, "CHG": float})
+    kept, reasons = mmrm.modelled_visits(d, visits, visit="AVISITN", arm="ARM")
+    d = d[d["AVISITN"].isin(kept)]
+    strata = site_strata(d.drop_duplicates("USUBJID").set_index("USUBJID")["SITEID"])
+    d = d.assign(STRATUM=d["USUBJID"].map(strata)).dropna(subset=["STRATUM"])
+    n = int(d["USUBJID"].nunique())
+    n_strata = int(d["STRATUM"].nunique())
     method = mmrm.METHOD + ("; site stratum" if n_strata > 1 else "; one site stratum")
-    pooled = POOLED_SITES in set(d["stratum"])
-    method += f" ({POOLED_SITES} pooled)" if pooled else ""
+    if _POOLED in set(d["STRATUM"]):
+        method += f" (sites with fewer than {_SMALL} participants pooled)"
     columns = ["group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "df", "n", "method"]
     rows = {}
     if kept:
-        formula = "change ~ C(visit_month) * arm + C(visit_month) * baseline" + (" + C(stratum)" if n_strata > 1 else "")
+        formula = "CHG ~ C(AVISITN) * ARM + C(AVISITN) * BASE" + (" + C(STRATUM)" if n_strata > 1 else "")
         try:
-            fit = mmrm.fit_mmrm(formula, d, "subject_id", "visit_month", visits=kept)
-            diffs = mmrm.ls_mean_differences(fit, "arm", by="visit_month", reference=config.ARMS[1], level=level)
+            fit = mmrm.fit_mmrm(formula, d, "USUBJID", "AVISITN", visits=kept)
+            diffs = mmrm.ls_mean_differences(fit, "ARM", by="AVISITN", reference=config.ARMS[1], level=level)
             for r in diffs.itertuples(index=False):
-                rows[int(r.visit_month)] = dict(
+                rows[int(r.AVISITN)] = dict(
                     estimate=r.estimate, ci_low=r.ci_low, ci_high=r.ci_high, p_value=r.p_value, df=r.df, method=method
                 )
         except (mmrm.MMRMConvergenceError, mmrm.MMRMRankError, np.linalg.LinAlgError, ValueError) as exc:

@@ -19,6 +19,11 @@ __all__ = [
     "new_sensitisation",
     "dsa_by_visit",
     "sensitisation_and_response",
+    "AE_CONTRASTS",
+    "ae_flags",
+    "ae_contrasts",
+    "suppress_with_contrast",
+    "safety_events",
 ]
 
 
@@ -307,3 +312,113 @@ def sensitisation_and_response(adis: pd.DataFrame, adsl: pd.DataFrame, visit_mon
     f = fisher_exact(x1, n1, x2, n2).iloc[0] if min(n1, n2) > 0 else {"estimate": np.nan, "p_value": np.nan}
     out["fisher_or"], out["fisher_p"] = float(f["estimate"]), float(f["p_value"])
     return out
+
+
+AE_CONTRASTS = ("any_ae", "sae", "related_sae")  # the categories compared between arms (RESULTS_CONTRACT v2)
+
+
+def ae_flags(adsl: pd.DataFrame, adae: pd.DataFrame, categories=tuple(AE_CATEGORIES)) -> pd.DataFrame:
+    """One row per treated participant (ADSL ``SAFFL`` "Y") with a flag per kind of event: True when
+    they had at least one treatment-emergent event (ADAE ``TRTEMFL``) of that kind.
+
+    Parameters
+    ----------
+    adsl, adae : DataFrame
+        The subject-level dataset and the adverse events.
+    categories : sequence of str
+        Keys of :data:`AE_CATEGORIES`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``USUBJID``, ``ARM`` and one boolean column per category, in ADSL order.
+    """
+    safety = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "ARM"]].reset_index(drop=True)
+    ae = _emergent(adae)
+    flags = {key: safety["USUBJID"].isin(ae.loc[AE_CATEGORIES[key][1](ae), "USUBJID"] if len(ae) else []) for key in categories}
+    return safety.assign(**flags)
+
+
+def ae_contrasts(adsl: pd.DataFrame, adae: pd.DataFrame, categories=AE_CONTRASTS) -> pd.DataFrame:
+    """Participants of the safety population with at least one treatment-emergent event of each
+    kind: each arm (Wilson CI) and the contrast BM-MSC minus Sham (Newcombe CI, Fisher exact p),
+    by :func:`respine_nb.stats.binary.compare_proportions` on :func:`ae_flags`.
+
+    Parameters
+    ----------
+    adsl, adae : DataFrame
+        The subject-level dataset (``SAFFL``) and the adverse events (``TRTEMFL``, ``AESER``, ``AEREL``).
+    categories : sequence of str
+        Keys of :data:`AE_CATEGORIES` (default :data:`AE_CONTRASTS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``category``, ``label`` and the columns of ``compare_proportions`` (``group``, ``events``,
+        ``n`` = treated, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``method``): three rows
+        per category, the arms then the contrast.
+    """
+    flags = ae_flags(adsl, adae, categories)
+    parts = []
+    for key in categories:
+        rows = compare_proportions(flags, outcome=key, by="ARM")
+        label = AE_CATEGORIES[key][0]
+        rows["method"] = [f"{label} (treatment-emergent, treated participants); {m}" for m in rows["method"]]
+        parts.append(rows.assign(category=key, label=label))
+    cols = ["category", "label", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
+def suppress_with_contrast(df: pd.DataFrame, min_cell: int, by: str | None = None) -> pd.DataFrame:
+    """Small-cell suppression of arms-and-contrast rows: an arm row counting 1 to ``min_cell - 1``
+    participants (``events``) loses its estimate and CI, and so does the contrast of its set
+    (rows with the same ``by`` value, or all rows), p included, since the contrast and the other
+    arm would give the count back. ``min_cell = 0`` keeps everything.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Rows with ``group``, ``events``, ``estimate``, ``ci_low``, ``ci_high`` (``p_value``,
+        ``method`` when present), e.g. :func:`ae_contrasts` or :func:`new_sensitisation`.
+    min_cell : int
+        The smallest count shown.
+    by : str, optional
+        The column that separates independent sets (e.g. ``category``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``df``.
+    """
+    out = df.copy()
+    if not min_cell or not len(out):
+        return out
+    small = pd.to_numeric(out["events"], errors="coerce").astype(float).between(1, min_cell - 1)
+    key = out[by] if by else pd.Series(0, index=out.index)
+    hit = key.isin(key[small.to_numpy()]).to_numpy() & (out["group"] == config.CONTRAST).to_numpy()
+    for mask, why in ((small.to_numpy(), f"fewer than {min_cell}"), (hit, f"an arm has fewer than {min_cell}")):
+        out.loc[mask, [c for c in ("estimate", "ci_low", "ci_high", "p_value") if c in out.columns]] = np.nan
+        if "method" in out.columns:
+            out.loc[mask, "method"] = out.loc[mask, "method"].astype(str) + f"; suppressed: {why}"
+    return out
+
+
+def safety_events(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame:
+    """The treatment-emergent events of treated participants, as :func:`respine_nb.tables.safety_publication`
+    reads them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``USUBJID``, ``ARM``, ``AEDECOD``, ``serious`` (bool: ``AESER`` "Y").
+    """
+    ae = _emergent(adae)
+    ae = ae[ae["USUBJID"].isin(adsl.loc[adsl["SAFFL"] == "Y", "USUBJID"])] if len(ae) else ae
+    return pd.DataFrame(
+        {
+            "USUBJID": ae["USUBJID"].astype(str).to_numpy() if len(ae) else [],
+            "ARM": ae["ARM"].astype(str).to_numpy() if len(ae) else [],
+            "AEDECOD": ae["AEDECOD"].astype(str).to_numpy() if len(ae) else [],
+            "serious": (ae["AESER"] == "Y").to_numpy(dtype=bool) if len(ae) else np.array([], dtype=bool),
+        }
+    )
