@@ -9,11 +9,17 @@ import pytest
 
 from respine_nb import config, io, synthetic
 
+REFERENCE_COHORT = Path(__file__).parent / "data" / "cohort_v1"
+
 
 @pytest.fixture(scope="session")
 def default_tables():
-    """The default synthetic cohort, generated in memory."""
-    return synthetic.generate()
+    """The reference cohort (tests/data/cohort_v1: the first synthetic cohort, frozen), validated.
+
+    Reference values from R were computed on it; the committed default cohort may change with the
+    generator without invalidating them.
+    """
+    return io.load_dataset(REFERENCE_COHORT).tables
 
 
 @pytest.fixture(scope="session")

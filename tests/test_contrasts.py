@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import config, stats
+from respine_nb import config, derive, stats
 
 MSC, SHAM = config.ARMS
 
 
 def participants(x1, n1, x2, n2, **extra):
     return pd.DataFrame(
-        {"arm": [MSC] * n1 + [SHAM] * n2, "responder": [1] * x1 + [0] * (n1 - x1) + [1] * x2 + [0] * (n2 - x2), **extra}
+        {"ARM": [MSC] * n1 + [SHAM] * n2, "AVAL": [1] * x1 + [0] * (n1 - x1) + [1] * x2 + [0] * (n2 - x2), **extra}
     )
 
 
@@ -38,16 +38,16 @@ def test_compare_proportions_edges_and_per():
     assert stats.compare_proportions(participants(5, 5, 4, 4)).iloc[-1]["p_value"] == 1.0
     empty = stats.compare_proportions(participants(2, 4, 0, 0)).iloc[-1]
     assert np.isnan(empty["estimate"]) and "not estimable" in empty["method"] and empty["n"] == 4
-    both = pd.concat([participants(39, 53, 31, 45, visit_month=12), participants(3, 3, 0, 4, visit_month=3)])
-    per = stats.compare_proportions(both, per="visit_month")
-    assert list(per["visit_month"]) == [3, 3, 3, 12, 12, 12] and list(per.columns)[0] == "visit_month"
+    both = pd.concat([participants(39, 53, 31, 45, AVISITN=12), participants(3, 3, 0, 4, AVISITN=3)])
+    per = stats.compare_proportions(both, per="AVISITN")
+    assert list(per["AVISITN"]) == [3, 3, 3, 12, 12, 12] and list(per.columns)[0] == "AVISITN"
     assert per.iloc[-1]["p_value"] == pytest.approx(0.6578170629, rel=1e-9)
 
 
 def test_means_by_arm_equals_r_t_test():
     x = [62, 55, 71, 48, 80, 66, 59]
-    df = pd.DataFrame({"arm": [MSC] * 7 + [SHAM] * 2, "vas": x + [40, np.nan], "visit_month": 12})
-    got = stats.means_by_arm(df, "vas", per="visit_month").set_index("group")
+    df = pd.DataFrame({"ARM": [MSC] * 7 + [SHAM] * 2, "AVAL": x + [40, np.nan], "AVISITN": 12})
+    got = stats.means_by_arm(df, per="AVISITN").set_index("group")
     # R: x <- c(62, 55, 71, 48, 80, 66, 59); c(mean(x), sd(x), t.test(x)$conf.int)
     assert got.loc[MSC, ["estimate", "sd", "ci_low", "ci_high"]].to_numpy(float) == pytest.approx(
         [63.0, 10.55146119, 53.24152598, 72.75847402], rel=1e-8
@@ -57,7 +57,7 @@ def test_means_by_arm_equals_r_t_test():
 
 
 def test_discontinued_counts_at_or_before_each_visit():
-    adsl = pd.DataFrame({"arm": [MSC, MSC, MSC, SHAM, SHAM], "discontinuation_month": [3, 12, np.nan, 18, np.nan]})
+    adsl = pd.DataFrame({"ARM": [MSC, MSC, MSC, SHAM, SHAM], "DCSMON": [3, 12, np.nan, 18, np.nan]})
     got = stats.discontinued(adsl)
     assert got.to_dict("list") == {
         "visit_month": [12, 12, 24, 24],
@@ -85,8 +85,9 @@ def test_new_sensitisation_v2_definition():
         [(s, 0, a, b) for s, _, a, b, _, _ in people] + [(s, 6, c, d) for s, _, _, _, c, d in people] + [("c", 3, T, T)],
         columns=["subject_id", "visit_month", "anti_hla_class_i", "anti_hla_class_ii"],
     ).astype({"anti_hla_class_i": "boolean", "anti_hla_class_ii": "boolean"})
-    subjects = pd.DataFrame({"subject_id": [p[0] for p in people], "arm": [p[1] for p in people]})
-    got = stats.new_sensitisation(imm, subjects, 6).set_index("group")
+    imm["dsa"] = pd.array([None] * len(imm), dtype="boolean")
+    adsl = pd.DataFrame({"USUBJID": [p[0] for p in people], "ARM": [p[1] for p in people]})
+    got = stats.new_sensitisation(derive.adis({"immunology": imm}, adsl), 6).set_index("group")
     assert got.loc[MSC, ["events", "n"]].tolist() == [2, 3] and got.loc[SHAM, ["events", "n"]].tolist() == [1, 3]
     # R: fisher.test(matrix(c(2, 1, 1, 2), 2, byrow = TRUE))$p.value
     assert got.loc[config.CONTRAST, "p_value"] == pytest.approx(1.0)
@@ -96,7 +97,17 @@ def test_new_sensitisation_v2_definition():
 
 def test_t2_mmrm_with_site_stratum_equals_nlme_gls():
     """tests/data/t2_mmrm.csv: the T2 changes of the first synthetic cohort (rounded to 0.1 ms)."""
-    data = pd.read_csv(config.ROOT / "tests" / "data" / "t2_mmrm.csv")
+    raw = pd.read_csv(config.ROOT / "tests" / "data" / "t2_mmrm.csv")
+    data = raw.rename(
+        columns={
+            "subject_id": "USUBJID",
+            "arm": "ARM",
+            "site": "SITEID",
+            "visit_month": "AVISITN",
+            "baseline": "BASE",
+            "change": "CHG",
+        }
+    ).assign(PARAMCD="T2NP")
     got = stats.t2_mmrm(data).set_index("visit_month")
     # R (nlme 3.1): d$stratum as stats.site_strata (sites < 5 participants pooled); d$arm with levels Sham, BM-MSC;
     # f <- gls(change ~ visit * arm + visit * baseline + stratum, data = d, method = "REML",
@@ -112,6 +123,6 @@ def test_t2_mmrm_with_site_stratum_equals_nlme_gls():
         assert half / sps.t.ppf(0.975, row["df"]) == pytest.approx(se, rel=1e-4)
         assert row["n"] == 107 and "site stratum" in row["method"]
     # a visit nobody reached is reported empty with the reason
-    short = stats.t2_mmrm(data[data["visit_month"] != 24]).set_index("visit_month")
+    short = stats.t2_mmrm(data[data["AVISITN"] != 24]).set_index("visit_month")
     assert np.isnan(short.loc[24, "estimate"]) and "not estimable" in short.loc[24, "method"]
     assert short.loc[12, "estimate"] == pytest.approx(got.loc[12, "estimate"], abs=2)

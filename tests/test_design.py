@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import config, derive, design, io
+from respine_nb import derive, design
 
 BIN = Path(sys.executable).parent
 P_MSC, P_SHAM = 39 / 53, 31 / 45  # the published 74 % vs 69 %
@@ -94,9 +94,9 @@ def test_mmrm_runs_as_tasks():
     assert set(oc["analysis"]) == {"mmrm"} and (oc["n_estimated"] == 4).all()
 
 
-def test_primary_design_on_the_committed_cohort_and_an_empty_arm():
-    tables = io.load_dataset(config.SYNTHETIC_DIR).tables
-    counts = design.observed_counts(derive.responders(tables, 12))
+def test_primary_design_on_the_reference_cohort_and_an_empty_arm(default_tables):
+    d = derive.derive_all(default_tables)  # tests/data/cohort_v1: 39/53 vs 31/45
+    counts = design.observed_counts(derive.responders(d["adsl"], d["adeff"], 12))
     out = design.primary_design(counts, 2000, 1).set_index("analysis")
     assert out.loc["sample_size", "estimate"] == 1498
     assert out.loc["power_exact", "estimate"] == pytest.approx(0.0492568458, rel=1e-6)
@@ -166,9 +166,9 @@ def test_ancova_by_per_arm_sums_matches_least_squares():
         assert est[t] == pytest.approx(beta[1], rel=1e-9)
 
 
-def test_contract_rows_without_an_evaluable_arm():
-    tables = io.load_dataset(config.SYNTHETIC_DIR).tables
-    counts = design.observed_counts(derive.responders(tables, 12))
+def test_contract_rows_without_an_evaluable_arm(default_tables):
+    d = derive.derive_all(default_tables)
+    counts = design.observed_counts(derive.responders(d["adsl"], d["adeff"], 12))
     counts.loc["Sham", ["evaluable", "responders"]] = 0
     counts["proportion"] = counts["responders"] / counts["evaluable"].where(counts["evaluable"] > 0)
     oc = design.sweep([30], p_responder=design.observed_proportions(counts), n_trials=200, seed=1, progress=False)

@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import config, derive, io, stats
+from respine_nb import derive, stats
 
 
 @pytest.fixture(scope="module")
-def resp():
-    return derive.responders(io.load_dataset(config.SYNTHETIC_DIR))
+def resp(default_tables):
+    """The responder view of the reference cohort (tests/data/cohort_v1) at month 12."""
+    d = derive.derive_all(default_tables)
+    return derive.responders(d["adsl"], d["adeff"], 12)
 
 
 def _hand() -> pd.DataFrame:
@@ -19,7 +21,7 @@ def _hand() -> pd.DataFrame:
     site = ["A"] * 8 + ["B"] * 6 + ["C"] * 3 + ["D"] * 2 + ["E"]
     arm = ["BM-MSC"] * 4 + ["Sham"] * 4 + ["BM-MSC"] * 3 + ["Sham"] * 3 + ["BM-MSC", "Sham", "Sham", "BM-MSC", "Sham", "BM-MSC"]
     y = [1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1]
-    return pd.DataFrame({"site": site, "arm": arm, "responder": pd.array([bool(v) for v in y], dtype="boolean")})
+    return pd.DataFrame({"SITEID": site, "ARM": arm, "AVAL": pd.array([bool(v) for v in y], dtype="boolean")})
 
 
 def test_cmh_equals_r_on_committed_synthetic(resp):
@@ -48,12 +50,12 @@ def test_cmh_equals_r_on_hand_data_with_pooled_sites():
 
 def test_cmh_not_estimable_rows():
     h = _hand()
-    one_arm = stats.cmh(h[h["arm"] == "BM-MSC"]).iloc[0]
+    one_arm = stats.cmh(h[h["ARM"] == "BM-MSC"]).iloc[0]
     assert np.isnan(one_arm["estimate"]) and "not estimable: no evaluable participant in Sham" in one_arm["method"]
-    everyone = stats.cmh(h.assign(responder=pd.array([True] * len(h), dtype="boolean"))).iloc[0]
+    everyone = stats.cmh(h.assign(AVAL=pd.array([True] * len(h), dtype="boolean"))).iloc[0]
     assert np.isnan(everyone["estimate"]) and "not estimable" in everyone["method"]
     # a lone small site: its pooled stratum has 1 participant and is dropped
-    lone = stats.cmh(h[h["site"].isin(["A", "B", "E"])]).iloc[0]
+    lone = stats.cmh(h[h["SITEID"].isin(["A", "B", "E"])]).iloc[0]
     assert lone["n"] == 14 and lone["n_strata"] == 2
 
 
@@ -79,7 +81,7 @@ def test_adjusted_risk_difference_not_estimable_and_input_untouched(resp):
     before = resp.copy()
     stats.adjusted_risk_difference(resp)
     pd.testing.assert_frame_equal(resp, before)
-    sham = stats.adjusted_risk_difference(resp[resp["arm"] == "Sham"]).iloc[0]
+    sham = stats.adjusted_risk_difference(resp[resp["ARM"] == "Sham"]).iloc[0]
     assert np.isnan(sham["estimate"]) and "not estimable" in sham["method"]
 
 

@@ -28,7 +28,9 @@ def leaky(tmp_path_factory):
     tables = synthetic.generate(5, 24, 24)
     rng = np.random.default_rng(0)
     ids = {sid: f"QZLEAK{rng.integers(10**6, 10**7)}X" for sid in tables["subjects"]["subject_id"]}
-    for name in ("subjects", "outcomes", "mri", "adverse_events", "immunology"):
+    for name in ("subjects", "outcomes", "mri", "adverse_events", "immunology", "intercurrent_events"):
+        if name not in tables:
+            continue
         tables[name] = tables[name].assign(subject_id=tables[name]["subject_id"].map(ids))
     days = rng.permutation(len(tables["subjects"]))
     tables["subjects"]["randomization_date"] = (pd.Timestamp("1987-01-01") + pd.to_timedelta(days * 3, unit="D")).strftime(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from respine_nb import config, io, stats, synthetic
+from respine_nb import derive, stats, synthetic
 
 Q = [0.12, 0.08, 0.15, 0.10, 0.09]
 U = [0.0040, 0.0042, 0.0038, 0.0041, 0.0039]
@@ -46,8 +46,9 @@ def test_mc_error_jackknife_equals_sqrt_b_over_m():
 
 
 @pytest.fixture(scope="module")
-def wide():
-    return stats.wide_outcomes(io.load_dataset(config.SYNTHETIC_DIR))
+def wide(default_tables):
+    """The reference cohort (tests/data/cohort_v1), one row per participant."""
+    return derive.wide_outcomes(derive.adeff(default_tables))
 
 
 def test_mi_default_cohort_barnard_rubin(wide):
@@ -73,7 +74,7 @@ def test_delta_zero_is_mar_and_rows_non_increasing(wide):
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n_msc=st.integers(8, 40), n_sham=st.integers(8, 40))
 def test_delta_estimates_non_increasing_on_generated_cohorts(seed, n_msc, n_sham):
-    w = stats.wide_outcomes(synthetic.generate(seed, n_msc, n_sham, exact=False))
+    w = derive.wide_outcomes(derive.adeff(synthetic.generate(seed, n_msc, n_sham, exact=False)))
     out = stats.mi_delta_risk_difference(w, m=5, seed=seed)
     assert len(out) == 5
     est = out["estimate"].to_numpy()

@@ -73,7 +73,7 @@ def test_complete_data_closed_form():
     Satterthwaite df of a visit's arm effect is exactly n - 3."""
     t = synthetic.generate(21, 40, 40)
     eff = derive.adeff(t)
-    d = mmrm.analysis_set(eff, "vas_pain")
+    d = mmrm.analysis_set(eff, "VAS")
     full = d.groupby("subject_id")["visit_month"].transform("size") == 5
     d = d[full].reset_index(drop=True)
     n = d["subject_id"].nunique()
@@ -99,12 +99,12 @@ def test_non_convergence_is_loud_and_fallback_is_labelled(monkeypatch):
     t = synthetic.generate(4, 25, 25)
     eff = derive.adeff(t)
     with pytest.raises(mmrm.MMRMConvergenceError, match="did not converge"):
-        mmrm.fit(mmrm.analysis_set(eff, "odi"), max_iter=1)
+        mmrm.fit(mmrm.analysis_set(eff, "ODI"), max_iter=1)
     real_fit = mmrm.fit
     monkeypatch.setattr(mmrm, "fit", lambda d, **kw: real_fit(d, max_iter=1))
     with pytest.raises(mmrm.MMRMConvergenceError):
-        mmrm.mmrm(eff, "odi", fallback=False)
-    out, fit = mmrm.mmrm(eff, "odi", return_fit=True)
+        mmrm.mmrm(eff, "ODI", fallback=False)
+    out, fit = mmrm.mmrm(eff, "ODI", return_fit=True)
     assert out["method"].str.startswith("random-intercept").all() and fit is None
     assert set(out["term"]) == {"lsmean", "difference"} and len(out) == 15
 
@@ -118,7 +118,7 @@ def test_needs_both_arms():
 def test_speed_at_114_participants(default_tables):
     eff = derive.adeff(default_tables)
     t0 = time.perf_counter()
-    out, fit = mmrm.mmrm(eff, "vas_pain", return_fit=True)
+    out, fit = mmrm.mmrm(eff, "VAS", return_fit=True)
     assert time.perf_counter() - t0 < 1.0
     assert out["method"].iloc[0] == mmrm.METHOD
     assert fit.converged and fit.n_subjects >= 110
@@ -142,9 +142,9 @@ def test_optimum_does_not_depend_on_the_optimiser_path():
 
 
 def test_n_is_participants_in_the_model_at_every_visit():
-    out = mmrm.mmrm(derive.adeff(synthetic.generate(5, 30, 30)), "vas_pain")
+    out = mmrm.mmrm(derive.adeff(synthetic.generate(5, 30, 30)), "VAS")
     diff = out[out["term"] == "difference"]
-    d = mmrm.analysis_set(derive.adeff(synthetic.generate(5, 30, 30)), "vas_pain")
+    d = mmrm.analysis_set(derive.adeff(synthetic.generate(5, 30, 30)), "VAS")
     assert (diff["n"] == d["subject_id"].nunique()).all()
     assert (diff["n_visit"] <= diff["n"]).all() and diff["n_visit"].nunique() > 1
 
@@ -152,7 +152,7 @@ def test_n_is_participants_in_the_model_at_every_visit():
 def test_a_visit_nobody_reached_gives_empty_rows_with_the_reason():
     t = synthetic.generate(6, 20, 20)
     t = {**t, "outcomes": t["outcomes"][t["outcomes"]["visit_month"] != 24]}
-    out = mmrm.mmrm(derive.adeff(t), "odi")
+    out = mmrm.mmrm(derive.adeff(t), "ODI")
     assert list(out["visit_month"].unique()) == list(config.POST_BASELINE_VISITS) and len(out) == 15
     m24 = out[out["visit_month"] == 24]
     assert m24["estimate"].isna().all() and m24["method"].str.endswith("not estimable: no participant observed at month 24").all()
@@ -162,17 +162,17 @@ def test_a_visit_nobody_reached_gives_empty_rows_with_the_reason():
 def test_one_arm_or_almost_nobody_is_not_an_error():
     t = synthetic.generate(7, 10, 10)
     eff = derive.adeff(t)
-    one_arm = mmrm.mmrm(eff[eff["arm"] == "Sham"], "vas_pain")
+    one_arm = mmrm.mmrm(eff[eff["ARM"] == "Sham"], "VAS")
     assert len(one_arm) == 15 and one_arm["estimate"].isna().all()
     assert one_arm["method"].str.contains("fewer than 2 participants observed at month 1 in BM-MSC").any()
-    nobody = mmrm.mmrm(eff.assign(value=np.nan, change=np.nan), "vas_pain")
+    nobody = mmrm.mmrm(eff.assign(AVAL=np.nan, CHG=np.nan), "VAS")
     assert len(nobody) == 15 and nobody["estimate"].isna().all() and (nobody["n"] == 0).all()
 
 
 def test_fallback_that_fails_too_is_written_empty(monkeypatch):
     t = synthetic.generate(4, 25, 25)
     eff = derive.adeff(t)
-    d = mmrm.analysis_set(eff, "odi")
+    d = mmrm.analysis_set(eff, "ODI")
     out = mmrm.random_intercept(d.assign(baseline=0.0, change=0.0), reason="forced")
     assert out["estimate"].isna().all() and out["method"].str.contains("not estimable").all()
 
@@ -557,10 +557,10 @@ def test_speed_of_the_formula_route():
 def test_a_rank_deficient_model_is_reported_not_raised():
     """The same baseline for everybody makes baseline x visit collinear with the visit: fit raises
     MMRMRankError (a ValueError), mmrm() writes empty rows that say why."""
-    eff = derive.adeff(synthetic.generate(4, 25, 25)).assign(baseline=50.0)
+    eff = derive.adeff(synthetic.generate(4, 25, 25)).assign(BASE=50.0)
     with pytest.raises(mmrm.MMRMRankError, match="rank 10 < 15"):
-        mmrm.fit(mmrm.analysis_set(eff, "odi"))
-    out = mmrm.mmrm(eff, "odi")
+        mmrm.fit(mmrm.analysis_set(eff, "ODI"))
+    out = mmrm.mmrm(eff, "ODI")
     assert len(out) == 15 and out["estimate"].isna().all() and out["method"].str.contains("rank 10 < 15").all()
 
 
@@ -573,10 +573,10 @@ def test_n_is_the_same_at_a_visit_left_out_of_the_model():
     lone = sorted(set(s.loc[s["arm"] == "Sham", "subject_id"]) & at24)[0]
     keep = (o["visit_month"] == 0) | ((o["visit_month"] < 24) & (o["subject_id"] != lone))
     keep |= (o["visit_month"] == 24) & (o["subject_id"] == lone)
-    out = mmrm.mmrm(derive.adeff({**t, "outcomes": o[keep]}), "vas_pain")
+    out = mmrm.mmrm(derive.adeff({**t, "outcomes": o[keep]}), "VAS")
     diff = out[out["term"] == "difference"].set_index("visit_month")
     assert diff.loc[24, "estimate"] != diff.loc[24, "estimate"]  # NaN: month 24 not modelled
     assert diff["n"].nunique() == 1 and lone not in set(
-        mmrm.analysis_set(derive.adeff({**t, "outcomes": o[keep & (o["visit_month"] < 24)]}), "vas_pain")["subject_id"]
+        mmrm.analysis_set(derive.adeff({**t, "outcomes": o[keep & (o["visit_month"] < 24)]}), "VAS")["subject_id"]
     )
     assert (out.loc[out["term"] == "lsmean"].groupby("group")["n"].nunique() == 1).all()

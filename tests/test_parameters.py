@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import papermill as pm
 import pytest
@@ -185,9 +186,36 @@ def test_run_derives_with_the_runs_parameters(tmp_path, small_dataset_dir):
     default = derive.derive_all(tables)["adsl"]
 
     def flags(d):
-        return d["responder"].astype("boolean").astype("string").fillna("NA").tolist()
+        return d["RESPFL"].fillna("NA").tolist()
 
     assert flags(got) == flags(want) and flags(got) != flags(default)
+    assert (got["EVALVIS"] == 6).all()
+
+
+def test_absolute_rule_run_writes_responder_flags_of_the_absolute_rule(tmp_path, small_dataset_dir):
+    """-p odi_rule absolute: the written ADEFF's ODI criterion is the absolute one (>= 20 points),
+    recomputed here from the ODI values the same file holds, and RESP follows from the criteria."""
+    out = tmp_path / "out"
+    assert runner.run(data=small_dataset_dir, out=out, params={"odi_rule": "absolute"}, derive_only=True) == 0
+    for eff in (pd.read_parquet(out / "derived" / "adeff.parquet"), pd.read_csv(out / "derived" / "adeff.csv")):
+        resp = eff[eff["PARAMCD"] == "RESP"].set_index(["USUBJID", "AVISITN"])
+        odi = eff[eff["PARAMCD"] == "ODI"].set_index(["USUBJID", "AVISITN"]).reindex(resp.index)
+        assert (resp["CRIT2"] == "ODI improved by >= 20 points").all()
+        improvement = odi["BASE"] - odi["AVAL"]
+        known = improvement.notna()
+        expected = np.where((improvement >= 20 - 1e-9) & (improvement > 0), "Y", "N")
+        assert (resp.loc[known, "CRIT2FL"].to_numpy() == expected[known.to_numpy()]).all()
+        assert resp.loc[~known, "CRIT2FL"].isna().all()
+        either = (resp["CRIT1FL"] == "Y") | (resp["CRIT2FL"] == "Y")
+        both_no = (resp["CRIT1FL"] == "N") & (resp["CRIT2FL"] == "N")
+        assert (resp.loc[either, "AVAL"] == 1).all() and (resp.loc[both_no, "AVAL"] == 0).all()
+        assert resp.loc[~either & ~both_no, "AVAL"].isna().all()
+        relative = derive.adeff(io.load_dataset(small_dataset_dir).tables)
+        assert (
+            not relative[relative["PARAMCD"] == "RESP"]["CRIT2FL"]
+            .fillna("")
+            .equals(eff[eff["PARAMCD"] == "RESP"]["CRIT2FL"].fillna("").reset_index(drop=True))
+        )
 
 
 def test_setting_sentence_follows_the_parameters():

@@ -161,8 +161,11 @@ def test_session_reuses_the_runs_validation_and_derivation(small_dataset_dir, tm
     expected = derive.derive_all(ds.tables, 12, **parameters.rule({}))
     for name in expected:
         pd.testing.assert_frame_equal(got[name], expected[name])
-    got["adsl"].loc[:, "age"] = -1  # the notebook gets its own copy
-    assert (session.derived(nb)["adsl"]["age"] != -1).all()
+    got["adsl"].loc[:, "AGE"] = -1  # the notebook gets its own copy
+    assert (session.derived(nb)["adsl"]["AGE"] != -1).all()
+    for name in derive.DATASETS:  # nb.<dataset>: the run's datasets, derived once per notebook
+        pd.testing.assert_frame_equal(getattr(nb, name), expected[name])
+    assert nb.adsl is nb.datasets["adsl"] and nb.datasets is nb.datasets
 
 
 def test_other_parameters_derive_again(small_dataset_dir, tmp_path, monkeypatch):

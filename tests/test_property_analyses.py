@@ -53,7 +53,9 @@ COLUMNS = {  # result -> columns it must have
     "logrank": ["group", "statistic", "p_value", "n", "method"],
     "cox": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "events", "method"],
     "cox_adj": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "events", "method"],
-    "ph": ["covariate", "statistic", "p_value", "method"],
+    "ph": ["covariate", "group", "statistic", "estimate", "p_value", "method"],
+    "interactions": ["subgroup", "factor", "group", "p_value", "n", "method"],
+    "anti_hla_at": ["group", "visit_month", "events", "n", "estimate", "ci_low", "ci_high", "method"],
     "weibull": ["group", "estimate", "ci_low", "ci_high", "p_value", "n", "method"],
     "durability": ["group", "events", "n", "estimate", "ci_low", "ci_high", "responders_at_start", "method"],
     "ae_overview": ["category", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"],
@@ -176,12 +178,13 @@ def test_scenarios_are_pure_and_valid(tmp_path):
 def test_known_not_estimable_reasons(tmp_path):
     raw = validated(scenarios.apply(base(5, 10, 10), ["no_month24"]), tmp_path / "a")
     eff = derive.adeff(raw)
-    dur = stats.durability(stats.status_by_visit(eff))
+    dur = stats.durability(derive.status_by_visit(eff))
     assert dur["method"].str.endswith("not estimable: no participant reached month 24").all()
     rbv = stats.responders_by_visit(eff).set_index(["visit_month", "group"])["method"]
     assert rbv[(24, "BM-MSC")].endswith("not estimable: no evaluable participant in BM-MSC")
     assert rbv[(24, "Sham")].endswith("not estimable: no evaluable participant in Sham")
     raw = validated(scenarios.apply(base(5, 10, 10), ["sham_not_evaluable"]), tmp_path / "b")
-    p1 = stats.primary_analysis(derive.responders(raw, 12)).set_index(["analysis", "group"])
+    ad = derive.derive_all(raw, 12)
+    p1 = stats.primary_analysis(derive.responders(ad["adsl"], ad["adeff"], 12)).set_index(["analysis", "group"])
     rd = p1.loc[("risk_difference", "BM-MSC vs Sham")]
     assert np.isnan(rd["estimate"]) and rd["method"].endswith("not estimable: no evaluable participant in Sham")

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+import pandas as pd
 import pytest
 
 from respine_nb import config, report, results
@@ -156,3 +157,15 @@ def test_report_in_a_real_browser(run_out):
         server.server_close()
         shutil.rmtree(run_out / "chromium-profile", ignore_errors=True)
     assert (run_out / "report-index-screenshot.png").stat().st_size > 10_000
+
+
+def test_headline_ids_are_registered(monkeypatch):
+    report.check_headline()  # every id of the headline table is in the analysis registry
+    registered = set(results.registry()["analysis_id"])
+    assert {aid for aid, _, _ in report.HEADLINE} <= registered
+    bogus = (*report.HEADLINE, ("primary.not_an_analysis", "Nothing", "mean"))
+    with pytest.raises(ValueError, match="primary.not_an_analysis"):
+        report.check_headline(bogus)
+    monkeypatch.setattr(report, "HEADLINE", bogus)
+    with pytest.raises(ValueError, match="not in the registry"):
+        report.headline(pd.DataFrame(columns=results.COLUMNS))

@@ -150,9 +150,10 @@ def test_no_import_circle_in_stats():
     graph = _graph(top_level_only=False)
     stats_mods = {n for n in graph if n.startswith("respine_nb.stats")}
     assert not _cycles(graph, stats_mods)
-    for name in stats_mods:  # stats imports config, endpoints and itself only
+    for name in stats_mods:  # stats imports config, endpoints, the MMRM (DESIGN.md section 4) and itself only
         assert all(
-            d.startswith("respine_nb.stats") or d in ("respine_nb", "respine_nb.config", "respine_nb.endpoints")
+            d.startswith("respine_nb.stats")
+            or d in ("respine_nb", "respine_nb.config", "respine_nb.endpoints", "respine_nb.mmrm")
             for d in graph[name]
         ), (name, graph[name])
 
@@ -167,12 +168,12 @@ def test_report_and_runner_import_provenance_not_each_other():
 def test_no_attrs_and_cox_contract(small_dataset_dir):
     raw = io.load_dataset(small_dataset_dir).tables
     ad = derive.derive_all(raw, 6)
-    flow = stats.consort_flow(ad["adsl"], raw.get("screening"), visit_month=6)
+    flow = stats.consort_flow(ad["adsl"], ad["adds"], visit_month=6)
     assert flow.attrs == {} and (flow["visit_month"] == 6).all()
-    mri = ad["admri"]
-    by_grade = stats.t2_by_grade(mri, 0)
+    grades = derive.mri_by_visit(ad["admri"], 0)
+    by_grade = stats.t2_by_grade(grades)
     assert by_grade.attrs == {} and list(by_grade.columns) == ["grade", "n", "mean", "sd", "ci_low", "ci_high"]
-    rho = stats.t2_grade_correlation(mri, 0)
+    rho = stats.t2_grade_correlation(grades)
     assert list(rho.columns) == ["group", "visit_month", "estimate", "p_value", "n", "method"] and len(rho) == 1
     tte = ad["adtte"]
     row = stats.cox(tte)
@@ -180,9 +181,43 @@ def test_no_attrs_and_cox_contract(small_dataset_dir):
     fit, frame = stats.fit_cox(tte)
     assert len(frame) == row["n"].iloc[0]
     ph = stats.ph_test(fit, frame)
-    assert {"covariate", "statistic", "p_value", "n", "method"} <= set(ph.columns)
+    assert {"covariate", "group", "statistic", "estimate", "p_value", "n", "method"} <= set(ph.columns)
 
 
 def test_no_import_circle_in_the_package():
     graph = _graph(top_level_only=False)
     assert not _cycles(graph), _cycles(graph)
+
+
+def test_stats_never_reads_raw_table_columns():
+    """stats reads analysis datasets (ADaM names) or derive's views, never a raw table: no raw
+    column name of the data contract appears as a string in stats (the wide view's own names
+    excepted, read by mi_risk_difference and threshold_grid)."""
+    raw_columns = {
+        "subject_id",
+        "treated",
+        "discontinuation_month",
+        "discontinuation_reason",
+        "randomization_date",
+        "vas_pain",
+        "sf36_pcs",
+        "sf36_mcs",
+        "t2_np_ms",
+        "pfirrmann_grade",
+        "disc_height_mm",
+        "anti_hla_class_i",
+        "anti_hla_class_ii",
+        "onset_day",
+        "severity",
+        "exclusion_reason",
+        "screening_id",
+    }
+    found = []
+    for path in sorted((SRC / "stats").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Subscript):  # a column read: frame["..."] or frame[["...", ...]]
+                continue
+            for c in ast.walk(node.slice):
+                if isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value in raw_columns:
+                    found.append(f"{path.name}:{c.lineno} {c.value!r}")
+    assert not found, found

@@ -15,12 +15,26 @@ TOL = 1e-6  # closed-form values
 
 
 def frame(x1, f1, x2, f2):
+    """A responder view: ARM and AVAL (1 responder, 0 not)."""
     return pd.DataFrame(
         {
-            "arm": ["BM-MSC"] * (x1 + f1) + ["Sham"] * (x2 + f2),
-            "responder": pd.array([True] * x1 + [False] * f1 + [True] * x2 + [False] * f2, dtype="boolean"),
+            "ARM": ["BM-MSC"] * (x1 + f1) + ["Sham"] * (x2 + f2),
+            "AVAL": [1.0] * x1 + [0.0] * f1 + [1.0] * x2 + [0.0] * f2,
         }
     )
+
+
+def derived(tables, visit=12, **rule):
+    """The analysis datasets and the responder view at ``visit``."""
+    ad = derive.derive_all(tables, visit, **rule)
+    return ad, derive.responders(ad["adsl"], ad["adeff"], visit)
+
+
+def test_outcome_columns_of_any_adam_kind():
+    # AVAL 1/0, booleans and "Y"/"N" flags count the same ("N" is not True)
+    d = pd.DataFrame({"ARM": ["BM-MSC", "BM-MSC", "Sham", "Sham"], "AVAL": [1.0, np.nan, 0.0, 1.0]})
+    d = d.assign(flag=["Y", None, "N", "Y"], b=pd.array([True, pd.NA, False, True], dtype="boolean"))
+    assert stats.counts(d) == stats.counts(d, "flag") == stats.counts(d, "b") == (1, 1, 1, 2)
 
 
 # ---------------------------------------------------------------- Wilson and Newcombe (hand formulas in R)
@@ -203,18 +217,18 @@ def test_mice_pmm_imputes_plausibly_and_reproducibly():
 
 
 def test_mi_without_missing_equals_complete_case(default_tables):
-    wide = stats.wide_outcomes(default_tables)
+    ad, resp = derived(default_tables)
+    wide = derive.wide_outcomes(ad["adeff"])
     keep = wide[["vas_0", "odi_0", "vas_12", "odi_12"]].notna().all(axis=1)
     complete = wide[keep].fillna(50.0)  # nothing left to impute
     got = stats.mi_risk_difference(complete, m=3, seed=1).iloc[0]
-    resp = derive.responders(default_tables, 12)
-    resp = resp[resp["subject_id"].isin(complete["subject_id"])]
+    resp = resp[resp["USUBJID"].isin(complete["subject_id"])]
     x1, n1, x2, n2 = stats.counts(resp)
     assert got["estimate"] == pytest.approx(x1 / n1 - x2 / n2) and got["df"] == len(complete) - 2  # complete-data df
 
 
 def test_mi_on_default_data(default_tables):
-    got = stats.mi_risk_difference(stats.wide_outcomes(default_tables), m=10, seed=5).iloc[0]
+    got = stats.mi_risk_difference(derive.wide_outcomes(derive.adeff(default_tables)), m=10, seed=5).iloc[0]
     assert got["n"] == 114 and -0.2 < got["estimate"] < 0.3 and got["ci_low"] < got["estimate"] < got["ci_high"]
     assert "m = 10" in got["method"] and "Rubin" in got["method"]
 
@@ -223,7 +237,7 @@ def test_mi_on_default_data(default_tables):
 
 
 def test_tipping_point_corners(default_tables):
-    resp = derive.responders(default_tables, 12)
+    _, resp = derived(default_tables)
     tp = stats.tipping_point(resp).set_index(["responders_msc", "responders_sham"])
     nri = stats.primary_analysis(derive.population(resp, "nri")).set_index("analysis").loc["risk_difference"]
     assert tp.loc[(0, 0), "estimate"] == pytest.approx(nri["estimate"])
@@ -234,7 +248,7 @@ def test_tipping_point_corners(default_tables):
 
 def test_tipping_point_enumerates_every_count_once(default_tables):
     # was: 11 x 11 proportions rounded half-even to counts, 66 distinct scenarios among "121"
-    resp = derive.responders(default_tables, 12)
+    _, resp = derived(default_tables)
     tp = stats.tipping_point(resp)
     assert len(tp) == 6 * 12 and not tp.duplicated(["responders_msc", "responders_sham"]).any()
     assert set(tp["responders_msc"]) == set(range(6)) and set(tp["responders_sham"]) == set(range(12))
@@ -246,7 +260,7 @@ def test_tipping_point_enumerates_every_count_once(default_tables):
 def test_tipping_point_spaces_large_counts_evenly():
     resp = frame(300, 100, 200, 200)
     resp = pd.concat(
-        [resp, pd.DataFrame({"arm": ["BM-MSC"] * 900 + ["Sham"] * 40, "responder": pd.array([pd.NA] * 940, dtype="boolean")})],
+        [resp, pd.DataFrame({"ARM": ["BM-MSC"] * 900 + ["Sham"] * 40, "AVAL": [np.nan] * 940})],
         ignore_index=True,
     )
     tp = stats.tipping_point(resp)
@@ -264,7 +278,7 @@ def test_tipping_point_without_non_evaluable_is_one_scenario():
 
 
 def test_threshold_grid_contains_the_primary_analysis(default_tables):
-    grid = stats.threshold_grid(stats.wide_outcomes(default_tables))
+    grid = stats.threshold_grid(derive.wide_outcomes(derive.adeff(default_tables)))
     row = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & np.isclose(grid["odi_threshold"], 0.2)].iloc[0]
     assert row["estimate"] == pytest.approx(39 / 53 - 31 / 45) and row["p_value"] == pytest.approx(0.772996800192)
     assert (grid["odi_rule"] == "relative").all()
@@ -272,13 +286,13 @@ def test_threshold_grid_contains_the_primary_analysis(default_tables):
 
 def test_threshold_grid_absolute_rule_uses_points(default_tables):
     # was: odi_rel ignored under the absolute rule, four identical panels labelled 10-40 %
-    wide = stats.wide_outcomes(default_tables)
+    wide = derive.wide_outcomes(derive.adeff(default_tables))
     grid = stats.threshold_grid(wide, odi_rule="absolute")
     assert sorted(grid["odi_threshold"].unique()) == list(stats.ODI_ABS_GRID) and config.ODI_ABS in stats.ODI_ABS_GRID
     by_odi = grid.groupby("odi_threshold")["estimate"].apply(tuple)
     assert by_odi.nunique() == len(by_odi)  # every ODI threshold gives its own panel
     at20 = grid[(grid["vas_abs_mm"] == 20) & np.isclose(grid["vas_rel"], 0.2) & (grid["odi_threshold"] == 20)].iloc[0]
-    resp = derive.responders(default_tables, 12, odi_rule="absolute")
+    _, resp = derived(default_tables, odi_rule="absolute")
     x1, n1, x2, n2 = stats.counts(resp)
     assert at20["estimate"] == pytest.approx(x1 / n1 - x2 / n2)
     with pytest.raises(ValueError, match="odi_rule"):
@@ -308,11 +322,12 @@ def test_site_adjusted_or_pools_small_sites():
     # was: a site with one participant made the site-adjusted odds ratio "not estimable (separation)"
     two = pd.Series(["A"] * 28 + ["tiny", "small"] + ["B"] * 30)
     assert list(stats.site_strata(two).unique()) == ["A", "pooled small sites", "B"]
-    d = frame(20, 10, 15, 15).assign(site=["A", "B"] * 14 + ["tiny"] + ["A", "B"] * 15 + ["B"])
-    assert list(stats.site_strata(d["site"]).unique()) == ["A", "B", None]  # a stratum of one: dropped
-    got = stats.logistic_or(d, covariates=["site"]).iloc[0]
-    ref = stats.logistic_or(d.drop(index=28), covariates=["site"]).iloc[0]
+    d = frame(20, 10, 15, 15).assign(SITEID=["A", "B"] * 14 + ["tiny"] + ["A", "B"] * 15 + ["B"])
+    assert list(stats.site_strata(d["SITEID"]).unique()) == ["A", "B", None]  # a stratum of one: dropped
+    got = stats.logistic_or(d, covariates=["SITEID"]).iloc[0]
+    ref = stats.logistic_or(d.drop(index=28), covariates=["SITEID"]).iloc[0]
     assert np.isfinite(got["estimate"]) and got["estimate"] == pytest.approx(ref["estimate"]) and got["n"] == 59
+    assert got["method"].endswith("; adjusted for site")  # the method names the variable as results.csv always has
 
 
 def test_interaction_p_against_r():
@@ -322,7 +337,7 @@ def test_interaction_p_against_r():
     y = [True] * 15 + [False] * 5 + [True] * 8 + [False] * 12 + [True] * 10 + [False] * 10 + [True] * 11 + [False] * 9
     arm = ["BM-MSC"] * 20 + ["Sham"] * 20 + ["BM-MSC"] * 20 + ["Sham"] * 20
     g = ["a"] * 40 + ["b"] * 40
-    d = pd.DataFrame({"responder": y, "arm": arm, "g": g})
+    d = pd.DataFrame({"AVAL": np.array(y, dtype=float), "ARM": arm, "g": g})
     assert stats.interaction_p(d, "g") == pytest.approx(R_INTERACTION_P, rel=1e-6)
 
 

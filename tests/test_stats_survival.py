@@ -8,8 +8,21 @@ import pytest
 
 from respine_nb import config, derive, stats
 
-TTE = pd.read_csv(config.ROOT / "tests" / "data" / "tte_small.csv")  # adtte of a 30 + 30 synthetic cohort
-TTE["event"] = TTE["event"].astype(bool)
+# adtte of a 30 + 30 synthetic cohort; the file keeps the names its R script reads, the tests give
+# them the ADaM names (CNSR = 1 - event)
+_RAW = pd.read_csv(config.ROOT / "tests" / "data" / "tte_small.csv")
+TTE = pd.DataFrame(
+    {
+        "USUBJID": _RAW["subject_id"],
+        "ARM": _RAW["arm"],
+        "AVAL": _RAW["time"].astype(float),
+        "CNSR": 1 - _RAW["event"].astype(bool).astype(int),
+        "INTLO": _RAW["left"].astype(float),
+        "INTHI": _RAW["right"].astype(float),
+        "BVAS": _RAW["base_vas"],
+        "BODI": _RAW["base_odi"],
+    }
+)
 
 # R: d <- read.csv("tests/data/tte_small.csv"); d$event <- as.logical(d$event); d$msc <- as.numeric(d$arm == "BM-MSC")
 
@@ -47,7 +60,8 @@ def test_cox_against_coxph():
     assert r["p_value"] == pytest.approx(0.9080866556, rel=1e-6)
     assert r["estimate"] == pytest.approx(1.0331416418, rel=1e-7)
     assert r["ci_low"] == pytest.approx(0.5939861050, rel=1e-6) and r["ci_high"] == pytest.approx(1.7969808438, rel=1e-6)
-    adj = stats.cox(TTE, ["base_vas", "base_odi"]).iloc[0]
+    adj = stats.cox(TTE, ["BVAS", "BODI"]).iloc[0]
+    assert adj["method"].endswith("; adjusted for base_vas, base_odi")  # as results.csv has always said
     # R: summary(coxph(Surv(time, event) ~ msc + base_vas + base_odi, data = d))$coefficients[1, ]
     assert adj["coef"] == pytest.approx(-0.0168319442, rel=1e-5)
     assert adj["se"] == pytest.approx(0.2863177631, rel=1e-6)
@@ -84,8 +98,8 @@ def test_weibull_interval_against_survreg():
 
 def test_durability_and_status(default_tables):
     eff = derive.adeff(default_tables)
-    st = stats.status_by_visit(eff)
-    assert set(st["status"]) <= {"responder", "non-responder", "not evaluable", "discontinued"}
+    st = derive.status_by_visit(eff)
+    assert set(st["STATUS"]) <= {"responder", "non-responder", "not evaluable", "discontinued"}
     assert len(st) == 114 * 5
     dur = stats.durability(st).set_index("group")
     assert dur.loc["BM-MSC", "responders_at_start"] == 39 and dur.loc["Sham", "responders_at_start"] == 31
@@ -111,7 +125,7 @@ def test_weibull_interval_at_another_level():
 
 
 def test_survival_not_estimable_without_events():
-    none = TTE.assign(event=False, right=np.inf, left=TTE["time"])
+    none = TTE.assign(CNSR=1, INTHI=np.inf, INTLO=TTE["AVAL"])
     for row in (stats.cox(none), stats.logrank(none), stats.weibull_interval(none)):
         assert np.isnan(row["estimate"].iloc[0] if "estimate" in row else row["p_value"].iloc[0])
         assert row["method"].iloc[0].endswith("not estimable: no event in either arm")
@@ -124,24 +138,34 @@ def test_survival_not_estimable_without_events():
 
 
 def test_survival_with_an_empty_arm():
-    msc = TTE[TTE["arm"] == "BM-MSC"]
+    msc = TTE[TTE["ARM"] == "BM-MSC"]
     assert stats.cox(msc)["method"].iloc[0].endswith("not estimable: no participant evaluable after baseline in Sham")
     assert stats.logrank(msc)["method"].iloc[0].endswith("no participant evaluable after baseline in Sham")
     km = stats.km_summary(msc).set_index("group")
     assert km.loc["Sham", "n"] == 0 and np.isnan(km.loc["Sham", "estimate"])
     assert set(stats.turnbull(msc)["group"]) == {"BM-MSC"}
-    shamless = msc.assign(event=False)  # no event in one arm only: the hazard ratio would be 0 or infinite
-    assert "not estimable: no event in" in stats.cox(pd.concat([shamless, TTE[TTE["arm"] == "Sham"]]))["method"].iloc[0]
+    shamless = msc.assign(CNSR=1)  # no event in one arm only: the hazard ratio would be 0 or infinite
+    assert "not estimable: no event in" in stats.cox(pd.concat([shamless, TTE[TTE["ARM"] == "Sham"]]))["method"].iloc[0]
 
 
 def test_durability_when_month_24_not_reached():
     status = pd.DataFrame(
         {
-            "subject_id": ["a", "b", "c"],
-            "arm": ["BM-MSC", "Sham", "BM-MSC"],
-            "visit_month": [12, 12, 12],
-            "status": ["responder", "responder", "non-responder"],
+            "USUBJID": ["a", "b", "c"],
+            "ARM": ["BM-MSC", "Sham", "BM-MSC"],
+            "AVISITN": [12, 12, 12],
+            "STATUS": ["responder", "responder", "non-responder"],
         }
     )
     d = stats.durability(status)
     assert d["estimate"].isna().all() and d["method"].str.endswith("not estimable: no participant reached month 24").all()
+    assert (d["method"].str.startswith("responders at month 12 still responding at month 24; Wilson CI")).all()
+
+
+def test_durability_without_a_later_visit():
+    status = pd.DataFrame({"USUBJID": ["a"], "ARM": ["BM-MSC"], "AVISITN": [24], "STATUS": ["responder"]})
+    d = stats.durability(status, from_visit=24, to_visit=24)
+    assert d["group"].tolist() == list(config.ARMS) and d[["estimate", "n", "events"]].isna().all().all()
+    assert (
+        d["method"] == "responders at month 24 still responding at month 24; Wilson CI; not estimable: no visit after month 24"
+    ).all()

@@ -13,6 +13,12 @@ from respine_nb import cli, config, derive, io, synthetic
 
 
 @pytest.fixture(scope="module")
+def default_tables():
+    """The generator's default cohort (this module tests the generator, not conftest's frozen reference cohort)."""
+    return synthetic.generate()
+
+
+@pytest.fixture(scope="module")
 def ad(default_tables):
     return derive.derive_all(default_tables)
 
@@ -26,8 +32,8 @@ def test_randomised_58_56_at_trial_sites(default_tables):
 
 def test_month12_responders_hit_the_published_pair_exactly(ad):
     adsl = ad["adsl"]
-    ev = adsl[adsl["evalfl"]]
-    got = ev.groupby("arm")["responder"].agg(["sum", "count"]).astype(int)
+    ev = adsl[adsl["EVALFL"] == "Y"]
+    got = (ev["RESPFL"] == "Y").groupby(ev["ARM"]).agg(["sum", "count"]).astype(int)
     assert got.loc["BM-MSC"].tolist() == [37, 50]
     assert got.loc["Sham"].tolist() == [34, 49]
     assert round(37 / 50 * 100) == 74 and round(34 / 49 * 100) == 69
@@ -40,10 +46,10 @@ def test_month12_responders_hit_the_published_pair_exactly(ad):
 
 def test_not_evaluable_reasons_and_dropouts(ad, default_tables):
     adsl = ad["adsl"]
-    ne = adsl[~adsl["evalfl"]]
-    assert ne.groupby("arm").size().to_dict() == {"BM-MSC": 8, "Sham": 7}
-    assert set(ne["not_evaluable_reason"]) <= {"discontinued", "missed visit", "component missing"}
-    assert (ne["not_evaluable_reason"] == "discontinued").sum() >= 5  # the model's dropouts, not a fixed mix
+    ne = adsl[adsl["EVALFL"] == "N"]
+    assert ne.groupby("ARM").size().to_dict() == {"BM-MSC": 8, "Sham": 7}
+    assert set(ne["NEREAS"]) <= {"discontinued", "missed visit", "component missing"}
+    assert (ne["NEREAS"] == "discontinued").sum() >= 5  # the model's dropouts, not a fixed mix
     s = default_tables["subjects"]
     assert 1 <= (~s["treated"]).sum() <= 4
     dropped = s["discontinuation_month"].notna()
@@ -59,44 +65,45 @@ def test_screening_log(default_tables):
 
 def test_baseline_within_protocol(ad):
     adsl = ad["adsl"]
-    assert adsl["age"].between(18, 60).all()
-    assert (adsl["base_vas_pain"] > 40).all()
-    assert adsl["pfirrmann_grade"].between(4, 7).all()
-    assert (adsl["bmi"] <= 35).all() and (adsl["symptom_duration_months"] >= 3).all()
-    top = adsl["disc_level"].value_counts().index[:2]
+    assert adsl["AGE"].between(18, 60).all()
+    assert (adsl["BVAS"] > 40).all()
+    assert adsl["PFIRRSCR"].between(4, 7).all()
+    assert (adsl["BMI"] <= 35).all() and (adsl["SYMDUR"] >= 3).all()
+    top = adsl["DISCLVL"].value_counts().index[:2]
     assert set(top) == {"L4-L5", "L5-S1"}
 
 
 def test_no_between_arm_difference_in_secondary_outcomes_beyond_chance(ad):
     eff = ad["adeff"]
-    for measure in config.MEASURES:
+    for measure in config.MEASURE_PARAMS:
         for visit in (1, 3, 6, 12, 24):
-            d = eff[(eff["measure"] == measure) & (eff["visit_month"] == visit) & eff["change"].notna()]
-            a = d.loc[d["arm"] == "BM-MSC", "change"].astype(float)
-            b = d.loc[d["arm"] == "Sham", "change"].astype(float)
+            d = eff[(eff["PARAMCD"] == measure) & (eff["AVISITN"] == visit) & eff["CHG"].notna()]
+            a = d.loc[d["ARM"] == "BM-MSC", "CHG"].astype(float)
+            b = d.loc[d["ARM"] == "Sham", "CHG"].astype(float)
             assert sps.ttest_ind(a, b).pvalue > 0.01, (measure, visit)
     # a strong placebo-like improvement in both arms, held to 24 months
-    vas = eff[eff["measure"] == "vas_pain"].groupby(["arm", "visit_month"])["change"].mean()
+    vas = eff[eff["PARAMCD"] == "VAS"].groupby(["ARM", "AVISITN"])["CHG"].mean()
     for arm in config.ARMS:
         assert vas[(arm, 6)] < -15 and vas[(arm, 24)] < -15
 
 
 def test_outcomes_correlated_within_person(ad):
     eff = ad["adeff"]
-    wide = eff[eff["visit_month"] == 12].pivot(index="subject_id", columns="measure", values="change").astype(float)
-    assert wide["vas_pain"].corr(wide["odi"]) > 0.3
-    assert wide["odi"].corr(wide["sf36_pcs"]) < -0.3  # PCS improves (rises) as ODI improves (falls)
+    m12 = eff[(eff["AVISITN"] == 12) & eff["PARAMCD"].isin(config.MEASURE_PARAMS)]
+    wide = m12.pivot(index="USUBJID", columns="PARAMCD", values="CHG").astype(float)
+    assert wide["VAS"].corr(wide["ODI"]) > 0.3
+    assert wide["ODI"].corr(wide["PCS"]) < -0.3  # PCS improves (rises) as ODI improves (falls)
 
 
 def test_t2_falls_with_grade_and_changes_little(ad):
-    mri = ad["admri"]
-    base = mri[mri["visit_month"] == 0].groupby("pfirrmann_grade")["t2_np_ms"].mean()
+    m0 = derive.mri_by_visit(ad["admri"], 0)  # T2 and grade of the same baseline scan
+    base = m0.groupby("PFIRR")["T2NP"].mean()
     assert base.is_monotonic_decreasing
     assert 50 <= base.loc[5] <= 90 and 50 <= base.loc[6] <= 90
-    ch = mri[(mri["visit_month"] == 12) & mri["t2_change"].notna()]
-    assert abs(ch["t2_change"].mean()) < 5
-    a = ch.loc[ch["arm"] == "BM-MSC", "t2_change"].astype(float)
-    b = ch.loc[ch["arm"] == "Sham", "t2_change"].astype(float)
+    ch = derive.paired_visit(ad["admri"], 12)
+    assert abs(ch["CHG"].mean()) < 5
+    a = ch.loc[ch["ARM"] == "BM-MSC", "CHG"].astype(float)
+    b = ch.loc[ch["ARM"] == "Sham", "CHG"].astype(float)
     assert sps.ttest_ind(a, b).pvalue > 0.01
 
 
@@ -152,7 +159,8 @@ def test_same_seed_same_bytes_other_seed_other_valid_cohort(tmp_path):
 def test_free_counts_and_effect_parameters():
     t = synthetic.generate(3, 200, 200, exact=False, p_responder_msc=0.9, p_responder_sham=0.5)
     adsl = derive.adsl(t)
-    rate = adsl[adsl["evalfl"]].groupby("arm")["responder"].mean()
+    ev = adsl[adsl["EVALFL"] == "Y"]
+    rate = (ev["RESPFL"] == "Y").groupby(ev["ARM"]).mean()
     assert rate["BM-MSC"] > rate["Sham"] + 0.2
 
 
@@ -162,7 +170,8 @@ def test_hundredfold_cohort_is_valid(tmp_path):
     ds = io.load_dataset(tmp_path)
     assert len(ds["subjects"]) == 11400
     adsl = derive.adsl(ds.tables)
-    ev = adsl[adsl["evalfl"]].groupby("arm")["responder"].agg(["sum", "count"])
+    evaluable = adsl[adsl["EVALFL"] == "Y"]
+    ev = (evaluable["RESPFL"] == "Y").groupby(evaluable["ARM"]).agg(["sum", "count"])
     assert ev.loc["BM-MSC", "count"] == 5000 and ev.loc["BM-MSC", "sum"] == 3700
     assert ev.loc["Sham", "count"] == 4900 and ev.loc["Sham", "sum"] == 3400
 
@@ -179,11 +188,11 @@ def test_default_seed_tells_the_published_secondary_story(ad):
     from respine_nb import mmrm, stats
 
     assert stats.logrank(ad["adtte"])["p_value"].iloc[0] > 0.05
-    for measure in config.MEASURES:
+    for measure in config.MEASURE_PARAMS:
         diff = mmrm.mmrm(ad["adeff"], measure)
         diff = diff[diff["term"] == "difference"]
         assert (diff["p_value"] > 0.05).all(), measure
-    pairs = stats.paired_visit(ad["admri"], 12)
+    pairs = derive.paired_visit(ad["admri"], 12)
     assert stats.ancova(pairs)["p_value"].iloc[0] > 0.05
 
 
@@ -201,14 +210,14 @@ def big():
 def big_change(big):
     eff = derive.adeff(big)
     return {
-        m: eff[eff["measure"] == m].pivot(index="subject_id", columns="visit_month", values="change").astype(float)
-        for m in config.MEASURES
+        m: eff[eff["PARAMCD"] == m].pivot(index="USUBJID", columns="AVISITN", values="CHG").astype(float)
+        for m in config.MEASURE_PARAMS
     }
 
 
 def test_correlation_of_change_decays_with_distance_between_visits(big_change):
     # measured (seed 101, 2000 + 2000): VAS r(1,3) 0.74, r(1,12) 0.55, r(3,6) 0.79, r(3,12) 0.70
-    for m in ("vas_pain", "odi", "sf36_pcs"):
+    for m in ("VAS", "ODI", "PCS"):
         r = big_change[m].corr()
         assert r.loc[1, 3] > r.loc[1, 6] > r.loc[1, 12] > r.loc[1, 24] - 0.02, m
         assert r.loc[1, 3] - r.loc[1, 12] > 0.1, m
@@ -217,14 +226,14 @@ def test_correlation_of_change_decays_with_distance_between_visits(big_change):
 
 
 def test_vas_odi_correlation_is_the_same_at_every_visit(big_change):
-    r = [big_change["vas_pain"][v].corr(big_change["odi"][v]) for v in config.POST_BASELINE_VISITS]
+    r = [big_change["VAS"][v].corr(big_change["ODI"][v]) for v in config.POST_BASELINE_VISITS]
     assert max(r) - min(r) < 0.08 and min(r) > 0.35  # measured 0.51 to 0.53
 
 
 def _left_by_month1_improvement(tables):
     """Month-1 VAS improvement of those who later left (before 12) and of those who stayed."""
     eff = derive.adeff(tables)
-    m1 = eff[(eff["measure"] == "vas_pain") & (eff["visit_month"] == 1)].set_index("subject_id")["change"].astype(float)
+    m1 = eff[(eff["PARAMCD"] == "VAS") & (eff["AVISITN"] == 1)].set_index("USUBJID")["CHG"].astype(float)
     s = tables["subjects"].set_index("subject_id")
     left = (s["discontinuation_month"] > 1) & (s["discontinuation_month"] < 12)
     return m1[left[left].index].mean(), m1[s[~left].index].mean()
@@ -291,10 +300,11 @@ def test_intercurrent_events_follow_trajectories():
     ice = t["intercurrent_events"].merge(t["subjects"][["subject_id", "arm"]])
     per = ice[ice["event"] != "treatment_not_received"].groupby("arm")["subject_id"].nunique() / 3000
     assert per["Sham"] > 1.1 * per["BM-MSC"]  # more in the arm that does worse; measured 0.157 vs 0.132
-    r12 = derive.responders(t, 12)
+    ad = derive.derive_all(t)
+    r12 = derive.responders(ad["adsl"], ad["adeff"], 12)
     with_ice = set(ice.loc[ice["event"] == "rescue_medication", "subject_id"])
-    r = r12[r12["evaluable"]]
-    assert r.loc[r["subject_id"].isin(with_ice), "responder"].astype(bool).mean() < r["responder"].astype(bool).mean() - 0.1
+    r = r12[r12["EVALFL"] == "Y"]
+    assert (r.loc[r["USUBJID"].isin(with_ice), "AVAL"] == 1).mean() < (r["AVAL"] == 1).mean() - 0.1
 
 
 def test_default_intercurrent_events_are_few(default_tables):

@@ -78,8 +78,8 @@ def check_clean(pub: tables.PubTable, tmp_path, name: str):
 
 @pytest.fixture(scope="module")
 def default_inputs(default_tables):
-    adsl, eff, adae = derive.adsl(default_tables), derive.adeff(default_tables), derive.adae(default_tables)
-    return adsl, eff, adae
+    d = derive.derive_all(default_tables)
+    return d["adsl"], d["adeff"], d["adae"]
 
 
 def test_table1_on_default_data(default_inputs, tmp_path):
@@ -93,7 +93,7 @@ def test_table1_on_default_data(default_inputs, tmp_path):
 def test_table1_on_a_tiny_arm(default_tables, tmp_path):
     # one Sham participant: SD and SMD cannot be computed; tableone prints "nan", the table a dash
     adsl = derive.adsl(default_tables)
-    one = pd.concat([adsl[adsl["arm"] == "BM-MSC"].head(6), adsl[adsl["arm"] == "Sham"].head(1)])
+    one = pd.concat([adsl[adsl["ARM"] == "BM-MSC"].head(6), adsl[adsl["ARM"] == "Sham"].head(1)])
     pub = tables.table1_publication(tables.table1(one))
     check_clean(pub, tmp_path, "table1")
 
@@ -149,25 +149,28 @@ def test_table3_not_estimable_and_missing_visit(default_tables, tmp_path):
 
 def test_safety_table_default_and_min_cell(default_inputs, tmp_path):
     adsl, _, adae = default_inputs
-    treated = adsl[adsl["saffl"]].groupby("arm").size()
-    ev = adae[adae["saffl"]]
-    pub = tables.safety_publication(ev, treated)
+    treated = adsl[adsl["SAFFL"] == "Y"].groupby("ARM").size()
+    ev = adae[adae["SAFFL"] == "Y"]
+    names = dict(subject="USUBJID", arm="ARM", term="AEDECOD", serious="AESER")
+    pub = tables.safety_publication(ev, treated, **names)  # AESER as ADaM's Y/N flag
     check_clean(pub, tmp_path, "safety")
     first = pub.frame.iloc[0]
-    n_any = ev[ev["arm"] == "BM-MSC"]["subject_id"].nunique()
+    n_any = ev[ev["ARM"] == "BM-MSC"]["USUBJID"].nunique()
     assert first["Term"] == "Any adverse event" and first[f"BM-MSC (N = {treated['BM-MSC']}), n (%)"].startswith(f"{n_any} (")
-    sup = tables.safety_publication(ev, treated, min_cell=5)
+    sup = tables.safety_publication(ev.assign(AESER=ev["AESER"] == "Y"), treated, min_cell=5, **names)
     cells = sup.frame.iloc[:, 2:].to_numpy().ravel()
     assert "<5" in cells and not any(re.fullmatch(r"[1-4] \(.*", c) for c in cells)
 
 
 def test_safety_table_with_no_events(default_tables, tmp_path):
     t = apply(default_tables, ["no_ae"])
-    adsl, adae = derive.adsl(t), derive.adae(t)
-    pub = tables.safety_publication(adae, adsl[adsl["saffl"]].groupby("arm").size())
+    d = derive.derive_all(t)
+    adsl, adae = d["adsl"], d["adae"]
+    names = dict(subject="USUBJID", arm="ARM", term="AEDECOD", serious="AESER")
+    pub = tables.safety_publication(adae, adsl[adsl["SAFFL"] == "Y"].groupby("ARM").size(), **names)
     check_clean(pub, tmp_path, "safety")
     assert pub.frame.iloc[0, 2].startswith("0 (0.0 %)") and len(pub.frame) == 2
-    pub = tables.safety_publication(adae, {"BM-MSC": 3})  # an arm with nobody treated
+    pub = tables.safety_publication(adae, {"BM-MSC": 3}, **names)  # an arm with nobody treated
     assert pub.frame.iloc[0, 3] == "—"
 
 

@@ -67,6 +67,15 @@ MEASURE_LABELS = {
     "sf36_mcs": "SF-36 mental component",
 }
 
+# ADaM parameter codes (ADEFF PARAMCD) of the measures, in the order of MEASURES; PARAM_LABELS are
+# their labels, MEASURE_OF gives back the raw measure (also the key of results ids such as
+# secondary.mmrm.vas_pain), MCID_PARAMS the parameter holding each measure's MCID status.
+PARAMCD = {"vas_pain": "VAS", "odi": "ODI", "sf36_pcs": "PCS", "sf36_mcs": "MCS"}
+MEASURE_PARAMS = tuple(PARAMCD[m] for m in MEASURES)
+MEASURE_OF = {code: measure for measure, code in PARAMCD.items()}
+PARAM_LABELS = {PARAMCD[m]: label for m, label in MEASURE_LABELS.items()}
+MCID_PARAMS = {"VAS": "MCIDVAS", "ODI": "MCIDODI"}
+
 # Published figures (Pers et al., Ann Rheum Dis 2024) the default data must reproduce.
 PUBLISHED = {
     "n_randomized": {"BM-MSC": 58, "Sham": 56},

@@ -202,7 +202,7 @@ def sample_size(p1: float, p2: float, power: float = 0.8, alpha: float = ALPHA, 
 # --------------------------------------------------------------------------- calibration
 
 
-def calibrate(outcomes: pd.DataFrame, subjects: pd.DataFrame) -> dict:
+def calibrate(wide: pd.DataFrame) -> dict:
     """Means, SDs and correlations of VAS at months 0, 1, 3, 6, 12 in a dataset, for the
     simulation of the continuous endpoint.
 
@@ -211,8 +211,9 @@ def calibrate(outcomes: pd.DataFrame, subjects: pd.DataFrame) -> dict:
 
     Parameters
     ----------
-    outcomes, subjects : pandas.DataFrame
-        The raw tables of the data contract (``subject_id``, ``visit_month``, ``vas_pain``; ``arm``).
+    wide : pandas.DataFrame
+        The wide view of ADEFF (:func:`respine_nb.derive.wide_outcomes`): ``arm`` and ``vas_<v>``
+        for every visit, one row per randomised participant.
 
     Returns
     -------
@@ -221,11 +222,9 @@ def calibrate(outcomes: pd.DataFrame, subjects: pd.DataFrame) -> dict:
         used); :data:`DEFAULT_CALIBRATION` when fewer than :data:`MIN_CALIBRATION_N` are complete
         or the Sham arm has fewer than 2 (then ``n`` is 0).
     """
-    wide = outcomes[outcomes["visit_month"].isin(VISITS)].pivot_table(
-        index="subject_id", columns="visit_month", values="vas_pain", aggfunc="first"
-    )
-    wide = wide.reindex(columns=list(VISITS)).astype(float).dropna()
-    arm = subjects.set_index("subject_id")["arm"].reindex(wide.index)
+    complete = wide.reindex(columns=[f"vas_{v}" for v in VISITS]).astype(float).dropna()
+    arm = wide.loc[complete.index, "arm"]
+    wide = complete
     sham = wide[arm == config.ARMS[1]]
     if len(wide) < MIN_CALIBRATION_N or len(sham) < 2:
         return dict(DEFAULT_CALIBRATION)
@@ -619,8 +618,8 @@ def observed_counts(resp: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     resp : pandas.DataFrame
-        One row per randomised participant with ``arm``, ``evaluable`` and ``responder``
-        (as :func:`respine_nb.derive.responders` returns it).
+        The responder view (:func:`respine_nb.derive.responders`): one row per randomised
+        participant with ``ARM`` and ``AVAL`` (1 responder, 0 not, empty when not evaluable).
 
     Returns
     -------
@@ -628,13 +627,13 @@ def observed_counts(resp: pd.DataFrame) -> pd.DataFrame:
         Index: the arms (BM-MSC, Sham, even when empty); columns ``randomised``, ``evaluable``,
         ``responders``, ``proportion`` (NaN with no evaluable participant).
     """
-    arm = resp["arm"].astype(str)
-    ev = resp["evaluable"].astype(bool)
+    arm = resp["ARM"].astype(str)
+    aval = pd.to_numeric(resp["AVAL"], errors="coerce")
     out = pd.DataFrame(
         {
             "randomised": arm.value_counts(),
-            "evaluable": arm[ev].value_counts(),
-            "responders": arm[ev & resp["responder"].fillna(False).astype(bool)].value_counts(),
+            "evaluable": arm[aval.notna()].value_counts(),
+            "responders": arm[aval == 1].value_counts(),
         }
     ).reindex(list(config.ARMS))
     out = out.fillna(0).astype(int)

@@ -31,7 +31,7 @@ NOT_RECEIVED = "procedure not received: treatment policy (analysed as randomised
 DROPOUT = {
     "evaluable": "leaving the study or missing the visit (missing data): complete case, i.e. assumed unrelated to the outcome",
     "nri": "leaving the study or missing the visit: composite (counted as a non-responder)",
-    "treated": "leaving the study or missing the visit: complete case; participants who did not receive the procedure "
+    "treated": "leaving the study or missing the visit: complete case, and participants who did not receive the procedure "
     "are left out (a per-protocol estimand, not ITT)",
 }
 
@@ -99,7 +99,7 @@ def _primary(values: dict) -> list[dict]:
             [
                 surgery + STRATEGY_TEXT["treatment_policy"],
                 RESCUE,
-                "leaving the study or missing the visit: hypothetical (as if followed up; multiple imputation under "
+                "leaving the study or missing the visit: hypothetical (as if followed up, multiple imputation under "
                 "missing at random)",
             ],
             summary,
@@ -135,7 +135,7 @@ def _secondary(values: dict) -> list[dict]:
     population = f"{POPULATION}, with a baseline and at least one later value of the measure"
     events = [
         "rescue medication, spine surgery or another spinal injection: treatment policy",
-        "leaving the study: hypothetical (as if followed up; MMRM under missing at random)",
+        "leaving the study: hypothetical (as if followed up, MMRM under missing at random)",
     ]
     summary = "difference in mean change from baseline, BM-MSC minus sham (least-squares means)"
     rows = [

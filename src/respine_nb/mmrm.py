@@ -932,21 +932,30 @@ def ls_mean_differences(
 def analysis_set(adeff: pd.DataFrame, measure: str, visits=config.POST_BASELINE_VISITS) -> pd.DataFrame:
     """Long data for one measure: participants with a baseline and >= 1 post-baseline value.
 
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset (:func:`respine_nb.derive.adeff`: USUBJID, ARM, PARAMCD, AVISITN, BASE, CHG).
+    measure : str
+        PARAMCD of the measure (``VAS``, ``ODI``, ``PCS``, ``MCS``).
+    visits : sequence of int
+        The post-baseline visits kept.
+
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject_id``, ``arm``, ``visit_month``, ``baseline``, ``change`` (floats),
-        one row per observed post-baseline value, sorted by subject_id and visit.
+        Columns ``subject_id``, ``arm``, ``visit_month``, ``baseline``, ``change`` (floats; the
+        model's own names), one row per observed post-baseline value, sorted by subject_id and visit.
     """
-    d = adeff[(adeff["measure"] == measure) & adeff["visit_month"].isin(list(visits))]
-    d = d[d["baseline"].notna() & d["change"].notna()]
+    d = adeff[(adeff["PARAMCD"] == measure) & adeff["AVISITN"].isin(list(visits))]
+    d = d[d["BASE"].notna() & d["CHG"].notna()]
     out = pd.DataFrame(
         {
-            "subject_id": d["subject_id"].astype(str).to_numpy(),
-            "arm": d["arm"].astype(str).to_numpy(),
-            "visit_month": d["visit_month"].astype(int).to_numpy(),
-            "baseline": d["baseline"].astype(float).to_numpy(),
-            "change": d["change"].astype(float).to_numpy(),
+            "subject_id": d["USUBJID"].astype(str).to_numpy(),
+            "arm": d["ARM"].astype(str).to_numpy(),
+            "visit_month": d["AVISITN"].astype(int).to_numpy(),
+            "baseline": d["BASE"].astype(float).to_numpy(),
+            "change": d["CHG"].astype(float).to_numpy(),
         }
     )
     return out.sort_values(["subject_id", "visit_month"], kind="mergesort").reset_index(drop=True)
@@ -1099,18 +1108,21 @@ FALLBACK_METHOD = (
 MIN_PER_ARM_VISIT = 2  # a visit enters the model when each arm has at least this many values there
 
 
-def modelled_visits(data: pd.DataFrame, visits=config.POST_BASELINE_VISITS) -> tuple[list, dict]:
+def modelled_visits(
+    data: pd.DataFrame, visits=config.POST_BASELINE_VISITS, visit: str = "visit_month", arm: str = "arm"
+) -> tuple[list, dict]:
     """Which visits an MMRM can estimate on ``data`` (:func:`analysis_set`), and why not the others.
 
     A visit is modelled when each arm has at least :data:`MIN_PER_ARM_VISIT` participants observed
-    there (an arm effect and a variance need them).
+    there (an arm effect and a variance need them). ``visit`` and ``arm`` name the columns (e.g.
+    ``AVISITN`` and ``ARM`` in an ADaM dataset).
 
     Returns
     -------
     tuple
         (sorted list of the modelled visits, dict visit -> reason for each visit left out).
     """
-    counts = data.groupby(["visit_month", "arm"]).size()
+    counts = data.groupby([visit, arm]).size()
     kept, reasons = [], {}
     for visit in sorted(int(v) for v in visits):
         short = [arm for arm in config.ARMS if int(counts.get((visit, arm), 0)) < MIN_PER_ARM_VISIT]
@@ -1171,7 +1183,7 @@ def mmrm(
     adeff : DataFrame
         The efficacy dataset (:func:`respine_nb.derive.adeff`).
     measure : str
-        ``vas_pain``, ``odi``, ``sf36_pcs`` or ``sf36_mcs``.
+        PARAMCD of the measure: ``VAS``, ``ODI``, ``PCS`` or ``MCS``.
     fallback : bool
         When the unstructured model does not converge, fit a random-intercept model instead
         (and say so in ``method``) rather than raise.
@@ -1216,6 +1228,29 @@ def mmrm(
     out = out.drop(columns="_o").reset_index(drop=True)
     out.insert(0, "measure", measure)
     return (out, f) if return_fit else out
+
+
+def mmrm_by_measure(adeff: pd.DataFrame, measures=config.MEASURE_PARAMS, **kw) -> tuple[pd.DataFrame, dict]:
+    """:func:`mmrm` of every measure: one table, and the fitted models.
+
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset.
+    measures : sequence of str
+        PARAMCD of the measures (default ``VAS``, ``ODI``, ``PCS``, ``MCS``).
+    **kw
+        Passed to :func:`mmrm` (``fallback``, ``level``, ``visits``).
+
+    Returns
+    -------
+    tuple
+        (table, fits): the tables of :func:`mmrm` stacked in the order of ``measures``, and
+        PARAMCD -> :class:`MMRMFit` (None where the fallback was used or nothing was fitted).
+    """
+    fitted = {m: mmrm(adeff, m, return_fit=True, **kw) for m in measures}
+    table = pd.concat([t for t, _ in fitted.values()], ignore_index=True)
+    return table, {m: f for m, (_, f) in fitted.items()}
 
 
 def random_intercept(df: pd.DataFrame, level: float = config.CI_LEVEL, reason: str = "") -> pd.DataFrame:

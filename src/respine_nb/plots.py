@@ -476,7 +476,7 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
     Parameters
     ----------
     adsl : DataFrame
-        Subject-level data with an ``arm`` column.
+        Subject-level data with an ``ARM`` column.
     variables : dict
         Column -> axis label.
 
@@ -484,7 +484,7 @@ def baseline_distributions(adsl: pd.DataFrame, variables: dict):
     -------
     matplotlib.figure.Figure
     """
-    adsl = stable(adsl[["arm", *variables]].astype({c: float for c in variables}))
+    adsl = stable(adsl[["ARM", *variables]].astype({c: float for c in variables}).rename(columns={"ARM": "arm"}))
     fig, axes = plt.subplots(1, len(variables), figsize=(DOUBLE_COLUMN_IN, 2.4))
     for ax, (col, label) in zip(np.atleast_1d(axes), variables.items()):
         data = adsl[["arm", col]].dropna()
@@ -857,14 +857,16 @@ def by_visit(
 
 
 def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 1):
-    """Individual trajectories of ``measure`` for a random sample of participants per arm.
+    """Individual trajectories of ``measure`` (a PARAMCD of ADEFF) for a random sample of
+    participants per arm.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     rng = np.random.default_rng(seed)
-    d = stable(adeff[(adeff["measure"] == measure) & adeff["value"].notna()])
+    d = adeff[(adeff["PARAMCD"] == measure) & adeff["AVAL"].notna()]
+    d = stable(d[["USUBJID", "ARM", "AVISITN", "AVAL"]].set_axis(["subject_id", "arm", "visit_month", "value"], axis=1))
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 2.5), sharey=True)
     visits = list(config.VISITS)
     pos = {v: i for i, v in enumerate(visits)}
@@ -886,7 +888,7 @@ def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 
         ax.set_title(f"{arm}: {len(pick)} participants at random")
         if not pick:
             _no_data(ax)
-    axes[0].set_ylabel(config.MEASURE_LABELS[measure])
+    axes[0].set_ylabel(config.PARAM_LABELS[measure])
     fig.tight_layout()
     return fig
 
@@ -905,21 +907,26 @@ def lsmeans_change(mm: pd.DataFrame, panels: dict):
 # --------------------------------------------------------------------------- MRI
 
 
-def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
+def t2_by_grade(grades: pd.DataFrame):
     """Box plot and points of T2 by modified Pfirrmann grade.
+
+    Parameters
+    ----------
+    grades : DataFrame
+        The MRI parameters side by side at one visit (:func:`respine_nb.derive.mri_by_visit`).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    d = admri[admri["visit_month"] == visit_month].dropna(subset=["t2_np_ms", "pfirrmann_grade"])
-    grades = sorted(int(g) for g in d["pfirrmann_grade"].unique())
+    d = grades.dropna(subset=["T2NP", "PFIRR"])
+    grades = sorted(int(g) for g in d["PFIRR"].unique())
     data = stable(
         pd.DataFrame(
             {
-                "grade": d["pfirrmann_grade"].astype(int).astype(str).to_numpy(),
-                "t2": d["t2_np_ms"].astype(float).to_numpy(),
-                "arm": d["arm"].astype(str).to_numpy(),
+                "grade": d["PFIRR"].astype(int).astype(str).to_numpy(),
+                "t2": d["T2NP"].astype(float).to_numpy(),
+                "arm": d["ARM"].astype(str).to_numpy(),
             }
         )
     )
@@ -959,11 +966,16 @@ def t2_by_grade(admri: pd.DataFrame, visit_month: int = 0):
 def baseline_vs_followup(pairs: pd.DataFrame, visit_month: int, label: str = "T2 (ms)"):
     """Baseline against follow-up per participant, one panel per arm, with the identity line.
 
+    Parameters
+    ----------
+    pairs : DataFrame
+        The change view (:func:`respine_nb.derive.paired_visit`: ``ARM``, ``BASE``, ``AVAL``).
+
     Returns
     -------
     matplotlib.figure.Figure
     """
-    pairs = stable(pairs)
+    pairs = stable(pairs[["ARM", "BASE", "AVAL"]].set_axis(["arm", "baseline", "value"], axis=1))
     fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN * 0.8, 2.8), sharex=True, sharey=True)
     lo = float(np.nanmin(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 0.0
     hi = float(np.nanmax(pairs[["baseline", "value"]].to_numpy())) if len(pairs) else 1.0
@@ -981,18 +993,29 @@ def baseline_vs_followup(pairs: pd.DataFrame, visit_month: int, label: str = "T2
     return fig
 
 
-def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("vas_pain", "odi")):
+def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, measures=("VAS", "ODI")):
     """T2 change against symptom change at the same visit, coloured by arm, one panel per measure.
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        The T2 change view (:func:`respine_nb.derive.paired_visit`: ``USUBJID``, ``ARM``, ``CHG``).
+    adeff : DataFrame
+        The efficacy dataset (CHG of the measures).
+    visit_month : int
+    measures : sequence of str
+        PARAMCD of the symptom measures.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    pairs = stable(pairs)
-    adeff = stable(adeff[adeff["measure"].isin(measures) & (adeff["visit_month"] == visit_month)])
+    pairs = stable(pairs[["USUBJID", "ARM", "CHG"]].set_axis(["subject_id", "arm", "change"], axis=1))
+    adeff = adeff[adeff["PARAMCD"].isin(measures) & (adeff["AVISITN"] == visit_month)]
+    adeff = stable(adeff[["USUBJID", "PARAMCD", "CHG"]].set_axis(["subject_id", "measure", "change"], axis=1))
     fig, axes = plt.subplots(1, len(measures), figsize=(DOUBLE_COLUMN_IN, 2.6))
     for ax, m in zip(np.atleast_1d(axes), measures):
-        ch = adeff[(adeff["measure"] == m) & (adeff["visit_month"] == visit_month)].set_index("subject_id")["change"]
+        ch = adeff[adeff["measure"] == m].set_index("subject_id")["change"]
         d = pairs.assign(symptom=pairs["subject_id"].map(ch).astype(float)).dropna(subset=["symptom"])
         for arm in config.ARMS:
             a = d[d["arm"] == arm]
@@ -1002,7 +1025,7 @@ def change_scatter(pairs: pd.DataFrame, adeff: pd.DataFrame, visit_month: int, m
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
         ax.set_xlabel(f"T2 change to month {visit_month} (ms)")
-        ax.set_ylabel(f"Change in {config.MEASURE_LABELS[m]}")
+        ax.set_ylabel(f"Change in {config.PARAM_LABELS[m]}")
         if d.empty:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
     _arm_legend(np.atleast_1d(axes)[0], loc="best")
@@ -1019,12 +1042,26 @@ def km_response(adtte: pd.DataFrame, npmle: pd.DataFrame | None = None):
     """Kaplan-Meier cumulative proportion responding by arm (95 % band), number at risk below,
     and the Turnbull NPMLE (interval-censored) as open markers at the visit closing each interval.
 
+    Parameters
+    ----------
+    adtte : DataFrame
+        The time-to-event dataset (``ARM``, ``AVAL``, ``CNSR``).
+    npmle : DataFrame, optional
+        :func:`respine_nb.stats.turnbull`.
+
     Returns
     -------
     matplotlib.figure.Figure
     """
     from lifelines import KaplanMeierFitter
 
+    adtte = pd.DataFrame(
+        {
+            "arm": adtte["ARM"].to_numpy(),
+            "time": pd.to_numeric(adtte["AVAL"]).to_numpy(dtype=float),
+            "event": pd.to_numeric(adtte["CNSR"]).to_numpy(dtype=float) == 0,
+        }
+    )
     adtte, npmle = stable(adtte), stable(npmle)
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.75, 3.6))
     ticks = [0, *config.POST_BASELINE_VISITS]
@@ -1072,11 +1109,18 @@ def status_grid(status: pd.DataFrame):
     """Responder status of every participant at every visit, one panel per arm (a swimmer-style
     grid: rows are participants, sorted by their status sequence).
 
+    Parameters
+    ----------
+    status : DataFrame
+        The durability view (:func:`respine_nb.derive.status_by_visit`).
+
     Returns
     -------
     matplotlib.figure.Figure
     """
     from matplotlib.colors import ListedColormap
+
+    status = status[["USUBJID", "ARM", "AVISITN", "STATUS"]].set_axis(["subject_id", "arm", "visit_month", "status"], axis=1)
 
     codes = {s: i for i, s in enumerate(STATUS_COLORS)}
     cmap = ListedColormap(list(STATUS_COLORS.values()))
@@ -1111,8 +1155,13 @@ AE_DAY_TICKS = (0, 1, 7, 30, 90, 180, 365, 730)
 
 
 def ae_onset(adae: pd.DataFrame):
-    """Onset day of every adverse event by arm (symmetric log scale), marker by severity, filled
-    when serious.
+    """Onset day of every treatment-emergent adverse event by arm (symmetric log scale), marker by
+    severity, filled when serious.
+
+    Parameters
+    ----------
+    adae : DataFrame
+        The adverse events (``TRTEMFL``, ``ARM``, ``AESEV``, ``AESER``, ``ASTDY``).
 
     Returns
     -------
@@ -1123,16 +1172,16 @@ def ae_onset(adae: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(DOUBLE_COLUMN_IN * 0.8, 2.2))
     rng = np.random.default_rng(1)
     adae = stable(adae)
-    ae = adae[adae["saffl"].astype(bool)] if len(adae) else adae
+    ae = adae[adae["TRTEMFL"] == "Y"] if len(adae) else adae
     for i, arm in enumerate(config.ARMS):
         for sev, marker in SEVERITY_MARKERS.items():
-            d = ae[(ae["arm"] == arm) & (ae["severity"] == sev)] if len(ae) else ae
+            d = ae[(ae["ARM"] == arm) & (ae["AESEV"] == sev)] if len(ae) else ae
             if not len(d):
                 continue
             y = i + rng.uniform(-0.25, 0.25, len(d))
-            serious = d["serious"].astype(bool).to_numpy()
+            serious = (d["AESER"] == "Y").to_numpy()
             ax.scatter(
-                d["onset_day"].astype(float)[~serious],
+                d["ASTDY"].astype(float)[~serious],
                 y[~serious],
                 marker=marker,
                 s=12,
@@ -1140,7 +1189,7 @@ def ae_onset(adae: pd.DataFrame):
                 edgecolors=ARM_COLORS[arm],
                 linewidths=0.8,
             )
-            ax.scatter(d["onset_day"].astype(float)[serious], y[serious], marker=marker, s=16, color=ARM_COLORS[arm])
+            ax.scatter(d["ASTDY"].astype(float)[serious], y[serious], marker=marker, s=16, color=ARM_COLORS[arm])
     ax.set_xscale("symlog", linthresh=7)
     ax.set_xlim(-0.5, 1000)
     # plain day ticks (the symlog default labels them 10^0, 10^1, ...)

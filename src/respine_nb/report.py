@@ -9,6 +9,8 @@
   who do not read code), rendered by nbconvert with every script removed (the outputs are static
   HTML and images; MathJax and require.js would otherwise be fetched from a CDN);
 - ``figures/``: the run's PNG figures.
+- ``tables/``: the run's publication tables as Word documents (Table 2 is shown on the index page,
+  the others in their notebooks' pages).
 
 The default run's report goes to ``reports/`` (git-ignored: it is rebuilt from committed files in
 seconds, and committing ~10 MB of generated HTML would double the repository at every change);
@@ -93,6 +95,19 @@ def _fmt_row(row: pd.Series, kind: str) -> str:
     return tables.fmt_ci(e, lo, hi, digits=1)
 
 
+def check_headline(headline_rows=None) -> None:
+    """Raise ValueError naming every analysis_id of the headline table (:data:`HEADLINE`) that the
+    analysis registry does not list (:func:`results.check_registered`).
+
+    Parameters
+    ----------
+    headline_rows : sequence of tuple, optional
+        (analysis_id, label, kind) rows; default :data:`HEADLINE`.
+    """
+    ids = [aid for aid, _, _ in (HEADLINE if headline_rows is None else headline_rows)]
+    results.check_registered(pd.DataFrame({"analysis_id": ids}))
+
+
 def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
     """The headline results as a paper prints them.
 
@@ -111,6 +126,7 @@ def headline(rows: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         Columns ``result``, ``group``, ``visit``, ``estimate [95 % CI]``, ``p``, ``n``; rows in
         :data:`HEADLINE` order (those present in ``rows``).
     """
+    check_headline()
     settings = {**parameters.defaults(), **(params or {})}
     fill = {
         "visit_month": settings["visit_month"],
@@ -216,8 +232,9 @@ def _table_html(df: pd.DataFrame, numeric=()) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: list) -> str:
-    """The report's index page (see module doc)."""
+def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: list, tables_: list = ()) -> str:
+    """The report's index page (see module doc); ``tables_``: the run's Word tables copied under
+    ``tables/``, linked below Table 2."""
     from .session import synthetic_banner
 
     data = manifest.get("data_manifest") or {}
@@ -233,6 +250,9 @@ def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: lis
         for p in notebooks
     )
     gallery = "".join(f'<a href="figures/{f.name}"><img src="figures/{f.name}" alt="{html.escape(f.stem)}"></a>' for f in figures)
+    run = {**parameters.defaults(), **params}
+    table2_html = results.table2(rows, run["visit_month"], run["immunology_visit"], run["min_cell"])._repr_html_()
+    table_links = ", ".join(f'<a href="tables/{f.name}">{html.escape(f.name)}</a>' for f in tables_)
     sums = pd.DataFrame(sorted(manifest.get("inputs_sha256", {}).items()), columns=["input file", "sha256"])
     versions = manifest.get("versions", {})
     facts = pd.DataFrame(
@@ -260,6 +280,9 @@ def index_html(rows: pd.DataFrame, manifest: dict, notebooks: list, figures: lis
 {_table_html(headline(rows, params), numeric=("estimate [95 % CI]", "p", "n"))}
 <p>Proportions in %, differences in percentage points, 95 % confidence intervals in brackets. Every
 number of the run, with its method, is in <a href="results.csv">results.csv</a>.</p>
+<h2 id="table2">Table 2</h2>
+{table2_html}
+<p>The run's tables as Word documents: {table_links or "none in this run"}.</p>
 <h2 id="notebooks">Notebooks</h2>
 <ul>{links}</ul>
 <h2 id="figures">Figures</h2>
@@ -314,6 +337,12 @@ def build(out=None) -> Path:
         shutil.rmtree(fig_dir)
     for f in figures:
         io.atomic_write_bytes(fig_dir / f.name, f.read_bytes())
+    table_files = sorted(paths["figures"].glob("*.docx"))  # the HTML twins are shown in the notebooks' pages
+    table_dir = report / "tables"
+    if table_dir.exists():
+        shutil.rmtree(table_dir)
+    for f in table_files:
+        io.atomic_write_bytes(table_dir / f.name, f.read_bytes())
     io.atomic_write_bytes(report / "results.csv", results_csv.read_bytes())
     rows = results.read(results_csv)
-    return io.atomic_write_text(report / "index.html", index_html(rows, _manifest(paths), notebooks, figures))
+    return io.atomic_write_text(report / "index.html", index_html(rows, _manifest(paths), notebooks, figures, table_files))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, tables
 from .io import atomic_write_text
 
 COLUMNS = ["analysis_id", "group", "visit_month", "estimate", "ci_low", "ci_high", "p_value", "n", "method"]
@@ -273,3 +273,200 @@ def suppress(df: pd.DataFrame, min_cell: int, count: str = "events") -> pd.DataF
     if "method" in out.columns:
         out.loc[small, "method"] = out.loc[small, "method"].astype(str) + f"; suppressed: fewer than {min_cell}"
     return out
+
+
+def result_id(prefix: str, key) -> str:
+    """The analysis_id of one part of a family: ``prefix.key``, or ``prefix`` with ``{}`` filled.
+
+    Returns
+    -------
+    str
+        e.g. ``result_id("secondary.mmrm", "vas_pain")`` -> ``secondary.mmrm.vas_pain``;
+        ``result_id("mri.t2_vs_{}.corr", "vas")`` -> ``mri.t2_vs_vas.corr``.
+    """
+    return prefix.format(key) if "{}" in prefix else f"{prefix}.{key}"
+
+
+def rows_each(df: pd.DataFrame, prefix: str, by: str, keys=None, **fixed) -> pd.DataFrame:
+    """Contract rows of ``df`` under one analysis_id per value of its column ``by``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A tidy stats frame (see :func:`rows`).
+    prefix : str
+        The id family (see :func:`result_id`).
+    by : str
+        The column whose values name the parts (e.g. ``analysis``, ``measure``, ``category``).
+    keys : dict or sequence, optional
+        Which values to record and their key in the id: a dict value -> key, a sequence of
+        values (their own key); default every value, in order of appearance. A listed value
+        absent from ``df`` records nothing.
+    **fixed
+        As :func:`rows`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, part after part.
+    """
+    if keys is None:
+        keys = list(dict.fromkeys(df[by]))
+    mapping = dict(keys) if isinstance(keys, dict) else {k: k for k in keys}
+    parts = [rows(df[df[by] == value], result_id(prefix, key), **fixed) for value, key in mapping.items()]
+    return pd.concat(parts, ignore_index=True) if parts else rows(df.iloc[:0], prefix, **fixed)
+
+
+# --------------------------------------------------------------------------- display views
+# Small display tables of stats frames, so that notebook cells hold no pivot chains.
+
+
+def with_ci(
+    df: pd.DataFrame, column: str = "estimate [95 % CI]", digits: int = 1, percent: bool = False, missing: str = ""
+) -> pd.DataFrame:
+    """``df`` with a text column ``estimate [low, high]`` (:func:`respine_nb.tables.fmt_ci`).
+
+    Parameters
+    ----------
+    df : DataFrame
+        Columns ``estimate``, ``ci_low``, ``ci_high``.
+    column : str
+        Name of the new column.
+    digits : int
+    percent : bool
+    missing : str
+        Text where the estimate is missing (e.g. ``not reached``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the column added.
+    """
+    cell = [
+        tables.fmt_ci(e, lo, hi, digits=digits, percent=percent) if pd.notna(e) else missing
+        for e, lo, hi in zip(df["estimate"], df["ci_low"], df["ci_high"])
+    ]
+    return df.assign(**{column: cell})
+
+
+def p_table(df: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
+    """p-values as journals print them (:func:`respine_nb.tables.fmt_p`), one cell per (index, columns) pair.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``index``, one column per value of ``columns`` (in order of appearance).
+    """
+    d = df.assign(_p=df["p_value"].map(tables.fmt_p))
+    return d.pivot(index=index, columns=columns, values="_p")[list(dict.fromkeys(d[columns]))].rename_axis(columns=None)
+
+
+def contrast_table(frames: dict, analysis: str = "risk_difference") -> pd.DataFrame:
+    """The between-arm contrast of several analyses side by side.
+
+    Parameters
+    ----------
+    frames : dict
+        Label -> a stats frame: one with an ``analysis`` column (its ``analysis`` row is taken,
+        e.g. :func:`respine_nb.stats.primary_analysis`), or a one-row frame (e.g. multiple
+        imputation).
+    analysis : str
+        The row taken from frames with an ``analysis`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``analysis`` (the labels); ``estimate``, ``ci_low``, ``ci_high``, ``p_value``
+        rounded to 3 decimals, ``n``.
+    """
+    cols = ["estimate", "ci_low", "ci_high", "p_value", "n"]
+    picked = [(f[f["analysis"] == analysis] if "analysis" in f.columns else f)[cols].iloc[0].rename(k) for k, f in frames.items()]
+    return pd.DataFrame(picked).rename_axis("analysis").astype(float).round(3).astype({"n": "Int64"})
+
+
+def shift_table(shift: pd.DataFrame, visit_month: int) -> pd.DataFrame:
+    """A grade shift table (:func:`respine_nb.stats.grade_shift`): rows arm and baseline grade,
+    columns the grade at ``visit_month``, counts (0 where none).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    t = shift.pivot_table(index=["group", "base_grade"], columns="grade", values="n", fill_value=0, aggfunc="sum")
+    return t.astype(int).rename_axis(index=["arm", "baseline grade"], columns=f"month {visit_month} grade")
+
+
+def turnbull_table(npmle: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative proportion responding by the end of each Turnbull interval, per arm
+    (:func:`respine_nb.stats.turnbull`; the open last interval left out), rounded to 3 decimals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``by month``, one column per arm.
+    """
+    d = npmle[npmle["upper"] < np.inf]
+    t = d.pivot(index="upper", columns="group", values="cumulative").reindex(columns=list(config.ARMS))
+    return t.rename_axis(index="by month", columns=None).round(3)
+
+
+def ae_table(overview: pd.DataFrame, min_cell: int = 0) -> pd.DataFrame:
+    """The adverse-event overview (:func:`respine_nb.stats.ae_overview`) as printed: participants
+    per arm and their percentage (Wilson CI), one row per kind; counts from 1 to ``min_cell - 1``
+    suppressed (:func:`respine_nb.tables.suppress_small`).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    shown = with_ci(overview, "proportion", digits=0, percent=True)
+    shown = tables.suppress_small(shown, ["events", "n_events"], min_cell, ["proportion"])
+    order = list(dict.fromkeys(shown["label"]))
+    events = shown.pivot(index="label", columns="group", values="events").reindex(columns=list(config.ARMS))
+    pct = shown.pivot(index="label", columns="group", values="proportion").reindex(columns=list(config.ARMS))
+    return events.join(pct.add_suffix(" %")).reindex(order).rename_axis(index=None, columns=None)
+
+
+def months_text(m) -> str:
+    """``"3 months"``, ``"1 month"`` or ``"not reached"`` (a median time, for running text)."""
+    return "not reached" if pd.isna(m) else f"{m:g} month" + ("" if m == 1 else "s")
+
+
+# --------------------------------------------------------------------------- Table 2 of the run
+
+TABLE2_NAME = "table2"
+
+
+def table2(rows: pd.DataFrame, visit_month: int = config.PRIMARY_VISIT, immunology_visit: int = 6, min_cell: int = 0):
+    """Table 2 (primary and key secondary endpoints, the paper's layout) from merged results rows:
+    :data:`respine_nb.tables.TABLE2_ROWS` read at the run's primary visit (their month-12 rows)
+    and immunology visit (their month-6 row); month 24 stays month 24.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The run's results (results.csv).
+    visit_month, immunology_visit, min_cell : int
+        The run's parameters.
+
+    Returns
+    -------
+    respine_nb.tables.PubTable
+    """
+    at = {config.PRIMARY_VISIT: int(visit_month), 6: int(immunology_visit)}
+    spec = [(label, arm, con, None if v is None else at.get(v, v)) for label, arm, con, v in tables.TABLE2_ROWS]
+    return tables.table2_publication(rows, spec, min_cell=int(min_cell))
+
+
+def write_table2(derived_dir, figures_dir, visit_month: int = config.PRIMARY_VISIT, immunology_visit: int = 6, min_cell: int = 0):
+    """Write ``<figures_dir>/table2.html`` and ``.docx`` from ``<derived_dir>/results.csv`` (the
+    runner calls it once every notebook has run and the parts are merged); same bytes for the
+    same rows.
+
+    Returns
+    -------
+    list of Path
+        The two files.
+    """
+    merged = read(Path(derived_dir) / "results.csv")
+    return tables.write_table(table2(merged, visit_month, immunology_visit, min_cell), TABLE2_NAME, figures_dir)

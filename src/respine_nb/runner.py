@@ -558,6 +558,10 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         from . import results
 
         results.merge(derived_dir)
+        # Table 2 reads rows of several notebooks: built once they have all run
+        results.write_table2(
+            derived_dir, figures_dir, settings["visit_month"], settings["immunology_visit"], settings["min_cell"]
+        )
         finished = datetime.now(UTC)
         if not default:
             manifest = {

@@ -13,6 +13,11 @@ same notebook runs in JupyterLab, under plain papermill or under the runner. Whe
   ``runs/lab-<what changed>/``, so exploring never overwrites the committed results; the
   notebook's last cell says where.
 
+Every analysis input comes from the session's analysis datasets (:mod:`respine_nb.derive`):
+``nb.adsl``, ``nb.adeff``, ``nb.admri``, ``nb.adtte``, ``nb.adae``, ``nb.adis``, ``nb.adds``, ``nb.adice`` (or
+``nb.datasets["adsl"]``, ...), derived with the run's visit and responder rule; a notebook never
+reads the raw tables. :meth:`Session.record` and :meth:`Session.record_each` keep result rows.
+
 Validation and derivation once per run: the runner (:mod:`respine_nb.runner`) validates the data
 and derives the analysis datasets once, writes them with a stamp (the input files' sha256, the
 data folder and the visit and responder rule of the derivation) into its private temporary folder,
@@ -149,10 +154,73 @@ class Session:
     written: list = field(default_factory=list)
     _rows: list = field(default_factory=list)
     _cache: dict | None = field(default=None, repr=False)  # the runner's validated and derived data
+    _datasets: dict | None = field(default=None, repr=False)  # this notebook's analysis datasets, once
 
     @property
     def tables(self) -> dict:
+        """The validated raw tables (for the package's own checks; notebooks read :attr:`datasets`)."""
         return self.data.tables
+
+    @property
+    def datasets(self) -> dict:
+        """The analysis datasets of this run (name -> DataFrame; :data:`respine_nb.derive.DATASETS`),
+        derived once: the runner's, when its stamp matches, else derived here (:func:`derived`)."""
+        if self._datasets is None:
+            self._datasets = derived(self)
+        return self._datasets
+
+    @property
+    def adsl(self) -> pd.DataFrame:
+        """ADSL: one row per randomised participant (data/derived/README.md)."""
+        return self.datasets["adsl"]
+
+    @property
+    def adeff(self) -> pd.DataFrame:
+        """ADEFF: the efficacy BDS (VAS, ODI, PCS, MCS, RESP, MCIDVAS, MCIDODI)."""
+        return self.datasets["adeff"]
+
+    @property
+    def admri(self) -> pd.DataFrame:
+        """ADMRI: the MRI BDS (T2NP, PFIRR, DISCHT)."""
+        return self.datasets["admri"]
+
+    @property
+    def adtte(self) -> pd.DataFrame:
+        """ADTTE: time to first response (TTRESP)."""
+        return self.datasets["adtte"]
+
+    @property
+    def adae(self) -> pd.DataFrame:
+        """ADAE: adverse events."""
+        return self.datasets["adae"]
+
+    @property
+    def adis(self) -> pd.DataFrame:
+        """ADIS: immunogenicity (no row without an immunology table)."""
+        return self.datasets["adis"]
+
+    @property
+    def adds(self) -> pd.DataFrame:
+        """ADDS: the screening log (no row without a screening table)."""
+        return self.datasets["adds"]
+
+    @property
+    def adice(self) -> pd.DataFrame:
+        """ADICE: intercurrent events (no row without an intercurrent_events table)."""
+        return self.datasets["adice"]
+
+    @property
+    def published_setting(self) -> bool:
+        """True when the published figures apply: the committed cohort, analysed at the protocol's
+        visit, with its responder rule, in the evaluable population (the notebook's own values,
+        defaults for those it does not declare)."""
+        p = {**parameters.defaults(), **self.params}
+        return (
+            self.is_default_data
+            and p["visit_month"] == config.PRIMARY_VISIT
+            and parameters.rule(p) == parameters.rule({})
+            and p["population"] == "evaluable"
+        )
 
     @property
     def rule(self) -> dict:
@@ -165,12 +233,32 @@ class Session:
         """
         return parameters.rule(self.params)
 
-    def record(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """Keep result rows (contract columns; see :func:`results.rows`; every analysis_id must be
-        in the analysis registry); returns them for display."""
+    def record(self, df: pd.DataFrame, analysis_id: str | None = None, **fixed) -> pd.DataFrame:
+        """Keep result rows; returns them for display.
+
+        Parameters
+        ----------
+        df : DataFrame
+            Contract rows (:func:`results.rows`), or, with ``analysis_id``, a tidy stats frame
+            turned into rows under that id (an empty frame records nothing).
+        analysis_id : str, optional
+            The id of every row (must be in the analysis registry).
+        **fixed
+            Values for columns the frame lacks (see :func:`results.rows`).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        rows = df if analysis_id is None else results.rows(df, analysis_id, **fixed)
         checked = results.check_registered(results.check(rows))
         self._rows.append(checked)
         return checked
+
+    def record_each(self, df: pd.DataFrame, prefix: str, by: str, keys=None, **fixed) -> pd.DataFrame:
+        """Keep the rows of ``df`` under one id per value of its column ``by`` (see
+        :func:`results.rows_each`); returns them for display."""
+        return self.record(results.rows_each(df, prefix, by, keys, **fixed))
 
     def save(self, fig, what: str) -> None:
         """Save a figure as ``<figures>/<notebook>-<what>.png/.pdf`` (listed by :meth:`finish`)."""
@@ -181,6 +269,14 @@ class Session:
     def save_table(self, text: str, filename: str) -> None:
         """Save a table file (CSV or HTML text) as ``<figures>/<notebook>-<filename>``."""
         self.written.append(io.atomic_write_text(self.figures_dir / f"{self.name}-{filename}", text))
+
+    def save_publication(self, pub, name: str) -> None:
+        """Save a publication table (:class:`respine_nb.tables.PubTable`) as
+        ``<figures>/<notebook>-<name>.html`` and ``.docx`` (:func:`respine_nb.tables.write_table`;
+        listed by :meth:`finish`)."""
+        from . import tables
+
+        self.written += tables.write_table(pub, f"{self.name}-{name}", self.figures_dir)
 
     def finish(self) -> pd.DataFrame:
         """Write the results part, merge results.csv, and list what was written (relative paths).

@@ -12,20 +12,20 @@ from tableone import TableOne
 
 from . import config
 
-TABLE1_VARIABLES = {
-    "age": "Age, years",
-    "sex": "Sex",
-    "bmi": "BMI, kg/m2",
-    "symptom_duration_months": "Symptom duration, months",
-    "disc_level": "Treated disc level",
-    "pfirrmann_grade": "Modified Pfirrmann grade",
-    "base_vas_pain": "Low back pain VAS, mm",
-    "base_odi": "ODI, %",
-    "base_sf36_pcs": "SF-36 PCS",
-    "base_sf36_mcs": "SF-36 MCS",
-    "base_t2_np_ms": "Nucleus pulposus T2, ms",
+TABLE1_VARIABLES = {  # ADSL variable -> label
+    "AGE": "Age, years",
+    "SEX": "Sex",
+    "BMI": "BMI, kg/m2",
+    "SYMDUR": "Symptom duration, months",
+    "DISCLVL": "Treated disc level",
+    "PFIRRSCR": "Modified Pfirrmann grade",
+    "BVAS": "Low back pain VAS, mm",
+    "BODI": "ODI, %",
+    "BPCS": "SF-36 PCS",
+    "BMCS": "SF-36 MCS",
+    "BT2": "Nucleus pulposus T2, ms",
 }
-CATEGORICAL = ("sex", "disc_level", "pfirrmann_grade")
+CATEGORICAL = ("SEX", "DISCLVL", "PFIRRSCR")
 SKEW_LIMIT = 1.0  # |sample skewness| above this: median [Q1, Q3] instead of mean (SD)
 
 
@@ -51,7 +51,7 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     Parameters
     ----------
     adsl : DataFrame
-        Subject-level dataset.
+        Subject-level dataset (ADSL: ``ARM`` and the variables).
     variables : dict, optional
         Column -> label (default :data:`TABLE1_VARIABLES`).
     pvalues : bool
@@ -64,7 +64,7 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     """
     variables = dict(variables or TABLE1_VARIABLES)
     cols = list(variables)
-    df = pd.DataFrame({"arm": adsl["arm"].astype(object).to_numpy()})
+    df = pd.DataFrame({"arm": adsl["ARM"].astype(object).to_numpy()})
     categorical = [c for c in cols if c in CATEGORICAL]
     for c in cols:
         s = adsl[c]
@@ -443,7 +443,8 @@ COUNT_COLUMNS = ("n", "events", "participants", "n_events", "n_randomized", "n_o
 
 def _label(col) -> str:
     c = str(col)
-    return COLUMN_LABELS.get(c, c.replace("_", " ").capitalize())
+    text = c.replace("_", " ")
+    return COLUMN_LABELS.get(c, text[:1].upper() + text[1:])  # "BM-MSC" stays "BM-MSC" (str.capitalize would lower it)
 
 
 def results_table(
@@ -671,7 +672,7 @@ def table3_publication(
     Parameters
     ----------
     summary : DataFrame
-        Per-visit summary, one row per measure, arm and visit: ``measure``, ``group`` (an arm),
+        Per-visit summary, one row per measure (name or ADEFF PARAMCD), arm and visit: ``measure``, ``group`` (an arm),
         ``visit_month``, ``mean``, ``sd``, ``n`` (e.g. :func:`respine_nb.stats.trajectories`).
     results : DataFrame
         Results rows; the ``secondary.mmrm.<measure>`` contrast rows (``group`` "BM-MSC vs Sham")
@@ -693,8 +694,9 @@ def table3_publication(
     mm = results[results["analysis_id"].astype(str).str.startswith("secondary.mmrm.") & (results["group"] == config.CONTRAST)]
     adj = p_adjusted if p_adjusted and p_adjusted in mm.columns and mm[p_adjusted].notna().any() else None
     recs = []
+    measure_of = summary["measure"].replace(config.MEASURE_OF)  # PARAMCD (ADEFF) or measure name
     for m, label in measures.items():
-        s = summary[summary["measure"] == m]
+        s = summary[measure_of == m]
         c = mm[mm["analysis_id"] == f"secondary.mmrm.{m}"]
         visits = sorted({int(v) for v in s["visit_month"].dropna()} | {int(v) for v in c["visit_month"].dropna()})
         for v in visits:
@@ -782,7 +784,7 @@ def safety_publication(
     """
     n_treated = {a: int(dict(n_treated).get(a, 0)) for a in config.ARMS}
     ev = events[[subject, arm, term, serious]].copy()
-    ev["_serious"] = ev[serious].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    ev["_serious"] = ev[serious].isin([True, 1, "Y"]).to_numpy(dtype=bool)  # boolean or an ADaM Y/N flag
 
     def cell(d, a):
         n = n_treated[a]
@@ -815,3 +817,190 @@ def safety_publication(
     if min_cell:
         notes.append(f"Counts from 1 to {min_cell - 1} are shown as <{min_cell}.")
     return PubTable(frame, title, table_id, group="Term", notes=notes)
+
+
+# ---- secondary endpoints (03)
+
+
+def table3_secondary(
+    means: pd.DataFrame,
+    mmrm_rows: pd.DataFrame,
+    title: str = "Table 3. Patient-reported outcomes by visit",
+    table_id: str = "table3",
+    digits: int = 1,
+) -> PubTable:
+    """Table 3 from the stats frames of notebook 03: :func:`table3_publication` fed with the
+    per-visit means and the MMRM contrast rows (and their ``p_holm`` column when present).
+
+    Parameters
+    ----------
+    means : DataFrame
+        :func:`respine_nb.stats.means_by_measure` (``measure`` as PARAMCD, ``group``,
+        ``visit_month``, ``estimate`` = mean, ``sd``, ``n``).
+    mmrm_rows : DataFrame
+        Results rows ``secondary.mmrm.<measure>`` (contrast per visit), optionally with a column
+        ``p_holm`` (e.g. :func:`respine_nb.stats.holm` over the family).
+
+    Returns
+    -------
+    PubTable
+        As :func:`table3_publication`, with a note naming the Holm family when ``p_holm`` is shown.
+    """
+    measure = means["measure"].map(config.MEASURE_OF).fillna(means["measure"])
+    summary = means.rename(columns={"estimate": "mean"}).assign(measure=measure)
+    pub = table3_publication(summary, mmrm_rows, title=title, table_id=table_id, digits=digits)
+    if "p (Holm)" in pub.frame.columns:
+        family = int(pd.to_numeric(mmrm_rows["p_value"], errors="coerce").notna().sum())
+        pub.notes.append(
+            f"Every contrast is descriptive; the Holm family is the {family} MMRM contrasts with a p-value in this table."
+        )
+    return pub
+
+
+# ---- running text with small-cell suppression
+
+
+def small_count_text(x, min_cell: int = 0) -> str:
+    """A count for running text: ``"<5"`` when ``1 <= x < min_cell``, else :func:`count_text`."""
+    if min_cell and x is not None and not pd.isna(x) and 1 <= float(x) < min_cell:
+        return f"<{min_cell}"
+    return count_text(x)
+
+
+def contrast_text(rows: pd.DataFrame, min_cell: int = 0) -> str:
+    """Arms and contrast of two proportions (:func:`respine_nb.stats.compare_proportions` rows) for
+    running text: ``"46/57 (80.7 %) BM-MSC vs 44/55 (80.0 %) sham, difference 0.7 [-14.0, 15.5]
+    percentage points (p = 1.00)"``; an arm with 1 to ``min_cell - 1`` events reads ``"<5/57"`` and
+    then the difference is not shown (it would give the count back)."""
+    r = rows.set_index("group")
+    arms = [r.loc[a] if a in r.index else None for a in config.ARMS]
+    cells = [DASH if a is None else n_pct_text(a["events"], a["n"], min_cell=min_cell) for a in arms]
+    small = any(a is not None and small_count_text(a["events"], min_cell).startswith("<") for a in arms)
+    text = f"{cells[0]} {config.ARMS[0]} vs {cells[1]} {config.ARMS[1].lower()}"
+    if small:
+        return f"{text}, difference not shown (counts below {min_cell})"
+    if config.CONTRAST not in r.index:
+        return text
+    c = r.loc[config.CONTRAST]
+    diff = ci_text(c["estimate"], c["ci_low"], c["ci_high"], 1, 100)
+    return f"{text}, difference {diff}" + ("" if pd.isna(c["estimate"]) else f" percentage points ({p_text(c['p_value'])})")
+
+
+# --------------------------------------------------------------------------- sentences of the primary endpoint (02)
+
+MC_ERROR_LIMIT = 0.10  # Monte Carlo error of the estimate below 10 % of its SE: small (White, Royston and Wood 2011)
+
+
+def mc_error_text(row, limit: float = MC_ERROR_LIMIT) -> str:
+    """One sentence on the Monte Carlo error of a pooled multiple-imputation estimate.
+
+    Parameters
+    ----------
+    row : Series or dict
+        A row of :func:`respine_nb.stats.mi_risk_difference`: ``estimate``, ``se``, ``mc_error``, ``m``.
+    limit : float
+        The Monte Carlo error, as a fraction of the SE, below which it counts as small.
+
+    Returns
+    -------
+    str
+        e.g. "With m = 50 imputations the Monte Carlo error of the estimate (0.0036) is 4 % of its
+        standard error (0.089): small (below 10 %), so another seed would not change the reading."
+    """
+    m, se, mc = int(row["m"]), float(row["se"]), float(row["mc_error"])
+    if not (np.isfinite(se) and np.isfinite(mc)) or se <= 0:
+        return f"With m = {m} imputations the Monte Carlo error of the estimate is not estimable on these data."
+    if mc == 0:
+        return (
+            f"With m = {m} imputations the pooled estimate has no Monte Carlo error: every imputation gives the same "
+            "difference (nothing that decides a responder status was missing, or the imputations agree on it)."
+        )
+    ratio = mc / se
+    head = (
+        f"With m = {m} imputations the Monte Carlo error of the estimate ({mc:.2g}) is {ratio * 100:.0f} % of its standard "
+        f"error ({se:.2g})"
+    )
+    if ratio < limit:
+        return f"{head}: small (below {limit * 100:.0f} %), so another seed would not change the reading."
+    need = int(np.ceil(m * (ratio / limit) ** 2))
+    return f"{head}: not small (the rule of thumb asks below {limit * 100:.0f} %); about m = {need} imputations would bring it there."
+
+
+def delta_text(rows, alpha: float = 0.05) -> str:
+    """One sentence reading a delta-adjusted (tipping-point) analysis: from which D the conclusion of
+    the missing-at-random analysis (D = 0) changes, or that none of the D tried changes it.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        :func:`respine_nb.stats.mi_delta_risk_difference` output: ``delta``, ``estimate``, ``p_value``.
+    alpha : float
+        Significance level.
+
+    Returns
+    -------
+    str
+    """
+    d = rows.sort_values("delta", kind="mergesort")
+    span = f"{d['delta'].min():g} to {d['delta'].max():g} mm"
+    ok = d[d["p_value"].notna() & d["estimate"].notna()]
+    if ok.empty or ok["delta"].iloc[0] != d["delta"].iloc[0]:
+        return "The delta-adjusted analysis is not estimable on these data (the reason is in the rows' method)."
+    base = ok.iloc[0]
+    significant = ok["p_value"] < alpha
+    flips = ok[significant != bool(significant.iloc[0])]
+    if flips.empty:
+        state = f"p < {alpha:g}" if significant.iloc[0] else f"p ≥ {alpha:g}"
+        first, last = num_text(base["estimate"], "+.1f", scale=100), num_text(ok["estimate"].iloc[-1], "+.1f", scale=100)
+        moves = f"stays at {first}" if first == last else f"goes from {first} to {last}"
+        return (
+            f"In the delta-adjusted imputation, no penalty D from {span} changes the conclusion of the missing-at-random analysis "
+            f"({state} at every D; the difference {moves} percentage points)."
+        )
+    first = flips.iloc[0]
+    if significant.iloc[0]:
+        return (
+            f"In the delta-adjusted imputation, the difference significant under missing at random ({p_text(base['p_value'])}) vanishes from D = "
+            f"{first['delta']:g} mm ({p_text(first['p_value'])}): the result holds only if the BM-MSC participants "
+            "who could not be assessed did less than that much worse than those like them who could."
+        )
+    side = "BM-MSC" if first["estimate"] > 0 else "sham"
+    return (
+        f"In the delta-adjusted imputation, the difference, not significant under missing at random ({p_text(base['p_value'])}), becomes significant "
+        f"in favour of {side} from D = {first['delta']:g} mm ({num_text(first['estimate'], '+.1f', scale=100)} "
+        f"percentage points, {p_text(first['p_value'])})."
+    )
+
+
+def contrasts_table(frames: dict, title: str = "", analysis: str = "risk_difference", table_id: str = "contrasts") -> PubTable:
+    """The between-arm contrast of several analyses side by side, formatted (:func:`results_table`).
+
+    Unlike :func:`respine_nb.results.contrast_table`, nothing is rounded before formatting (so a p of
+    0.7747 shows as 0.77, not 0.78 through 0.775), and each row keeps its ``method``.
+
+    Parameters
+    ----------
+    frames : dict
+        Label -> a stats frame: one with an ``analysis`` column (its ``analysis`` row is taken,
+        e.g. :func:`respine_nb.stats.primary_analysis`), else its contrast row (``group`` equal to
+        ``config.CONTRAST``), else its first row (e.g. multiple imputation).
+    title : str
+    analysis : str
+        The row taken from frames with an ``analysis`` column.
+    table_id : str
+
+    Returns
+    -------
+    PubTable
+        Columns Analysis, Estimate, 95 % CI, p, n, Method.
+    """
+    cols = ["estimate", "ci_low", "ci_high", "p_value", "n", "method"]
+    picked = []
+    for label, f in frames.items():
+        if "analysis" in f.columns:
+            f = f[f["analysis"] == analysis]
+        elif "group" in f.columns and (f["group"] == config.CONTRAST).any():
+            f = f[f["group"] == config.CONTRAST]
+        picked.append(f.reindex(columns=cols).iloc[[0]].assign(label=label))
+    d = pd.concat(picked, ignore_index=True)[["label", *cols]]
+    return results_table(d, title, labels={"label": "Analysis"}, table_id=table_id)

@@ -27,7 +27,12 @@ __all__ = [
     "z_quantile",
     "wilson_ci",
     "relabel_method",
+    "METHOD_NAMES",
+    "covariate_text",
+    "truth",
     "proportions",
+    "compare_by_visit",
+    "mcid_by_visit",
     "counts",
     "yates_chisq",
     "newcombe_ci",
@@ -173,8 +178,52 @@ def relabel_method(method: str, new: str) -> str:
     return method.replace("proportion; Wilson score CI", new, 1)
 
 
-def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm", level: float = config.CI_LEVEL) -> pd.DataFrame:
+# How an analysis variable is named in a ``method`` text (the words results.csv has always used).
+METHOD_NAMES = {"SITEID": "site", "BVAS": "base_vas", "BODI": "base_odi"}
+
+
+def covariate_text(covariates) -> str:
+    """The adjustment variables as a ``method`` text names them (:data:`METHOD_NAMES`), comma-separated.
+
+    Parameters
+    ----------
+    covariates : sequence of str
+        Analysis-dataset variables (e.g. ``SITEID``, ``BVAS``).
+
+    Returns
+    -------
+    str
+    """
+    return ", ".join(METHOD_NAMES.get(c, c) for c in covariates)
+
+
+def truth(values) -> pd.Series:
+    """An outcome column as booleans, missing values dropped: True/False, 1/0 (ADaM AVAL) or
+    ``"Y"``/``"N"`` (ADaM flags; anything else but ``"Y"`` is False).
+
+    Parameters
+    ----------
+    values : pandas.Series
+
+    Returns
+    -------
+    pandas.Series of bool
+        Same index as the non-missing values.
+    """
+    s = values.dropna()
+    if s.dtype == object and len(s) and isinstance(s.iloc[0], str):
+        return s == "Y"
+    return s.astype(bool)
+
+
+def proportions(df: pd.DataFrame, outcome: str = "AVAL", by: str = "ARM", level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Proportion with ``outcome`` True per arm, with Wilson score CI; missing outcomes excluded.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per participant (or sample): ``by`` and ``outcome`` (1/0, bool or ``"Y"``/``"N"``;
+        see :func:`truth`).
 
     Returns
     -------
@@ -186,7 +235,7 @@ def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm", l
     rows = []
     method = "proportion; Wilson score CI"
     for arm in config.ARMS:
-        y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
+        y = truth(df.loc[df[by] == arm, outcome])
         x, n = int(y.sum()), int(len(y))
         lo, hi = wilson_ci(x, n, level)
         rows.append(
@@ -203,7 +252,7 @@ def proportions(df: pd.DataFrame, outcome: str = "responder", by: str = "arm", l
     return pd.DataFrame(rows, columns=["group", "events", "n", "estimate", "ci_low", "ci_high", "method"])
 
 
-def counts(df: pd.DataFrame, outcome: str = "responder", by: str = "arm") -> tuple[int, int, int, int]:
+def counts(df: pd.DataFrame, outcome: str = "AVAL", by: str = "ARM") -> tuple[int, int, int, int]:
     """Events and non-missing participants per arm (a numeric helper, not an analysis).
 
     Parameters
@@ -211,7 +260,7 @@ def counts(df: pd.DataFrame, outcome: str = "responder", by: str = "arm") -> tup
     df : DataFrame
         One row per participant.
     outcome, by : str
-        The boolean outcome column (missing values left out) and the arm column.
+        The outcome column (1/0, bool or ``"Y"``/``"N"``; missing values left out) and the arm column.
 
     Returns
     -------
@@ -220,7 +269,7 @@ def counts(df: pd.DataFrame, outcome: str = "responder", by: str = "arm") -> tup
     """
     out = []
     for arm in config.ARMS:
-        y = df.loc[df[by] == arm, outcome].dropna().astype(bool)
+        y = truth(df.loc[df[by] == arm, outcome])
         out += [int(y.sum()), int(len(y))]
     return tuple(out)
 
@@ -424,17 +473,20 @@ def is_separated(y: np.ndarray, X: np.ndarray) -> bool:
 
 
 def logistic_or(
-    df: pd.DataFrame, outcome: str = "responder", covariates=(), by: str = "arm", level: float = config.CI_LEVEL
+    df: pd.DataFrame, outcome: str = "AVAL", covariates=(), by: str = "ARM", level: float = config.CI_LEVEL
 ) -> pd.DataFrame:
     """Odds ratio BM-MSC vs sham from a logistic regression (statsmodels GLM, binomial), Wald CI and p.
 
     Parameters
     ----------
     df : DataFrame
-        One row per participant; rows with a missing outcome or covariate are dropped.
+        One row per participant (the responder view, :func:`respine_nb.derive.responders`);
+        rows with a missing outcome or covariate are dropped.
+    outcome : str
+        The 1/0 (or boolean) outcome column.
     covariates : sequence of str
-        Adjustment terms (categorical columns enter as ``C(col)``; ``site`` as site strata,
-        see :func:`site_strata`).
+        Adjustment terms (categorical columns enter as ``C(col)``; ``SITEID`` as site strata,
+        see :func:`site_strata`); ``method`` names them as :func:`covariate_text` does.
 
     Returns
     -------
@@ -445,8 +497,8 @@ def logistic_or(
     """
     cols = [outcome, by, *covariates]
     d = df[cols].dropna(subset=[outcome, by])
-    if "site" in covariates:  # strata among the participants analysed
-        d = d.assign(site=site_strata(d["site"]))
+    if "SITEID" in covariates:  # strata among the participants analysed
+        d = d.assign(SITEID=site_strata(d["SITEID"]))
     d = d.dropna()
     frame = pd.DataFrame(
         {"y": d[outcome].astype(bool).astype(float).to_numpy(), "msc": (d[by] == config.ARMS[0]).astype(float).to_numpy()}
@@ -457,7 +509,9 @@ def logistic_or(
         frame[c] = d[c].astype(float).to_numpy() if numeric else d[c].astype(str).to_numpy()
         terms.append(f'Q("{c}")' if numeric else f'C(Q("{c}"))')
     y = frame["y"].to_numpy()
-    method = "logistic regression (binomial GLM); Wald CI" + (f"; adjusted for {', '.join(covariates)}" if covariates else "")
+    method = "logistic regression (binomial GLM); Wald CI" + (
+        f"; adjusted for {covariate_text(covariates)}" if covariates else ""
+    )
     empty = {
         "group": config.CONTRAST,
         "estimate": np.nan,
@@ -505,8 +559,9 @@ def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.D
     Parameters
     ----------
     resp : DataFrame
-        One row per participant with ``arm`` and nullable boolean ``responder``
-        (missing = not evaluable, excluded).
+        The responder view (:func:`respine_nb.derive.responders`, or a population of it): one row
+        per participant with ``ARM`` and ``AVAL`` (1 responder, 0 not, missing = not evaluable,
+        excluded).
 
     Returns
     -------
@@ -529,6 +584,11 @@ def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.D
 def responder_composition(resp: pd.DataFrame) -> pd.DataFrame:
     """Which criterion made each responder: VAS only, ODI only, or both, per arm.
 
+    Parameters
+    ----------
+    resp : DataFrame
+        The responder view: ``ARM``, ``AVAL``, ``CRIT1FL`` (VAS criterion), ``CRIT2FL`` (ODI criterion).
+
     Returns
     -------
     pandas.DataFrame
@@ -537,9 +597,9 @@ def responder_composition(resp: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for arm in config.ARMS:
-        d = resp[(resp["arm"] == arm) & resp["responder"].notna()]
-        v = d["vas_met"].fillna(False).astype(bool)
-        o = d["odi_met"].fillna(False).astype(bool)
+        d = resp[(resp["ARM"] == arm) & resp["AVAL"].notna()]
+        v = (d["CRIT1FL"] == "Y").to_numpy()
+        o = (d["CRIT2FL"] == "Y").to_numpy()
         for name, mask in (("VAS only", v & ~o), ("ODI only", ~v & o), ("both", v & o)):
             rows.append((arm, name, int(mask.sum()), len(d), mask.sum() / len(d) if len(d) else np.nan))
     return pd.DataFrame(rows, columns=["group", "component", "count", "n_evaluable", "proportion"])
@@ -548,14 +608,19 @@ def responder_composition(resp: pd.DataFrame) -> pd.DataFrame:
 def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
     """Who could not be assessed, and why, by arm.
 
+    Parameters
+    ----------
+    resp : DataFrame
+        The responder view: ``ARM``, ``EVALFL``, ``NEREAS``.
+
     Returns
     -------
     pandas.DataFrame
         Columns ``reason`` and one count column per arm plus ``total``; a last row ``all``.
     """
-    d = resp[~resp["evaluable"].astype(bool)]
+    d = resp[resp["EVALFL"] != "Y"]
     t = (
-        pd.crosstab(d["reason"].astype(str), d["arm"].astype(str))
+        pd.crosstab(d["NEREAS"].astype(str), d["ARM"].astype(str))
         .reindex(columns=list(config.ARMS), fill_value=0)
         .astype(int)
         .sort_index()
@@ -566,27 +631,34 @@ def not_evaluable(resp: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index().rename_axis(columns=None)
 
 
-def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.DataFrame:
+def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID_PARAMS)) -> pd.DataFrame:
     """Proportion reaching the MCID (Ostelo 2008) per measure, arm and post-baseline visit,
     among those observed at baseline and at the visit; Wilson CI.
+
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset (its ``MCIDVAS``, ``MCIDODI`` records).
+    measures : sequence of str
+        PARAMCD of the measures (``VAS``, ``ODI``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``measure``, ``group``, ``visit_month``, ``events``, ``n``, ``estimate``,
-        ``ci_low``, ``ci_high``, ``method``.
+        Columns ``measure`` (the measure's PARAMCD), ``group``, ``visit_month``, ``events``, ``n``,
+        ``estimate``, ``ci_low``, ``ci_high``, ``method``.
     """
     rows = []
     for m in measures:
-        d = adeff[(adeff["measure"] == m) & (adeff["visit_month"] > 0)]
+        d = adeff[(adeff["PARAMCD"] == config.MCID_PARAMS[m]) & (adeff["AVISITN"] > 0)]
         for v in config.POST_BASELINE_VISITS:
-            p = proportions(d[d["visit_month"] == v], outcome="mcid")
+            p = proportions(d[d["AVISITN"] == v])
             p.insert(0, "visit_month", v)
             p.insert(0, "measure", m)
             rows.append(p)
     out = pd.concat(rows, ignore_index=True)
     out["method"] = [
-        relabel_method(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[m]:g}; Wilson CI")
+        relabel_method(old, f"MCID (Ostelo 2008): improvement >= {config.MCID[config.MEASURE_OF[m]]:g}; Wilson CI")
         for m, old in zip(out["measure"], out["method"])
     ]
     return out
@@ -595,21 +667,26 @@ def mcid_proportions(adeff: pd.DataFrame, measures=tuple(config.MCID)) -> pd.Dat
 def responders_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
     """Responder proportion (primary definition) at every post-baseline visit, among the evaluable.
 
+    Parameters
+    ----------
+    adeff : DataFrame
+        The efficacy dataset (its ``RESP`` records).
+
     Returns
     -------
     pandas.DataFrame
         Columns ``visit_month``, ``group``, ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``,
         ``method`` (with the reason where nobody was evaluable, e.g. a visit nobody reached).
     """
-    d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
-    rows = [proportions(d[d["visit_month"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
+    d = adeff[(adeff["PARAMCD"] == "RESP") & (adeff["AVISITN"] > 0)]
+    rows = [proportions(d[d["AVISITN"] == v]).assign(visit_month=v) for v in config.POST_BASELINE_VISITS]
     out = pd.concat(rows, ignore_index=True)
     out["method"] = [relabel_method(m, "proportion of evaluable; Wilson score CI") for m in out["method"]]
     return out[["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "method"]]
 
 
 def compare_proportions(
-    df: pd.DataFrame, outcome: str = "responder", by: str = "arm", per: str | None = None, level: float = config.CI_LEVEL
+    df: pd.DataFrame, outcome: str = "AVAL", by: str = "ARM", per: str | None = None, level: float = config.CI_LEVEL
 ) -> pd.DataFrame:
     """Each arm's proportion and the contrast BM-MSC minus Sham, as RESULTS_CONTRACT.md v2 compares
     two proportions: Wilson CI per arm; Newcombe hybrid score CI and two-sided Fisher exact p for the
@@ -623,7 +700,7 @@ def compare_proportions(
     outcome, by : str
         The outcome and arm columns.
     per : str, optional
-        A column (e.g. ``visit_month``) to compare within each of its values, sorted.
+        A column (e.g. ``AVISITN``) to compare within each of its values, sorted.
     level : float
         Confidence level.
 
@@ -666,3 +743,81 @@ def compare_proportions(
     out = pd.concat([arms.assign(p_value=np.nan), contrast], ignore_index=True)
     out["events"] = out["events"].astype("Int64")
     return out[["group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]]
+
+
+def compare_by_visit(
+    adeff: pd.DataFrame,
+    paramcd: str = "RESP",
+    visits=config.POST_BASELINE_VISITS,
+    label: str = "",
+    level: float = config.CI_LEVEL,
+) -> pd.DataFrame:
+    """:func:`compare_proportions` of a binary ADEFF parameter at each visit: each arm and the contrast.
+
+    Every visit in ``visits`` gets its three rows, even one nobody reached (then empty, with the
+    reason in ``method``).
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset (``PARAMCD``, ``AVISITN``, ``ARM``, ``AVAL`` 1/0, missing = not evaluable).
+    paramcd : str
+        The binary parameter (``RESP``, ``MCIDVAS``, ``MCIDODI``).
+    visits : sequence of int
+        The visits compared (default the post-baseline visits).
+    label : str
+        Text put before every ``method`` (what the outcome is).
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``visit_month``, ``group`` (each arm, then the contrast), ``events``, ``n``,
+        ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (the contrast's: Fisher exact), ``method``.
+    """
+    d = adeff[adeff["PARAMCD"] == paramcd]
+    parts = [compare_proportions(d[d["AVISITN"] == v], level=level).assign(visit_month=int(v)) for v in visits]
+    columns = ["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(parts, ignore_index=True)[columns]
+    if label:
+        out["method"] = [f"{label}; {m}" for m in out["method"]]
+    return out
+
+
+def mcid_by_visit(
+    adeff: pd.DataFrame, measures=tuple(config.MCID_PARAMS), visits=config.POST_BASELINE_VISITS, level: float = config.CI_LEVEL
+) -> pd.DataFrame:
+    """``secondary.mcid.<measure>`` (v2): the MCID proportions (Ostelo 2008) per arm and their
+    contrast at each visit (:func:`compare_by_visit` on ``MCIDVAS`` / ``MCIDODI``).
+
+    Parameters
+    ----------
+    adeff : pandas.DataFrame
+        The efficacy dataset.
+    measures : sequence of str
+        PARAMCD of the measures (``VAS``, ``ODI``).
+    visits : sequence of int
+        The visits compared.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``measure`` (the measure's PARAMCD), then the columns of :func:`compare_by_visit`.
+    """
+    parts = [
+        compare_by_visit(
+            adeff,
+            config.MCID_PARAMS[m],
+            visits,
+            f"MCID (Ostelo 2008): improvement >= {config.MCID[config.MEASURE_OF[m]]:g}",
+            level,
+        ).assign(measure=m)
+        for m in measures
+    ]
+    columns = ["measure", "visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

@@ -28,7 +28,7 @@ def _binary(values: pd.Series) -> np.ndarray:
 
 
 def cmh(
-    df: pd.DataFrame, outcome: str = "responder", arm: str = "arm", strata: str = "site", level: float = config.CI_LEVEL
+    df: pd.DataFrame, outcome: str = "AVAL", arm: str = "ARM", strata: str = "SITEID", level: float = config.CI_LEVEL
 ) -> pd.DataFrame:
     """``primary.cmh``: Mantel-Haenszel common odds ratio (BM-MSC vs Sham) over site strata.
 
@@ -115,10 +115,10 @@ def cmh(
 
 def fit_adjusted_logistic(
     df: pd.DataFrame,
-    outcome: str = "responder",
-    arm: str = "arm",
-    strata: str = "site",
-    covariates=("base_vas", "base_odi"),
+    outcome: str = "AVAL",
+    arm: str = "ARM",
+    strata: str = "SITEID",
+    covariates=("BVAS", "BODI"),
 ):
     """The logistic model behind :func:`adjusted_risk_difference`, fitted.
 
@@ -167,10 +167,10 @@ def fit_adjusted_logistic(
 
 def adjusted_risk_difference(
     df: pd.DataFrame,
-    outcome: str = "responder",
-    arm: str = "arm",
-    strata: str = "site",
-    covariates=("base_vas", "base_odi"),
+    outcome: str = "AVAL",
+    arm: str = "ARM",
+    strata: str = "SITEID",
+    covariates=("BVAS", "BODI"),
     level: float = config.CI_LEVEL,
 ) -> pd.DataFrame:
     """``primary.adjusted.risk_difference``: standardised risk difference by g-computation.
@@ -186,7 +186,7 @@ def adjusted_risk_difference(
     ----------
     df : DataFrame
         One row per participant (e.g. ``derive.responders`` output: ``responder``, ``arm``,
-        ``site``, ``base_vas``, ``base_odi``).
+        ``SITEID``, ``BVAS``, ``BODI``).
     outcome, arm, strata : str
         Column names.
     covariates : sequence of str

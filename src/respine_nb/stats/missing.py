@@ -17,7 +17,6 @@ __all__ = [
     "mi_delta_risk_difference",
     "mice_pmm",
     "mi_risk_difference",
-    "wide_outcomes",
 ]
 
 
@@ -435,24 +434,3 @@ def mi_risk_difference(
     out = mi_delta_risk_difference(wide, visit_month, (0,), m, seed, level, auxiliary, arm, site, **thresholds)
     out["method"] = out["method"].str.replace("; delta 0", "", regex=False)
     return out.drop(columns="delta")
-
-
-def wide_outcomes(tables, measures=("vas_pain", "odi")) -> pd.DataFrame:
-    """One row per randomised participant: ``subject_id``, ``arm``, ``site``, ``treated`` and
-    ``vas_<v>`` / ``odi_<v>`` (float, NaN when missing) for every scheduled visit.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Sorted by subject_id.
-    """
-    subjects, outcomes = tables["subjects"], tables["outcomes"]
-    short = {"vas_pain": "vas", "odi": "odi", "sf36_pcs": "pcs", "sf36_mcs": "mcs"}
-    base = subjects[["subject_id", "arm", "site", "treated"]].sort_values("subject_id", kind="mergesort")
-    long = outcomes[["subject_id", "visit_month", *measures]]
-    wide = base.reset_index(drop=True)
-    for v in config.VISITS:
-        at = long[long["visit_month"] == v].set_index("subject_id")
-        for mname in measures:
-            wide[f"{short[mname]}_{v}"] = wide["subject_id"].map(at[mname]).astype("Float64").astype(float)
-    return wide

@@ -26,7 +26,7 @@ from .. import config
 from .binary import arms_without, not_estimable_row
 from .missing import mc_error, pooled_inference
 
-__all__ = ["STRATEGIES", "fit_mvn_em", "mi_reference_based"]
+__all__ = ["STRATEGIES", "fit_mvn_em", "mi_reference_based", "reference_based_by_measure"]
 
 STRATEGIES = {"mar": "missing at random", "j2r": "jump to reference", "cr": "copy reference"}
 
@@ -234,3 +234,45 @@ def mi_reference_based(
             }
         ]
     )
+
+
+def reference_based_by_measure(
+    wide: pd.DataFrame,
+    measures: dict | None = None,
+    visit_month: int = config.PRIMARY_VISIT,
+    strategies=("mar", "j2r", "cr"),
+    m: int = 100,
+    seed: int = 2024,
+    level: float = config.CI_LEVEL,
+) -> pd.DataFrame:
+    """:func:`mi_reference_based` for several measures and strategies, stacked (same seed for each).
+
+    Parameters
+    ----------
+    wide : DataFrame
+        As :func:`mi_reference_based` (``arm`` and ``<prefix>_<v>`` columns).
+    measures : dict, optional
+        PARAMCD -> column prefix (default ``{"VAS": "vas", "ODI": "odi"}``).
+    visit_month : int
+        The visit of the change analysed.
+    strategies : sequence of str
+        Keys of :data:`STRATEGIES`, in the order of the rows.
+    m, seed : int
+        Imputations and seed of each analysis.
+    level : float
+        Confidence level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``measure`` (PARAMCD), then the columns of :func:`mi_reference_based` (``strategy`` among them),
+        one row per measure and strategy.
+    """
+    measures = dict(measures or {"VAS": "vas", "ODI": "odi"})
+    parts = [
+        mi_reference_based(wide, prefix, visit_month, s, m=m, seed=seed, level=level).assign(measure=code)
+        for code, prefix in measures.items()
+        for s in strategies
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["measure", *[c for c in out.columns if c != "measure"]]]

@@ -20,6 +20,7 @@ __all__ = [
     "ODI_ABS_GRID",
     "threshold_grid",
     "subgroups",
+    "subgroup_interactions",
     "interaction_p",
 ]
 
@@ -37,7 +38,8 @@ def _tipping_counts(k: int, max_steps: int = TIPPING_MAX_STEPS) -> np.ndarray:
 def tipping_point(resp: pd.DataFrame, alpha: float = 0.05, max_steps: int = TIPPING_MAX_STEPS) -> pd.DataFrame:
     """Tipping-point analysis over the number of non-evaluable participants assumed to respond.
 
-    Each arm's k non-evaluable participants (missing ``responder``) are added to its
+    Each arm's k non-evaluable participants (missing ``AVAL`` in the responder view,
+    :func:`respine_nb.derive.responders`) are added to its
     denominator, j of them as responders, for every combination of j in 0..k (BM-MSC) and
     0..k (sham); the difference over all randomised and its Yates chi-square p follow. When an
     arm has more than ``max_steps - 1`` non-evaluable participants, an evenly spaced set of
@@ -53,8 +55,8 @@ def tipping_point(resp: pd.DataFrame, alpha: float = 0.05, max_steps: int = TIPP
         ``method``. Sorted by the two counts.
     """
     x1, n1, x2, n2 = counts(resp)
-    k1 = int(((resp["arm"] == config.ARMS[0]) & resp["responder"].isna()).sum())
-    k2 = int(((resp["arm"] == config.ARMS[1]) & resp["responder"].isna()).sum())
+    k1 = int(((resp["ARM"] == config.ARMS[0]) & resp["AVAL"].isna()).sum())
+    k2 = int(((resp["ARM"] == config.ARMS[1]) & resp["AVAL"].isna()).sum())
     j1s, j2s = _tipping_counts(k1, max_steps), _tipping_counts(k2, max_steps)
     method = "non-evaluable counted as responders j of k, every combination; Newcombe CI; Yates chi-square"
     spaced = [f"{arm} (k = {k})" for arm, k, js in ((config.ARMS[0], k1, j1s), (config.ARMS[1], k2, j2s)) if len(js) < k + 1]
@@ -119,7 +121,7 @@ def threshold_grid(
     Parameters
     ----------
     wide : DataFrame
-        :func:`wide_outcomes`.
+        The wide view of ADEFF (:func:`respine_nb.derive.wide_outcomes`).
     vas_abs, vas_rel : sequence of float
         VAS thresholds: absolute (mm) and relative (fraction of baseline).
     odi_thresholds : sequence of float, optional
@@ -195,20 +197,21 @@ def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL)
     Parameters
     ----------
     resp : DataFrame
-        One row per participant: ``arm``, ``responder`` (missing rows are dropped) and the
-        factor columns.
+        The responder view (:func:`respine_nb.derive.responders`): ``ARM``, ``AVAL`` (missing rows
+        are dropped) and the factor columns (ADSL's subgroup variables).
     factors : dict
-        Subgroup label -> column holding the (categorical) level of each participant.
+        Subgroup label -> column holding the (categorical) level of each participant
+        (:data:`respine_nb.derive.SUBGROUPS`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``subgroup``, ``level``, ``events_msc``, ``n_msc``, ``events_sham``,
+        Columns ``subgroup``, ``factor`` (the column), ``level``, ``events_msc``, ``n_msc``, ``events_sham``,
         ``n_sham``, ``estimate``, ``ci_low``, ``ci_high`` (Newcombe), ``p_interaction``
         (likelihood-ratio test of arm x subgroup in a logistic regression; same value on
         every level of a subgroup).
     """
-    d = resp[resp["responder"].notna()]
+    d = resp[resp["AVAL"].notna()]
     rows = []
     for label, col in factors.items():
         levels = sorted(d[col].dropna().astype(str).unique())
@@ -221,11 +224,12 @@ def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL)
             else:
                 est = x1 / n1 - x2 / n2
                 lo, hi = newcombe_ci(x1, n1, x2, n2, level)
-            rows.append((label, lev, x1, n1, x2, n2, est, lo, hi, p_int))
+            rows.append((label, col, lev, x1, n1, x2, n2, est, lo, hi, p_int))
     return pd.DataFrame(
         rows,
         columns=[
             "subgroup",
+            "factor",
             "level",
             "events_msc",
             "n_msc",
@@ -239,7 +243,44 @@ def subgroups(resp: pd.DataFrame, factors: dict, level: float = config.CI_LEVEL)
     )
 
 
-def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> float:
+def subgroup_interactions(resp: pd.DataFrame, sub: pd.DataFrame, factors: dict) -> pd.DataFrame:
+    """The treatment-by-subgroup interaction test of each factor, as result rows.
+
+    Parameters
+    ----------
+    resp : DataFrame
+        The responder view the subgroups were computed on (its evaluable participants are ``n``).
+    sub : DataFrame
+        :func:`subgroups` of ``resp``.
+    factors : dict
+        The subgroup label -> column mapping given to :func:`subgroups`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per factor, in the order of ``factors``: ``subgroup`` (label), ``factor``
+        (column), ``group`` (the contrast), ``p_value`` (LR test), ``n`` (evaluable
+        participants), ``method`` (with the reason when the test cannot be computed).
+    """
+    p = sub.groupby("subgroup")["p_interaction"].first().reindex(list(factors))
+    n = int(resp["AVAL"].notna().sum())
+    return pd.DataFrame(
+        {
+            "subgroup": list(factors),
+            "factor": list(factors.values()),
+            "group": config.CONTRAST,
+            "p_value": p.to_numpy(dtype=float),
+            "n": n,
+            "method": [
+                f"LR test of arm x {label} (logistic)"
+                + ("" if pd.notna(p[label]) else "; not estimable: too few evaluable participants")
+                for label in factors
+            ],
+        }
+    )
+
+
+def interaction_p(d: pd.DataFrame, col: str, outcome: str = "AVAL") -> float:
     """Likelihood-ratio p of the arm x ``col`` interaction in a logistic regression.
 
     A numeric helper of :func:`subgroups`: ``y ~ msc + C(level)`` against
@@ -248,11 +289,11 @@ def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> floa
     Parameters
     ----------
     d : DataFrame
-        One row per participant: ``arm``, ``outcome`` and ``col``; rows with a missing value are dropped.
+        One row per participant: ``ARM``, ``outcome`` and ``col``; rows with a missing value are dropped.
     col : str
         The subgroup column (read as categorical).
     outcome : str
-        The boolean outcome column.
+        The 1/0 (or boolean) outcome column.
 
     Returns
     -------
@@ -260,11 +301,11 @@ def interaction_p(d: pd.DataFrame, col: str, outcome: str = "responder") -> floa
         The p-value; NaN when either model cannot be fitted (a single level, separation, a level
         with one arm only).
     """
-    dd = d[[outcome, "arm", col]].dropna()
+    dd = d[[outcome, "ARM", col]].dropna()
     frame = pd.DataFrame(
         {
             "y": dd[outcome].astype(bool).astype(float).to_numpy(),
-            "msc": (dd["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+            "msc": (dd["ARM"] == config.ARMS[0]).astype(float).to_numpy(),
             "level": dd[col].astype(str).to_numpy(),
         }
     )

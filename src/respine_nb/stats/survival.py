@@ -12,7 +12,7 @@ from lifelines.statistics import logrank_test, proportional_hazard_test
 from lifelines.utils import median_survival_times
 
 from .. import config
-from .binary import arms_without, not_estimable, not_estimable_row, proportions, z_quantile
+from .binary import arms_without, covariate_text, not_estimable, not_estimable_row, proportions, z_quantile
 
 __all__ = [
     "km_median",
@@ -24,7 +24,6 @@ __all__ = [
     "turnbull_npmle",
     "turnbull",
     "weibull_interval",
-    "status_by_visit",
     "durability",
 ]
 
@@ -55,6 +54,13 @@ def km_median(times: np.ndarray, surv: np.ndarray) -> float:
 def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
     """Kaplan-Meier median time to first response per arm (lifelines), with its CI.
 
+    Parameters
+    ----------
+    adtte : DataFrame
+        The time-to-event dataset (``ARM``, ``AVAL`` in months, ``CNSR`` 1 censored / 0 event).
+    level : float
+        Confidence level.
+
     Returns
     -------
     pandas.DataFrame
@@ -66,7 +72,7 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
     rows = []
     method = "Kaplan-Meier median (lifelines); log-log CI"
     for arm in config.ARMS:
-        d = adtte[adtte["arm"] == arm]
+        d = adtte[adtte["ARM"] == arm]
         if d.empty:
             rows.append(
                 {
@@ -80,7 +86,7 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
                 }
             )
             continue
-        kmf = KaplanMeierFitter(alpha=1 - level).fit(d["time"].astype(float), d["event"].astype(bool), label=arm)
+        kmf = KaplanMeierFitter(alpha=1 - level).fit(d["AVAL"].astype(float), _event(d), label=arm)
         sf = kmf.survival_function_
         med = km_median(sf.index.to_numpy(dtype=float), sf[arm].to_numpy(dtype=float))
         ci = median_survival_times(kmf.confidence_interval_)
@@ -89,7 +95,7 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
             {
                 "group": arm,
                 "n": len(d),
-                "events": int(d["event"].sum()),
+                "events": int(_event(d).sum()),
                 "estimate": med,
                 "ci_low": lo if np.isfinite(lo) else np.nan,
                 "ci_high": hi if np.isfinite(hi) else np.nan,
@@ -102,16 +108,21 @@ def km_summary(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFr
 def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
     """Log-rank test BM-MSC vs sham (lifelines; as R ``survdiff``).
 
+    Parameters
+    ----------
+    adtte : DataFrame
+        The time-to-event dataset (``ARM``, ``AVAL``, ``CNSR``).
+
     Returns
     -------
     pandas.DataFrame
         One row: ``group``, ``statistic`` (chi-square, 1 df), ``p_value``, ``n``, ``method``
         (NaN and the reason when an arm is empty or there is no event).
     """
-    a, b = adtte[adtte["arm"] == config.ARMS[0]], adtte[adtte["arm"] == config.ARMS[1]]
+    a, b = adtte[adtte["ARM"] == config.ARMS[0]], adtte[adtte["ARM"] == config.ARMS[1]]
     method = "log-rank test"
     reason = arms_without({config.ARMS[0]: len(a), config.ARMS[1]: len(b)}, "participant evaluable after baseline") or (
-        "no event in either arm" if not adtte["event"].astype(bool).any() else ""
+        "no event in either arm" if not _event(adtte).any() else ""
     )
     if reason:
         return pd.DataFrame(
@@ -125,7 +136,7 @@ def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
                 }
             ]
         )
-    r = logrank_test(a["time"].astype(float), b["time"].astype(float), a["event"].astype(bool), b["event"].astype(bool))
+    r = logrank_test(a["AVAL"].astype(float), b["AVAL"].astype(float), _event(a), _event(b))
     return pd.DataFrame(
         [
             {
@@ -139,12 +150,17 @@ def logrank(adtte: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _event(adtte: pd.DataFrame) -> np.ndarray:
+    """True for an event (CNSR 0), False for a censored time."""
+    return (pd.to_numeric(adtte["CNSR"]).to_numpy(dtype=float) == 0) if len(adtte) else np.zeros(0, dtype=bool)
+
+
 def _cox_frame(adtte: pd.DataFrame, covariates) -> pd.DataFrame:
     d = pd.DataFrame(
         {
-            "time": adtte["time"].astype(float).to_numpy(),
-            "event": adtte["event"].astype(int).to_numpy(),
-            "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+            "time": adtte["AVAL"].astype(float).to_numpy(),
+            "event": _event(adtte).astype(int),
+            "msc": (adtte["ARM"] == config.ARMS[0]).astype(float).to_numpy(),
         }
     )
     for c in covariates:
@@ -189,9 +205,9 @@ def fit_cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL):
     Parameters
     ----------
     adtte : DataFrame
-        Time-to-event dataset (``time``, ``event``, ``arm`` and the covariates).
+        Time-to-event dataset (``AVAL``, ``CNSR``, ``ARM`` and the covariates).
     covariates : sequence of str
-        Numeric adjustment columns.
+        Numeric adjustment columns (e.g. ``BVAS``, ``BODI``).
     level : float
         Confidence level of the fitter's intervals.
 
@@ -229,9 +245,10 @@ def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL) -> p
     Parameters
     ----------
     adtte : DataFrame
-        Time-to-event dataset (``time``, ``event``, ``arm`` and the covariates).
+        Time-to-event dataset (``AVAL``, ``CNSR``, ``ARM`` and the covariates).
     covariates : sequence of str
-        Numeric adjustment columns.
+        Numeric adjustment columns (e.g. ``BVAS``, ``BODI``; ``method`` names them as
+        :func:`respine_nb.stats.covariate_text` does).
     level : float
         Confidence level.
 
@@ -244,7 +261,7 @@ def cox(adtte: pd.DataFrame, covariates=(), level: float = config.CI_LEVEL) -> p
         estimable (an arm empty or without event, a model that does not converge).
     """
     fit, d, reason = _fit_cox(adtte, covariates, level)
-    adj = f"; adjusted for {', '.join(covariates)}" if covariates else ""
+    adj = f"; adjusted for {covariate_text(covariates)}" if covariates else ""
     method = f"Cox PH, Efron ties; Wald CI and p{adj}"
     if not reason:
         s = fit.summary.loc["msc"]
@@ -288,27 +305,24 @@ def ph_test(fit, frame: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        One row per covariate: ``covariate``, ``statistic``, ``p_value``, ``n`` (rows of the
-        model frame), ``method``; with ``fit`` None (the Cox model was not estimable) one row
-        for ``msc`` with NaN.
+        One row per covariate: ``covariate``, ``group`` (the contrast for the arm term ``msc``,
+        else the covariate), ``statistic`` (chi-square), ``estimate`` (the same statistic, the
+        number the results contract records), ``p_value``, ``n`` (rows of the model frame),
+        ``method``; with ``fit`` None (the Cox model was not estimable) one row for ``msc`` with NaN.
     """
     method = "Schoenfeld residual test, KM time scale"
     if fit is None:
-        return pd.DataFrame(
-            {
-                "covariate": ["msc"],
-                "statistic": [np.nan],
-                "p_value": [np.nan],
-                "n": [len(frame)],
-                "method": [not_estimable(method, "no Cox model")],
-            }
-        )
-    r = proportional_hazard_test(fit, frame, time_transform="km").summary
+        covariates, stat, p, method = ["msc"], [np.nan], [np.nan], not_estimable(method, "no Cox model")
+    else:
+        r = proportional_hazard_test(fit, frame, time_transform="km").summary
+        covariates, stat, p = list(r.index), r["test_statistic"].to_numpy(), r["p"].to_numpy()
     return pd.DataFrame(
         {
-            "covariate": list(r.index),
-            "statistic": r["test_statistic"].to_numpy(),
-            "p_value": r["p"].to_numpy(),
+            "covariate": covariates,
+            "group": [config.CONTRAST if c == "msc" else c for c in covariates],
+            "statistic": stat,
+            "estimate": stat,
+            "p_value": p,
             "n": len(frame),
             "method": method,
         }
@@ -353,7 +367,12 @@ def turnbull_npmle(left, right, tol: float = 1e-12, max_iter: int = 100_000) -> 
 
 def turnbull(adtte: pd.DataFrame) -> pd.DataFrame:
     """Turnbull NPMLE of the cumulative proportion responding per arm, respecting that a response
-    is only seen at a visit (true time in (left, right]); see :func:`turnbull_npmle`.
+    is only seen at a visit (true time in (INTLO, INTHI] of ADTTE); see :func:`turnbull_npmle`.
+
+    Parameters
+    ----------
+    adtte : DataFrame
+        The time-to-event dataset (``ARM``, ``INTLO``, ``INTHI``).
 
     Returns
     -------
@@ -364,8 +383,8 @@ def turnbull(adtte: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for arm in config.ARMS:
-        d = adtte[adtte["arm"] == arm]
-        t = turnbull_npmle(d["left"], d["right"])
+        d = adtte[adtte["ARM"] == arm]
+        t = turnbull_npmle(d["INTLO"], d["INTHI"])
         rows.append(t.assign(group=arm, cumulative=1 - t["survival"]))
     out = pd.concat(rows, ignore_index=True).astype({"group": object})
     return out[["group", "lower", "upper", "mass", "survival", "cumulative"]]
@@ -377,6 +396,13 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
 
     A time ratio below 1 means BM-MSC participants responded sooner.
 
+    Parameters
+    ----------
+    adtte : DataFrame
+        The time-to-event dataset (``ARM``, ``INTLO``, ``INTHI``).
+    level : float
+        Confidence level.
+
     Returns
     -------
     pandas.DataFrame
@@ -386,9 +412,9 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
     """
     d = pd.DataFrame(
         {
-            "lower": adtte["left"].astype(float).to_numpy(),
-            "upper": adtte["right"].astype(float).to_numpy(),
-            "msc": (adtte["arm"] == config.ARMS[0]).astype(float).to_numpy(),
+            "lower": adtte["INTLO"].astype(float).to_numpy(),
+            "upper": adtte["INTHI"].astype(float).to_numpy(),
+            "msc": (adtte["ARM"] == config.ARMS[0]).astype(float).to_numpy(),
         }
     )
     method = "Weibull AFT, interval-censored (lifelines); time ratio, Wald CI"
@@ -416,61 +442,41 @@ def weibull_interval(adtte: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.
     )
 
 
-def status_by_visit(adeff: pd.DataFrame) -> pd.DataFrame:
-    """Responder status of every participant at every post-baseline visit.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``subject_id``, ``arm``, ``visit_month``, ``status`` (``responder``,
-        ``non-responder``, ``not evaluable``, ``discontinued``), sorted.
-    """
-    d = adeff[(adeff["measure"] == "vas_pain") & (adeff["visit_month"] > 0)]
-    status = np.select(
-        [
-            d["responder"].fillna(False).to_numpy(dtype=bool),
-            (d["responder"] == False).fillna(False).to_numpy(dtype=bool),  # noqa: E712
-            (d["visit_status"] == "discontinued").to_numpy(),
-        ],
-        ["responder", "non-responder", "discontinued"],
-        default="not evaluable",
-    )
-    return (
-        pd.DataFrame(
-            {
-                "subject_id": d["subject_id"].to_numpy(),
-                "arm": d["arm"].to_numpy(),
-                "visit_month": d["visit_month"].to_numpy(),
-                "status": status,
-            }
-        )
-        .sort_values(["arm", "subject_id", "visit_month"], kind="mergesort")
-        .reset_index(drop=True)
-    )
-
-
 def durability(status: pd.DataFrame, from_visit: int = 12, to_visit: int = 24) -> pd.DataFrame:
     """Among responders at ``from_visit``, the proportion still responding at ``to_visit`` (among
     those evaluable then), per arm; Wilson CI.
+
+    Parameters
+    ----------
+    status : DataFrame
+        The durability view (:func:`respine_nb.derive.status_by_visit`: ``USUBJID``, ``ARM``,
+        ``AVISITN``, ``STATUS``).
+    from_visit, to_visit : int
+        The visits.
 
     Returns
     -------
     pandas.DataFrame
         Columns of :func:`proportions` plus ``responders_at_start`` and ``not_evaluable_later``;
         NaN with the reason in ``method`` (e.g. ``no participant reached month 24``) where no
-        one can be counted.
+        one can be counted; when ``to_visit`` is not after ``from_visit``, every number empty and
+        the reason ``no visit after month <from_visit>``.
     """
-    w = status.pivot(index=["subject_id", "arm"], columns="visit_month", values="status").reset_index()
+    method = f"responders at month {from_visit} still responding at month {to_visit}; Wilson CI"
+    if to_visit <= from_visit:
+        cols = ["group", "events", "n", "estimate", "ci_low", "ci_high", "responders_at_start", "not_evaluable_later"]
+        out = pd.DataFrame({c: [np.nan] * len(config.ARMS) for c in cols}).assign(group=list(config.ARMS))
+        return out.assign(method=not_estimable(method, f"no visit after month {from_visit}"))
+    w = status.pivot(index=["USUBJID", "ARM"], columns="AVISITN", values="STATUS").reset_index()
     for v in (from_visit, to_visit):
         if v not in w.columns:
             w[v] = "not evaluable"
     start = w[w[from_visit] == "responder"]
     later = start[start[to_visit].isin(["responder", "non-responder"])]
     out = proportions(later.assign(still=(later[to_visit] == "responder").to_numpy()), outcome="still")
-    out["responders_at_start"] = [int((start["arm"] == a).sum()) for a in config.ARMS]
+    out["responders_at_start"] = [int((start["ARM"] == a).sum()) for a in config.ARMS]
     out["not_evaluable_later"] = out["responders_at_start"] - out["n"]
-    method = f"month-{from_visit} responders still responding at month {to_visit}; Wilson CI"
-    reached = status.loc[status["visit_month"] == to_visit, "status"].isin(["responder", "non-responder"]).any()
+    reached = status.loc[status["AVISITN"] == to_visit, "STATUS"].isin(["responder", "non-responder"]).any()
     out["method"] = [
         method
         if n
