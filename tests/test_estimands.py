@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import derive, stats
+from respine_nb import config, derive, stats
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,20 @@ def test_holm_equals_r_p_adjust():
         stats.holm([0.002, 0.02, 0.011, 0.2, 0.049, 0.7]), [0.012, 0.08, 0.055, 0.4, 0.147, 0.7], rtol=1e-12
     )
     assert stats.holm([]).shape == (0,)
+
+
+def test_adjusted_risk_difference_with_strata_where_everyone_has_the_same_outcome():
+    """The evaluable participants of the generator-v2 cohort: Barcelona 8/8 responders, the pooled small
+    sites 0/4; the logistic MLE is at infinity for those strata, whose fitted probabilities are their outcome
+    in both arms: they are set aside and contribute no difference (the limit of the fit)."""
+    d = pd.read_csv(config.ROOT / "tests" / "data" / "adjusted_separation.csv")
+    got = stats.adjusted_risk_difference(d).iloc[0]
+    # R: d$stratum as stats.site_strata; f <- glm(AVAL ~ msc + stratum + BVAS + BODI, binomial, data = d,
+    #    control = glm.control(epsilon = 1e-14, maxit = 200))  # warns: fitted probabilities 0 or 1
+    #    then the g-computation and delta method as above: est 0.0283657690, se 0.0819448727 (R stops short of
+    #    the limit, hence the SE's looser tolerance), p 0.7292249331, standardised BM-MSC proportion 0.7316792056
+    assert got["estimate"] == pytest.approx(0.0283657690, rel=1e-6)
+    assert got["estimate_msc"] == pytest.approx(0.7316792056, rel=1e-6)
+    assert got["se"] == pytest.approx(0.0819448727, rel=1e-3)
+    assert got["p_value"] == pytest.approx(0.7292249331, rel=1e-3)
+    assert got["n"] == 99 and "2 site stratum(s) where every participant had the same outcome" in got["method"]

@@ -67,7 +67,7 @@ def _primary(values: dict) -> list[dict]:
         _row(
             "Primary",
             "primary",
-            head_population,
+            randomised if strategy == "hypothetical" else head_population,
             variable,
             [surgery + STRATEGY_TEXT[strategy], RESCUE, NOT_RECEIVED, DROPOUT[population]],
             summary,
@@ -83,7 +83,7 @@ def _primary(values: dict) -> list[dict]:
             _row(
                 f"Supplementary: {other.replace('_', ' ')} strategy",
                 "supplementary",
-                head_population,
+                randomised if other == "hypothetical" else head_population,
                 variable,
                 [surgery + STRATEGY_TEXT[other], RESCUE, NOT_RECEIVED, DROPOUT[population]],
                 summary,

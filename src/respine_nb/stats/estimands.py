@@ -135,8 +135,10 @@ def fit_adjusted_logistic(
     -------
     tuple
         ``(fit, frame, reason)``: the statsmodels GLM results (None when not estimable), the
-        analysed frame (columns ``y``, ``msc``, ``stratum`` and the covariates) and the reason
-        it cannot be estimated (``""`` when it can).
+        analysed frame (columns ``y``, ``msc``, ``stratum``, the covariates and ``determined``:
+        the outcome of the participants of a stratum where everyone had the same outcome, who
+        are left out of the fit, NaN for the others) and the reason it cannot be estimated
+        (``""`` when it can).
     """
     d = df.loc[df[outcome].notna() & df[arm].isin(config.ARMS), [outcome, arm, strata, *covariates]].dropna()
     stratum = site_strata(d[strata])
@@ -156,11 +158,27 @@ def fit_adjusted_logistic(
         reason = "every participant responded" if frame["y"].all() else "no participant responded"
     if reason:
         return None, frame, reason
-    terms = ["msc"] + (["C(stratum)"] if frame["stratum"].nunique() > 1 else []) + [f"x{i}" for i in range(len(covariates))]
-    model = smf.glm("y ~ " + " + ".join(terms), data=frame, family=sm.families.Binomial())
+    # A stratum where everyone has the same outcome separates the data: its coefficient is at
+    # infinity and its fitted probabilities are that outcome whatever the arm. It is set aside
+    # (``determined``) and the model fitted on the other strata, which is the limit of the
+    # maximum-likelihood fit (R's glm approaches it with a warning).
+    if frame["stratum"].nunique() > 1:
+        constant = frame.groupby("stratum")["y"].transform("nunique") == 1
+        frame["determined"] = np.where(constant, frame["y"], np.nan)
+    else:
+        frame["determined"] = np.nan
+    fitted = frame[frame["determined"].isna()]
+    reason = arms_without(
+        {a: int(((fitted["msc"] == 1) if a == config.ARMS[0] else (fitted["msc"] == 0)).sum()) for a in config.ARMS},
+        "participant in a site stratum with both outcomes",
+    )
+    if reason:
+        return None, frame, reason
+    terms = ["msc"] + (["C(stratum)"] if fitted["stratum"].nunique() > 1 else []) + [f"x{i}" for i in range(len(covariates))]
+    model = smf.glm("y ~ " + " + ".join(terms), data=fitted, family=sm.families.Binomial())
     if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
         return None, frame, "arm confounded with the covariates"
-    if is_separated(frame["y"].to_numpy(), model.exog):
+    if is_separated(fitted["y"].to_numpy(), model.exog):
         return None, frame, "perfect separation"
     return model.fit(tol=1e-12, maxiter=200), frame, ""
 
@@ -216,8 +234,17 @@ def adjusted_risk_difference(
     X1[:, j], X0[:, j] = 1.0, 0.0
     b = fit.params.to_numpy()
     p1, p0 = 1 / (1 + np.exp(-X1 @ b)), 1 / (1 + np.exp(-X0 @ b))
-    est = p1.mean() - p0.mean()
-    g = (p1 * (1 - p1)) @ X1 / len(p1) - (p0 * (1 - p0)) @ X0 / len(p0)
+    determined = frame["determined"].dropna().to_numpy(dtype=float)  # same probability in both arms
+    n_all = len(p1) + len(determined)
+    est = (p1.sum() - p0.sum()) / n_all
+    g = ((p1 * (1 - p1)) @ X1 - (p0 * (1 - p0)) @ X0) / n_all
+    if len(determined):
+        k = frame.loc[frame["determined"].notna(), "stratum"].nunique()
+        method += (
+            f"; {k} site stratum(s) where every participant had the same outcome ({len(determined)} participants) "
+            "enter with that outcome as fitted probability in both arms (the limit of the maximum-likelihood fit)"
+        )
+    p1_mean, p0_mean = (p1.sum() + determined.sum()) / n_all, (p0.sum() + determined.sum()) / n_all
     se = float(np.sqrt(g @ fit.cov_params().to_numpy() @ g))
     z = z_quantile(level)
     return pd.DataFrame(
@@ -230,8 +257,8 @@ def adjusted_risk_difference(
                 "ci_high": float(est + z * se),
                 "p_value": float(2 * sps.norm.sf(abs(est / se))) if se > 0 else np.nan,
                 "se": se,
-                "estimate_msc": float(p1.mean()),
-                "estimate_sham": float(p0.mean()),
+                "estimate_msc": float(p1_mean),
+                "estimate_sham": float(p0_mean),
                 "n": len(frame),
                 "method": method,
             }
