@@ -360,7 +360,7 @@ def test_session_with_changed_parameters_goes_under_runs(no_out_env):
     )
     listing = nb.finish()
     assert (nb.derived_dir / "results.csv").is_file()
-    assert "derived/results.csv" in listing["file"].tolist()
+    assert "derived/results.csv" in listing.frame["File"].tolist()
     assert tree_hash(config.DERIVED_DIR, config.FIGURES_DIR) == protected
 
 

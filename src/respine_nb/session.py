@@ -278,7 +278,7 @@ class Session:
 
         self.written += tables.write_table(pub, f"{self.name}-{name}", self.figures_dir)
 
-    def finish(self) -> pd.DataFrame:
+    def finish(self):
         """Write the results part, merge results.csv, and list what was written (relative paths).
 
         When the outputs were sent under runs/ (exploring with other parameters or data), a
@@ -286,10 +286,13 @@ class Session:
 
         Returns
         -------
-        pandas.DataFrame
-            Columns ``file`` (``derived/...`` or ``figures/...``, the same whatever the output
-            root, so the listing is reproducible) and ``kind``.
+        respine_nb.tables.PubTable
+            The formatted listing (its ``frame``: columns ``File``, ``derived/...`` or
+            ``figures/...``, the same whatever the output root, so the listing is reproducible, and
+            ``Kind``).
         """
+        from . import tables
+
         rows = pd.concat(self._rows, ignore_index=True) if self._rows else pd.DataFrame(columns=results.COLUMNS)
         part = results.write_part(rows, self.derived_dir, self.name)
         merged = results.merge(self.derived_dir)
@@ -306,7 +309,8 @@ class Session:
                     "data/derived/ and figures/."
                 )
             )
-        return pd.DataFrame({"file": listed, "kind": kinds})
+        listing = pd.DataFrame({"file": listed, "kind": kinds})
+        return tables.results_table(listing, "Files written by this notebook", table_id=f"{self.name}-files")
 
     def header(self, full: bool = False):
         """What the reader must know before any result: a banner when the data are synthetic (or
