@@ -130,3 +130,12 @@ def test_save_publication_writes_html_and_docx_and_lists_them(tmp_path):
     first = (tmp_path / "figures" / "01_cohort-counts.docx").read_bytes()
     nb.save_publication(pub, "counts")
     assert (tmp_path / "figures" / "01_cohort-counts.docx").read_bytes() == first
+
+
+def test_consort_table_names_every_stage_in_words():
+    from respine_nb import stats as st
+
+    flow = pd.DataFrame({"stage": list(st.STAGE_LABELS), "group": "all", "reason": "", "n": 1, "visit_month": 12})
+    out = st.consort_table(flow)
+    assert list(out.columns) == ["stage", "group", "reason", "n"]
+    assert not any("_" in s for s in out["stage"]) and out["stage"].iloc[0] == "Assessed for eligibility"

@@ -11,6 +11,8 @@ __all__ = [
     "follow_up_completeness",
     "arm_counts",
     "discontinued",
+    "STAGE_LABELS",
+    "consort_table",
 ]
 
 
@@ -208,3 +210,38 @@ def discontinued(adsl: pd.DataFrame, visits=(config.PRIMARY_VISIT, 24), month: s
             left = int((pd.to_numeric(d[month], errors="coerce") <= v).sum())
             rows.append({"visit_month": v, "group": arm, "estimate": float(left), "n": len(d)})
     return pd.DataFrame(rows, columns=["visit_month", "group", "estimate", "n"])
+
+
+STAGE_LABELS = {
+    "screened": "Assessed for eligibility",
+    "excluded": "Excluded",
+    "randomized": "Randomised",
+    "allocated": "Allocated",
+    "treated": "Received the allocated procedure",
+    "not_treated": "Did not receive the allocated procedure",
+    "discontinued": "Discontinued (any time)",
+    "analysed": "Analysed at the primary visit (evaluable)",
+    "not_evaluable": "Not evaluable at the primary visit",
+    "discontinued_before": "Discontinued at or before the primary visit",
+    "discontinued_between": "Discontinued between the primary visit and the last visit",
+    "followed_up_last": "Followed up to the last visit",
+    "analysed_endpoint": "Analysed, by endpoint",
+}
+
+
+def consort_table(flow: pd.DataFrame) -> pd.DataFrame:
+    """The CONSORT counts for reading: each stage named in words (:data:`STAGE_LABELS`).
+
+    Parameters
+    ----------
+    flow : pandas.DataFrame
+        :func:`consort_flow`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``stage`` (in words), ``group``, ``reason``, ``n``; the flow's order.
+    """
+    out = flow[["stage", "group", "reason", "n"]].copy()
+    out["stage"] = out["stage"].map(STAGE_LABELS).fillna(out["stage"])
+    return out
