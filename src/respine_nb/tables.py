@@ -70,8 +70,8 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         s = adsl[c]
         if c in categorical:
             df[c] = s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v)).to_numpy()
-        else:
-            df[c] = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
+        else:  # 10 significant digits: noise in the last bits cannot move a quartile across a rounding boundary
+            df[c] = [float(f"{v:.10g}") for v in pd.to_numeric(s, errors="coerce").astype(float)]
     nonnormal = skewed(df, [c for c in cols if c not in categorical])
     # An SD of fewer than 2 values (an arm with one measured participant), the quartiles of an arm with
     # no measured value and the SMD of a constant variable are undefined: tableone shows them empty;
