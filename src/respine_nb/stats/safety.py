@@ -238,6 +238,8 @@ def new_sensitisation(adis: pd.DataFrame, by_visit: int = 6) -> pd.DataFrame:
         f"{label}; {m}" if g == config.CONTRAST else relabel_method(m, f"{label}; Wilson score CI")
         for g, m in zip(out["group"], out["method"])
     ]
+    if not len(adis):  # not "no evaluable participant": the data have no immunology at all
+        out["method"] = [not_estimable(m.split("; not estimable")[0], "no immunology table in these data") for m in out["method"]]
     return out
 
 
