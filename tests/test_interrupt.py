@@ -28,10 +28,25 @@ def tree_hash(*folders):
     }
 
 
+def _foreground_signals():
+    """In the child: SIGINT as in a foreground terminal job. A harness that starts the tests in the
+    background (a non-interactive shell's `cmd &`) passes SIGINT on as ignored, and a run started so
+    ignores Ctrl-C by design; the test is about a run the user can interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args, env_extra=None, cwd=None):
     env = {k: v for k, v in os.environ.items() if k != config.OUT_ENV}
     env.update(env_extra or {})
-    return subprocess.Popen([EXE, "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    return subprocess.Popen(
+        [EXE, "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+        preexec_fn=_foreground_signals,
+    )
 
 
 def wait_for(predicate, timeout=120.0):
