@@ -72,15 +72,19 @@ def execute(base_ws, kernel_id, token, code) -> list:
             )
         )
         got = []
-        while True:
+        # the reply (shell) may overtake the output (iopub): done when both the reply and the
+        # kernel's "idle" status for this request, sent after all its output, have arrived
+        replied = idle = False
+        while not (replied and idle):
             raw = await asyncio.wait_for(conn.read_message(), timeout=60)
             msg = json.loads(raw)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             got.append(msg)
-            if msg["msg_type"] == "execute_reply":
-                conn.close()
-                return got
+            replied = replied or msg["msg_type"] == "execute_reply"
+            idle = idle or (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle")
+        conn.close()
+        return got
 
     return asyncio.run(go())
 
