@@ -78,11 +78,26 @@ def test_topics_and_all():
             and (inspect.isfunction(v) or n.isupper())
         }
         assert set(m.__all__) == public, f"{mod}.__all__ differs from its public definitions"
+        assert list(stats.EXPORTS[mod]) == list(m.__all__), f"stats.EXPORTS['{mod}'] differs from {mod}.__all__"
         for n in m.__all__:
             assert n not in seen, f"{n} defined in {seen.get(n)} and {mod}"
             seen[n] = mod
             assert getattr(stats, n) is getattr(m, n), f"stats.{n} is not re-exported"
     assert sorted(stats.__all__) == sorted(seen)
+
+
+def test_modules_imported_when_first_used():
+    """A notebook that draws no survival curve does not import lifelines (issue 15)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from respine_nb import stats; stats.wilson_ci(1, 2); "
+        "print(sorted(m for m in ('lifelines', 'pingouin', 'respine_nb.stats.survival', 'respine_nb.mmrm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]" and not out.stderr
+    assert "km_summary" in dir(stats) and stats.survival.km_summary is stats.km_summary
 
 
 def test_no_private_name_imported_across_our_modules():

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from . import config
 from .schema import CONTRACT_VERSION, TABLES, Table, pandera_schema, rule_text
@@ -361,11 +360,13 @@ def _pandera_problems(df: pd.DataFrame, table: Table, fname: str, bad: pd.DataFr
     cols = list(bad.columns)  # the contract columns the file has
     if not cols:
         return []
+    from pandera.errors import SchemaErrors  # pandera only where data are validated (schema.py)
+
     schema = pandera_schema(table, cols)
     try:
         schema.validate(df[cols], lazy=True)
         return []
-    except pa.errors.SchemaErrors as exc:
+    except SchemaErrors as exc:
         cases = exc.failure_cases
     problems = []
     for case in cases.itertuples(index=False):

@@ -238,7 +238,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 # One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
 # kernel's NumPy spawn a thread per core oversubscribes the machine (measured: the 100x cohort run
-# took 62 s for 02_primary_endpoint alongside another kernel, 15 s alone).
+# took 62 s for 02_primary_endpoint alongside another kernel, 15 s alone). Also with one kernel at a
+# time: the matrices are small (a participant's visits), where threads cost more than they give.
 SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -521,7 +522,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         # the kernels reuse this validation and derivation when its stamp matches their data and parameters
         cache = write_run_cache(tmpdir / "cache", dataset, derived_tables, settings["visit_month"], rule)
         jobs = max(1, jobs or os.cpu_count() or 1)
-        kernel_env = {RUN_CACHE_ENV: str(cache), **(SINGLE_THREAD_ENV if jobs > 1 else {})}
+        kernel_env = {RUN_CACHE_ENV: str(cache), **SINGLE_THREAD_ENV}
         print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
         base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
         nb_dir.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,14 @@ file, column, row and rule.
 Changing the contract is a versioned decision: add columns, never silently
 rename them. v1.1 added the optional ``intercurrent_events`` table; a v1 dataset
 stays valid.
+
+pandera is imported by :func:`pandera_schema` only, when data are validated: a notebook that
+reads the run's already validated datasets does not pay for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import pandera.pandas as pa
 
 from . import config
 
@@ -37,7 +38,7 @@ DTYPES = {
 class Col:
     """One column of the contract.
 
-    ``checks`` pairs a pandera check with the rule as a reader should see it.
+    ``checks`` are the column's value rules (:class:`Rule`).
     """
 
     name: str
@@ -64,22 +65,47 @@ class Table:
         return next(c for c in self.columns if c.name == name)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A value rule: the pandera check that tests it and the rule as a reader should see it.
+
+    ``check`` names a built-in ``pandera.Check`` (``in_range``, ``ge``, ``le``, ``isin``) called
+    with ``args``, or ``non_blank`` (text that is not only spaces).
+    """
+
+    check: str
+    args: tuple
+    text: str
+
+    def pandera(self):
+        """The ``pandera.Check`` of this rule."""
+        import pandera.pandas as pa
+
+        if self.check == "non_blank":
+            return pa.Check(_non_blank, element_wise=False)
+        return getattr(pa.Check, self.check)(*self.args)
+
+
+def _non_blank(s):
+    return s.str.strip().str.len() > 0
+
+
 def _range(lo=None, hi=None, unit=""):
     unit = f" {unit}" if unit else ""
     if lo is not None and hi is not None:
-        return (pa.Check.in_range(lo, hi), f"must be between {lo} and {hi}{unit}")
+        return Rule("in_range", (lo, hi), f"must be between {lo} and {hi}{unit}")
     if lo is not None:
-        return (pa.Check.ge(lo), f"must be >= {lo}{unit}")
-    return (pa.Check.le(hi), f"must be <= {hi}{unit}")
+        return Rule("ge", (lo,), f"must be >= {lo}{unit}")
+    return Rule("le", (hi,), f"must be <= {hi}{unit}")
 
 
 def _one_of(values):
     values = list(values)
     shown = ", ".join(repr(v) for v in values)
-    return (pa.Check.isin(values), f"must be one of {shown}")
+    return Rule("isin", (values,), f"must be one of {shown}")
 
 
-_NON_BLANK = (pa.Check(lambda s: s.str.strip().str.len() > 0, element_wise=False), "must not be blank")
+_NON_BLANK = Rule("non_blank", (), "must not be blank")
 
 SUBJECTS = Table(
     "subjects",
@@ -198,7 +224,7 @@ INTERCURRENT_EVENTS = Table(
 TABLES = {t.name: t for t in (SUBJECTS, OUTCOMES, MRI, ADVERSE_EVENTS, IMMUNOLOGY, SCREENING, INTERCURRENT_EVENTS)}
 
 
-def pandera_schema(table: Table, columns=None) -> pa.DataFrameSchema:
+def pandera_schema(table: Table, columns=None):
     """The pandera schema of the value rules of ``table`` (types already parsed).
 
     Parameters
@@ -215,6 +241,8 @@ def pandera_schema(table: Table, columns=None) -> pa.DataFrameSchema:
         Column dtypes, nullability, uniqueness and value checks. Extra columns
         are allowed (``strict=False``): the contract keeps and ignores them.
     """
+    import pandera.pandas as pa
+
     names = None if columns is None else set(columns)
     unknown = set() if names is None else names - {c.name for c in table.columns}
     if unknown:
@@ -222,7 +250,7 @@ def pandera_schema(table: Table, columns=None) -> pa.DataFrameSchema:
     checked = {
         c.name: pa.Column(
             DTYPES[c.kind],
-            checks=[check for check, _ in c.checks],
+            checks=[rule.pandera() for rule in c.checks],
             nullable=c.nullable,
             unique=c.unique,
             coerce=False,
@@ -244,6 +272,6 @@ def rule_text(table: Table, column: str, check: str, check_number) -> str:
         kind = table.column(column).kind
         return f"must be of type {kind}"
     try:
-        return table.column(column).checks[int(check_number)][1]
+        return table.column(column).checks[int(check_number)].text
     except (StopIteration, TypeError, ValueError, IndexError):
         return check

@@ -339,9 +339,13 @@ def _docx_bytes(table: PubTable) -> bytes:
         rows.append(("row", [r[c] for c in body]))
     grid = doc.add_table(rows=header_rows + len(rows), cols=len(body))
     grid.style = "Table Grid"
+
+    def cell(i, j):  # grid.cell(i, j) would lay out the whole table on every call
+        return grid.rows[i].cells[j]
+
     if table.spanners:
         for j, c in enumerate(body):
-            grid.cell(0, j).text = span_of.get(c, "")
+            cell(0, j).text = span_of.get(c, "")
         j = 0
         while j < len(body):  # merge the cells of one spanner
             k = j
@@ -349,26 +353,26 @@ def _docx_bytes(table: PubTable) -> bytes:
                 k += 1
             if k > j:
                 label = span_of[body[j]]
-                merged = grid.cell(0, j).merge(grid.cell(0, k))
+                merged = cell(0, j).merge(cell(0, k))
                 merged.text = label
             j = k + 1
     for j, c in enumerate(body):
-        grid.cell(header_rows - 1, j).text = str(c)
-    for cell in (grid.cell(i, j) for i in range(header_rows) for j in range(len(body))):
-        for run in cell.paragraphs[0].runs:
+        cell(header_rows - 1, j).text = str(c)
+    for header in (cell(i, j) for i in range(header_rows) for j in range(len(body))):
+        for run in header.paragraphs[0].runs:
             run.bold = True
     for i, (kind, value) in enumerate(rows, start=header_rows):
         if kind == "group":
-            merged = grid.cell(i, 0).merge(grid.cell(i, len(body) - 1))
+            merged = cell(i, 0).merge(cell(i, len(body) - 1))
             merged.text = str(value)
             for run in merged.paragraphs[0].runs:
                 run.bold = True
         else:
-            for j, v in enumerate(value):
-                grid.cell(i, j).text = v
+            for c, v in zip(grid.rows[i].cells, value, strict=True):
+                c.text = v
     for row in grid.rows:
-        for cell in row.cells:
-            for p in cell.paragraphs:
+        for c in row.cells:
+            for p in c.paragraphs:
                 for run in p.runs:
                     run.font.size = Pt(8)
     for note in table.notes:

@@ -30,22 +30,148 @@ fitted model are named ``fit_*``. A few small numeric helpers (``wilson_ci``, ``
 Functions take analysis datasets (from :mod:`respine_nb.derive`) or plain arrays, never read or
 write files and never mutate their input. Every public name of every module is re-exported here,
 so notebooks call ``stats.<function>``.
+
+A module is imported when one of its names is first used (PEP 562 module ``__getattr__``), so a
+notebook pays for lifelines, pingouin or the MMRM only if it calls an analysis that needs them;
+``dir(stats)`` and tab completion list every name from the start. :data:`EXPORTS` lists each
+module's ``__all__`` (a test checks that they agree).
 """
 
 from __future__ import annotations
 
-from . import binary, cohort, continuous, estimands, missing, mri, reference_based, safety, sensitivity, survival
-from .binary import *  # noqa: F403
-from .cohort import *  # noqa: F403
-from .continuous import *  # noqa: F403
-from .estimands import *  # noqa: F403
-from .missing import *  # noqa: F403
-from .mri import *  # noqa: F403
-from .reference_based import *  # noqa: F403
-from .safety import *  # noqa: F403
-from .sensitivity import *  # noqa: F403
-from .survival import *  # noqa: F403
+import importlib
 
-MODULES = (cohort, binary, estimands, missing, reference_based, sensitivity, continuous, mri, survival, safety)
+MODULE_NAMES = (
+    "cohort",
+    "binary",
+    "estimands",
+    "missing",
+    "reference_based",
+    "sensitivity",
+    "continuous",
+    "mri",
+    "survival",
+    "safety",
+)
 
-__all__ = [name for module in MODULES for name in module.__all__]
+# module -> its public names (its __all__)
+EXPORTS = {
+    "cohort": ("consort_flow", "follow_up_completeness", "arm_counts", "discontinued", "STAGE_LABELS", "consort_table"),
+    "binary": (
+        "NOT_ESTIMABLE",
+        "not_estimable",
+        "not_estimable_row",
+        "arms_without",
+        "Z95",
+        "z_quantile",
+        "wilson_ci",
+        "relabel_method",
+        "METHOD_NAMES",
+        "covariate_text",
+        "truth",
+        "proportions",
+        "compare_by_visit",
+        "mcid_by_visit",
+        "counts",
+        "yates_chisq",
+        "newcombe_ci",
+        "risk_difference_values",
+        "risk_difference",
+        "fisher_exact",
+        "SMALL_SITE",
+        "POOLED_SITES",
+        "site_strata",
+        "is_separated",
+        "logistic_or",
+        "primary_analysis",
+        "responder_composition",
+        "not_evaluable",
+        "mcid_proportions",
+        "responders_by_visit",
+        "compare_proportions",
+    ),
+    "estimands": ("cmh", "fit_adjusted_logistic", "adjusted_risk_difference", "holm"),
+    "missing": (
+        "MEASURE_PREFIXES",
+        "rubin",
+        "pooled_inference",
+        "mc_error",
+        "mi_delta_risk_difference",
+        "mice_pmm",
+        "mi_risk_difference",
+    ),
+    "reference_based": ("STRATEGIES", "fit_mvn_em", "mi_reference_based", "reference_based_by_measure"),
+    "sensitivity": (
+        "TIPPING_MAX_STEPS",
+        "tipping_point",
+        "VAS_ABS_GRID",
+        "VAS_REL_GRID",
+        "ODI_REL_GRID",
+        "ODI_ABS_GRID",
+        "threshold_grid",
+        "subgroups",
+        "subgroup_interactions",
+        "interaction_p",
+    ),
+    "continuous": ("mean_ci", "trajectories", "mixed_anova_completers", "means_by_arm", "means_by_measure"),
+    "mri": (
+        "images_by_visit",
+        "t2_by_grade",
+        "t2_grade_correlation",
+        "change_summary",
+        "ancova",
+        "change_by_visit",
+        "grade_shift",
+        "grade_worsening",
+        "correlation",
+        "structure_vs_symptoms",
+        "t2_mmrm",
+    ),
+    "survival": (
+        "km_median",
+        "km_summary",
+        "logrank",
+        "cox",
+        "fit_cox",
+        "ph_test",
+        "turnbull_npmle",
+        "turnbull",
+        "weibull_interval",
+        "durability",
+    ),
+    "safety": (
+        "AE_CATEGORIES",
+        "ae_overview",
+        "ae_by_term",
+        "anti_hla_by_visit",
+        "ANTI_HLA_METHOD",
+        "anti_hla_at",
+        "anti_hla_fisher",
+        "new_sensitisation",
+        "dsa_by_visit",
+        "sensitisation_and_response",
+        "AE_CONTRASTS",
+        "ae_flags",
+        "ae_contrasts",
+        "suppress_with_contrast",
+        "safety_events",
+    ),
+}
+
+_OWNER = {name: module for module, names in EXPORTS.items() for name in names}
+
+__all__ = [name for module in MODULE_NAMES for name in EXPORTS[module]]
+
+
+def __getattr__(name: str):
+    if name in MODULE_NAMES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name not in _OWNER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_OWNER[name]}"), name)
+    globals()[name] = value  # imported once: later uses are plain attribute reads
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__) | set(MODULE_NAMES))
