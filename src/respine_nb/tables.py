@@ -1,4 +1,8 @@
-"""Table 1 and publication tables (built with tableone)."""
+"""Table 1 and publication tables (built with tableone and great_tables).
+
+tableone and scipy.stats are imported by Table 1's functions only, great_tables and python-docx
+when a table is rendered: the other notebooks and the runner's Table 2 do without them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
-from tableone import TableOne
 
 from . import config
 
@@ -32,6 +34,8 @@ SKEW_LIMIT = 1.0  # |sample skewness| above this: median [Q1, Q3] instead of mea
 def skewed(adsl: pd.DataFrame, columns) -> list[str]:
     """Continuous columns whose pooled sample skewness exceeds :data:`SKEW_LIMIT` in absolute value
     (a constant column, or one with fewer than 3 values, has no skewness: not skewed)."""
+    from scipy import stats as sps
+
     out = []
     for c in columns:
         x = pd.to_numeric(adsl[c], errors="coerce").astype(float).dropna()
@@ -62,6 +66,8 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
     tableone.TableOne
         ``.tableone`` is the table as a DataFrame; ``.to_csv`` / ``.to_html`` export it.
     """
+    from tableone import TableOne
+
     variables = dict(variables or TABLE1_VARIABLES)
     cols = list(variables)
     df = pd.DataFrame({"arm": adsl["ARM"].astype(object).to_numpy()})
