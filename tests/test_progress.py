@@ -197,6 +197,31 @@ def test_other_data_or_no_cache_validate_again(small_dataset_dir, dataset_copy, 
     assert session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")._cache is None
 
 
+def test_session_waits_for_the_runs_validation(small_dataset_dir, tmp_path, monkeypatch):
+    """The runner starts its kernels before it has validated: start() waits for the stamp."""
+    import threading
+
+    from respine_nb import io
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(cache))
+    ds = io.load_dataset(small_dataset_dir)
+    rule = parameters.rule({})
+    late = threading.Timer(0.5, session.write_run_cache, (cache, ds, derive.derive_all(ds.tables, 12, **rule), 12, rule))
+    late.start()
+    monkeypatch.setattr(session.io, "load_dataset", lambda *a, **k: pytest.fail("validated again"))
+    nb = session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")
+    late.join()
+    assert nb._cache is not None and nb.data.sha256 == ds.sha256
+
+
+def test_session_stops_when_the_run_gave_up(small_dataset_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(tmp_path / "removed-cache"))
+    with pytest.raises(RuntimeError, match="stopped"):
+        session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")
+
+
 def test_inline_figure_is_the_saved_png_reduced(tmp_path):
     import matplotlib
 

@@ -148,6 +148,16 @@ class Progress:
             with self.lock:
                 self._draw()
 
+    def note(self, text: str) -> None:
+        """A message line while the display runs (above the live lines on a terminal)."""
+        with self.lock:
+            if self.live:
+                from tqdm import tqdm
+
+                tqdm.write(text, file=self.stream)
+            else:
+                print(text, file=self.stream, flush=True)
+
     def close(self) -> None:
         """Stop refreshing and leave the final lines on screen."""
         self._stop.set()
@@ -279,9 +289,23 @@ def _kernel_log(folder: str, lines: int = 5) -> str:
 
 
 def _execute(
-    nb_path: Path, target: Path, tmpdir: Path, failed_dir: Path, params: dict, cwd: Path, progress, kernel_env: dict | None = None
+    nb_path: Path,
+    target: Path,
+    tmpdir: Path,
+    failed_dir: Path,
+    params: dict,
+    cwd: Path,
+    progress,
+    kernel_env: dict | None = None,
+    abandoned: threading.Event | None = None,
 ) -> Outcome:
     import papermill as pm
+
+    def gave_up() -> bool:  # the run stopped it (invalid data): no failed copy, no progress line
+        return abandoned is not None and abandoned.is_set()
+
+    if gave_up():
+        return Outcome(nb_path.stem, False, 0.0, "abandoned")
 
     name = nb_path.stem
     tmp = tmpdir / nb_path.name
@@ -303,6 +327,8 @@ def _execute(
         )
     except pm.PapermillExecutionError as exc:
         seconds = time.perf_counter() - t0
+        if gave_up():
+            return Outcome(name, False, seconds, "abandoned")
         copy = None
         if tmp.exists():
             copy = failed_dir / nb_path.name
@@ -313,12 +339,14 @@ def _execute(
         return Outcome(name, False, seconds, error, copy)
     except Exception as exc:  # kernel died, could not start, ...
         seconds = time.perf_counter() - t0
+        if gave_up():
+            return Outcome(name, False, seconds, "abandoned")
         error = f"{type(exc).__name__}: {exc}{_kernel_log(sockets)}"
         progress(name, "FAILED", seconds, error)
         return Outcome(name, False, seconds, error)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
-    if _STOP.is_set():  # interrupted: never publish a notebook after the user asked to stop
+    if _STOP.is_set() or gave_up():  # interrupted: never publish a notebook after the user asked to stop
         seconds = time.perf_counter() - t0
         progress(name, "FAILED", seconds, "interrupted")
         return Outcome(name, False, seconds, "interrupted")
@@ -484,51 +512,31 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
 
         synthetic.write(config.SYNTHETIC_DIR)
         print(f"wrote the SYNTHETIC default cohort to {config.SYNTHETIC_DIR.relative_to(config.ROOT)}")
-    try:
-        dataset = io.load_dataset(data_dir)
-    except FileNotFoundError as exc:
-        print(f"INVALID: {exc}")
-        return 2
-    except io.DataValidationError as exc:
-        print(exc.report())
-        return 2
-    if default and not data_manifest(data_dir, dataset.sha256).get("files_match"):
-        print(
-            f"error: {data_dir.relative_to(config.ROOT)} does not match its MANIFEST.json: the default run "
-            "writes the committed results only from the committed cohort (restore it with git, or run "
-            "with --data and --out)",
-            file=sys.stderr,
-        )
-        return 2
 
     started = datetime.now(UTC)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
-    tmpdir = None
+    tmpdir, made, pool, progress, futures = None, [], None, None, {}
+    abandoned = threading.Event()
     try:
         settings = {**parameters.defaults(), **params}  # the run's visit and responder rule
         rule = parameters.rule(settings)
-        derived_tables = derive.derive_all(dataset.tables, settings["visit_month"], **rule)
-        io.write_tables(derived_tables, derived_dir)
-        print(
-            f"validated {_shown(data_dir, default)} and derived the analysis datasets into {_shown(derived_dir, default)}/",
-            flush=True,
-        )
-        if derive_only:
-            return 0
-        tmp_parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=".respine-run-", dir=tmp_parent))
-        from .session import RUN_CACHE_ENV, write_run_cache
+        if not derive_only:
+            # The kernels start now and import their libraries while this process validates and
+            # derives; each notebook's session.start waits for the cache's stamp, written last.
+            made = [d for d in (nb_dir, *nb_dir.parents, tmp_parent, *tmp_parent.parents) if not d.exists()]
+            nb_dir.mkdir(parents=True, exist_ok=True)  # the kernels' working directory
+            tmp_parent.mkdir(parents=True, exist_ok=True)
+            tmpdir = Path(tempfile.mkdtemp(prefix=".respine-run-", dir=tmp_parent))
+            from .session import RUN_CACHE_ENV, write_run_cache
 
-        # the kernels reuse this validation and derivation when its stamp matches their data and parameters
-        cache = write_run_cache(tmpdir / "cache", dataset, derived_tables, settings["visit_month"], rule)
-        jobs = max(1, jobs or os.cpu_count() or 1)
-        kernel_env = {RUN_CACHE_ENV: str(cache), **SINGLE_THREAD_ENV}
-        print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
-        base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
-        nb_dir.mkdir(parents=True, exist_ok=True)
-        progress = Progress([p.stem for p in paths])
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        try:
+            cache = tmpdir / "cache"
+            cache.mkdir()
+            jobs = max(1, jobs or os.cpu_count() or 1)
+            kernel_env = {RUN_CACHE_ENV: str(cache), **SINGLE_THREAD_ENV}
+            print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
+            base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
+            progress = Progress([p.stem for p in paths])
+            pool = ThreadPoolExecutor(max_workers=jobs)
             futures = {
                 p.stem: pool.submit(
                     _execute,
@@ -540,21 +548,40 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                     nb_dir,
                     progress.set,
                     kernel_env,
+                    abandoned,
                 )
                 for p in schedule(paths, read_timings())
             }
+        try:
+            dataset, problem, stream = _validate(data_dir, default)
+            if dataset is None:
+                _abandon(pool, progress, abandoned, tmpdir)
+                for d in made:  # the run created them: an invalid dataset leaves nothing behind
+                    shutil.rmtree(d, ignore_errors=True)
+                print(problem, file=stream)
+                return 2
+            derived_tables = derive.derive_all(dataset.tables, settings["visit_month"], **rule)
+            io.write_tables(derived_tables, derived_dir)
+            validated = (
+                f"validated {_shown(data_dir, default)} and derived the analysis datasets into {_shown(derived_dir, default)}/"
+            )
+            if derive_only:
+                print(validated, flush=True)
+                return 0
+            # the kernels reuse this validation and derivation when its stamp matches their data and parameters
+            write_run_cache(cache, dataset, derived_tables, settings["visit_month"], rule)
+            progress.note(validated)
             outcomes = [futures[p.stem].result() for p in paths]
         except KeyboardInterrupt:
             _STOP.set()
-            _kill_kernels()
-            pool.shutdown(wait=True, cancel_futures=True)
-            progress.close()
+            _abandon(pool, progress, abandoned, tmpdir)
             remove_partial_files({nb_dir, derived_dir, figures_dir, failed_dir})
             print("interrupted: running notebooks stopped; nothing half-written was left behind", file=sys.stderr)
             return 130
         finally:
-            pool.shutdown(wait=True)
-            progress.close()
+            if pool is not None:
+                pool.shutdown(wait=True)
+                progress.close()
         write_timings(outcomes)
         from . import results
 
@@ -579,6 +606,8 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             }
             io.atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
+        if pool is not None and not all(f.done() for f in futures.values()):  # an unexpected error
+            _abandon(pool, progress, abandoned, tmpdir)
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
         if previous is not None:
@@ -591,6 +620,42 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         print(f"FAILED {o.notebook}: {o.error}{kept}", file=sys.stderr)
     print(where_to_look(root if not default else None))
     return 1 if failed else 0
+
+
+def _validate(data_dir: Path, default: bool):
+    """(dataset, None, None) when ``data_dir`` holds valid data (and, for the default run, the
+    committed cohort as its manifest describes it); else (None, the report, the stream to print
+    it on)."""
+    try:
+        dataset = io.load_dataset(data_dir)
+    except FileNotFoundError as exc:
+        return None, f"INVALID: {exc}", sys.stdout
+    except io.DataValidationError as exc:
+        return None, exc.report(), sys.stdout
+    if default and not data_manifest(data_dir, dataset.sha256).get("files_match"):
+        return (
+            None,
+            f"error: {data_dir.relative_to(config.ROOT)} does not match its MANIFEST.json: the default run "
+            "writes the committed results only from the committed cohort (restore it with git, or run "
+            "with --data and --out)",
+            sys.stderr,
+        )
+    return dataset, None, None
+
+
+def _abandon(pool, progress, abandoned: threading.Event, tmpdir) -> None:
+    """Stop a run whose kernels started before its data turned out invalid (or an error): the
+    cache they wait for is removed (their session.start then stops), the kernels are killed,
+    nothing is published."""
+    abandoned.set()
+    if tmpdir is not None:
+        shutil.rmtree(Path(tmpdir) / "cache", ignore_errors=True)
+    if pool is not None:
+        _kill_kernels()
+        pool.shutdown(wait=True, cancel_futures=True)
+        _kill_kernels()  # any kernel that was still starting
+    if progress is not None:
+        progress.close()
 
 
 def _shown(path: Path, default: bool) -> str:

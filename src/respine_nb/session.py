@@ -21,7 +21,8 @@ reads the raw tables. :meth:`Session.record` and :meth:`Session.record_each` kee
 Validation and derivation once per run: the runner (:mod:`respine_nb.runner`) validates the data
 and derives the analysis datasets once, writes them with a stamp (the input files' sha256, the
 data folder and the visit and responder rule of the derivation) into its private temporary folder,
-and names that folder to its kernels only (environment variable ``RESPINE_NB_RUN_CACHE``).
+and names that folder to its kernels only (environment variable ``RESPINE_NB_RUN_CACHE``). The
+kernels start while the runner validates: :func:`start` waits for the stamp (written last).
 :func:`start` and :func:`derived` reuse them only when the stamp matches the notebook's data and
 parameters, the input files included (re-hashed); a notebook run alone (JupyterLab, plain
 papermill, nbval) validates and derives itself.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ import pandas as pd
 from . import __version__, config, derive, io, parameters, results
 
 RUN_CACHE_ENV = "RESPINE_NB_RUN_CACHE"  # set by the runner for its own kernels only
+CACHE_WAIT_SECONDS = 600  # longest wait for the runner's validation (a 100x cohort takes seconds)
 _STAMP, _PICKLE = "stamp.json", "validated-and-derived.pickle"
 
 
@@ -480,15 +483,25 @@ def _run_cache(data: Path) -> dict | None:
     folder = os.environ.get(RUN_CACHE_ENV)
     if not folder:
         return None
+    folder = Path(folder)
+    # The runner starts its kernels while it validates and derives: its stamp, written last, says
+    # the cache is complete. A folder that disappears means the runner stopped the run.
+    deadline = time.monotonic() + CACHE_WAIT_SECONDS
+    while not (folder / _STAMP).exists():
+        if not folder.is_dir():
+            raise RuntimeError(f"the run that started this kernel stopped (its cache {folder} is gone)")
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
     try:
-        stamp = json.loads((Path(folder) / _STAMP).read_text(encoding="utf-8"))
+        stamp = json.loads((folder / _STAMP).read_text(encoding="utf-8"))
         if (
             stamp.get("respine_nb") != __version__
             or stamp.get("data_dir") != str(data.resolve())
             or stamp.get("inputs_sha256") != _inputs(data)
         ):
             return None
-        cached = pickle.loads((Path(folder) / _PICKLE).read_bytes())  # written by this run's runner
+        cached = pickle.loads((folder / _PICKLE).read_bytes())  # written by this run's runner
     except (OSError, ValueError, pickle.UnpicklingError, EOFError):
         return None
     return {"stamp": stamp, **cached}
