@@ -248,3 +248,44 @@ def test_delta_adjusted_figure():
     empty = plots.delta_adjusted(rows.assign(estimate=np.nan))
     assert empty.axes[0].get_legend() is None
     plt.close(empty)
+
+
+_RC_AFTER = """
+import json, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+plt.rcParams["figure.facecolor"] = (1, 1, 1, 0)  # what the inline backend sets: the theme must override it
+if sys.argv[1] == "seaborn":
+    import seaborn as sns
+    from respine_nb import plots
+    sns.set_theme(context="paper", style="ticks", palette=plots.OKABE_ITO, font="DejaVu Sans")
+    cycle = plt.rcParams["axes.prop_cycle"]
+    plots.SEABORN_PAPER_TICKS = {}  # the theme's own settings only, on top of seaborn's
+    plots.theme()
+    plt.rcParams["axes.prop_cycle"] = cycle  # seaborn's colour cycle, to compare with ours
+else:
+    from respine_nb import plots
+    plots.theme()
+print(json.dumps({k: repr(v) for k, v in plt.rcParams.items()}))
+print("seaborn" in sys.modules)
+"""
+
+
+def test_theme_is_seaborns_paper_ticks_without_importing_it():
+    """The theme writes out seaborn's settings (so that a notebook without a heatmap does not import
+    seaborn, issue 15): every rcParam equals what sns.set_theme gives, the colour map aside."""
+    import json
+    import subprocess
+    import sys
+
+    def after(how):
+        out = subprocess.run([sys.executable, "-c", _RC_AFTER, how], capture_output=True, text=True, check=True)
+        assert not out.stderr, out.stderr
+        rc, imported = out.stdout.splitlines()
+        return json.loads(rc), imported == "True"
+
+    (ours, ours_imported), (theirs, _) = after("ours"), after("seaborn")
+    assert not ours_imported
+    differ = {k: (ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]}
+    assert differ == {"image.cmap": ("'viridis'", "'rocket'")}
