@@ -534,21 +534,35 @@ def adtte(adsl: pd.DataFrame, adeff: pd.DataFrame) -> pd.DataFrame:
         NEVAL (evaluable post-baseline visits); sorted by USUBJID.
     """
     resp = adeff[(adeff["PARAMCD"] == "RESP") & adeff["AVAL"].notna()].sort_values(["USUBJID", "AVISITN"], kind="mergesort")
-    rows = []
-    for sid, g in resp.groupby("USUBJID", sort=True):
-        visits = g["AVISITN"].to_numpy()
-        is_resp = g["AVAL"].to_numpy(dtype=float) == 1
-        if is_resp.any():
-            k = int(np.argmax(is_resp))
-            time, cnsr, desc = visits[k], 0, "first response"
-            low, high = (visits[k - 1] if k > 0 else 0), visits[k]
-        else:
-            time, cnsr, desc = visits[-1], 1, "censored at the last evaluable visit"
-            low, high = visits[-1], np.inf
-        first = g.iloc[0]
-        rows.append((sid, first["SITEID"], first["ARM"], float(time), cnsr, desc, float(low), float(high), len(visits)))
-    cols = ["USUBJID", "SITEID", "ARM", "AVAL", "CNSR", "EVNTDESC", "INTLO", "INTHI", "NEVAL"]
-    out = pd.DataFrame(rows, columns=cols)
+    d = pd.DataFrame(
+        {
+            "USUBJID": resp["USUBJID"].to_numpy(dtype=object),
+            "SITEID": resp["SITEID"].to_numpy(dtype=object),
+            "ARM": resp["ARM"].to_numpy(dtype=object),
+            "VISIT": resp["AVISITN"].to_numpy(dtype=float),
+            "RESP": resp["AVAL"].to_numpy(dtype=float) == 1,
+        }
+    )
+    by = d.groupby("USUBJID", sort=True)["VISIT"]
+    d["PREV"] = by.shift(1).fillna(0.0)  # the evaluable visit before (0: none after baseline)
+    first = d.drop_duplicates("USUBJID").set_index("USUBJID")  # each participant's first evaluable visit
+    hit = d[d["RESP"]].drop_duplicates("USUBJID").set_index("USUBJID").reindex(first.index)  # the first response
+    last = by.last().reindex(first.index)
+    event = hit["VISIT"].notna().to_numpy()
+    rows = pd.DataFrame(
+        {
+            "USUBJID": first.index.to_numpy(dtype=object),
+            "SITEID": first["SITEID"].to_numpy(),
+            "ARM": first["ARM"].to_numpy(),
+            "AVAL": np.where(event, hit["VISIT"], last).astype(float),
+            "CNSR": np.where(event, 0, 1),
+            "EVNTDESC": np.where(event, "first response", "censored at the last evaluable visit").astype(object),
+            "INTLO": np.where(event, hit["PREV"], last).astype(float),
+            "INTHI": np.where(event, hit["VISIT"], np.inf).astype(float),
+            "NEVAL": by.size().reindex(first.index).to_numpy(dtype=np.int64),
+        }
+    )
+    out = rows
     base = adsl.set_index("USUBJID")
     out["STUDYID"] = STUDYID
     out["PARAMCD"] = "TTRESP"
