@@ -1,5 +1,6 @@
 """The responder and MCID rules on hand-made edge cases."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,3 +85,24 @@ def test_inputs_not_mutated():
     endpoints.responder_status(base, value, base, value)
     pd.testing.assert_series_equal(base, before[0])
     pd.testing.assert_series_equal(value, before[1])
+
+
+def test_array_rules_are_the_series_rules():
+    # meets_vas / meets_odi / is_responder on float arrays (NaN = missing), here stacked as
+    # (imputation, participant), say what the Series functions say, <NA> read as not met
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 101, (2, 3, 200)).astype(float)
+    value = base - rng.integers(-30, 60, base.shape) * rng.choice([1, 0.5, 0.1], base.shape)
+    base[rng.random(base.shape) < 0.1], value[rng.random(base.shape) < 0.1] = np.nan, np.nan
+    (bv, bo), (v, o) = base, value
+    for rule in ({}, {"vas_abs_mm": 15, "vas_rel": 0.3, "odi_rule": "absolute", "odi_abs": 10}, {"odi_rel": 0.4}):
+        got = endpoints.is_responder(bv, v, bo, o, **rule)
+        for i in range(len(bv)):
+            rs = endpoints.responder_status(bv[i], v[i], bo[i], o[i], **rule)
+            np.testing.assert_array_equal(got[i], rs["responder"].fillna(False).to_numpy(dtype=bool))
+            np.testing.assert_array_equal(
+                endpoints.meets_vas(bv[i], v[i], rule.get("vas_abs_mm", 20), rule.get("vas_rel", 0.2)),
+                rs["vas_met"].fillna(False).to_numpy(dtype=bool),
+            )
+    with pytest.raises(ValueError, match="odi rule"):
+        endpoints.meets_odi(bo, o, rule="percent")

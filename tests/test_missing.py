@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from respine_nb import derive, stats, synthetic
+from respine_nb.stats import missing
 
 Q = [0.12, 0.08, 0.15, 0.10, 0.09]
 U = [0.0040, 0.0042, 0.0038, 0.0041, 0.0039]
@@ -90,3 +91,67 @@ def test_not_estimable_when_nobody_reached_the_visit(wide):
     assert out["estimate"].isna().all() and out["method"].str.contains("not estimable: fewer than 2 observed").all()
     one_arm = stats.mi_risk_difference(wide[wide["arm"] == "Sham"], m=3).iloc[0]
     assert "no participant in BM-MSC" in one_arm["method"]
+
+
+def test_mi_results_are_those_of_the_per_dataset_implementation(default_tables):
+    # Values of the implementation that applied the responder rule to each completed dataset in
+    # pandas and ranked every donor with a full sort (before the stacked arrays): the same
+    # imputations, the same numbers. rel=1e-12 leaves room for BLAS rounding only; a different
+    # donor anywhere would move them by far more.
+    wide = derive.wide_outcomes(derive.adeff(default_tables))
+    out = stats.mi_delta_risk_difference(wide, deltas=(0, 10), m=10, seed=3)
+    expected = {
+        "estimate": [0.05073891625615762, 0.02487684729064037],
+        "se": [0.08798186682660435, 0.08858806635182351],
+        "df": [99.84552354270559, 102.50750344084527],
+        "mc_error": [0.006378232469437373, 0.00571492857301563],
+        "estimate_msc": [0.7293103448275862, 0.7034482758620689],
+        "estimate_sham": [0.6785714285714286, 0.6785714285714286],
+    }
+    for column, values in expected.items():
+        assert out[column].tolist() == pytest.approx(values, rel=1e-12), column
+    wide = derive.wide_outcomes(derive.adeff(default_tables), ("VAS", "ODI", "PCS", "MCS"))
+    aux = derive.auxiliary_columns(wide)
+    got = stats.mi_risk_difference(wide, visit_month=6, m=8, seed=11, auxiliary=aux, odi_rule="absolute").iloc[0]
+    assert [got["estimate"], got["se"], got["df"], got["mc_error"]] == pytest.approx(
+        [0.0638084975369458, 0.08933750918321647, 100.87838552774615, 0.006633954124939885], rel=1e-12
+    )
+
+
+def test_mc_error_of_the_estimate_alone_is_that_of_mc_error():
+    rng = np.random.default_rng(4)
+    for m in (2, 3, 5, 50):
+        q, u = rng.normal(0.1, 0.05, m), rng.uniform(0.003, 0.005, m)
+        full = stats.mc_error(q, u, dfcom=100).set_index("statistic").loc["estimate", "mc_error"]
+        assert missing._mc_error_estimate(q) == full or (np.isnan(full) and np.isnan(missing._mc_error_estimate(q)))
+
+
+def _nearest_by_sorting(yhat_obs, yhat_mis, k):
+    """The definition: the first k of a stable sort of every distance."""
+    dist = np.abs(yhat_obs[:, None, :] - yhat_mis[:, :, None])
+    return np.argsort(dist, axis=2, kind="stable")[:, :, :k]
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "symmetric ties", "overflow", "not finite"])
+def test_nearest_donors_are_those_of_a_stable_sort(kind, monkeypatch):
+    rng = np.random.default_rng(["continuous", "ties", "symmetric ties", "overflow", "not finite"].index(kind))
+    for _ in range(300):
+        m, n, n_mis = rng.integers(1, 6), rng.integers(1, 40), rng.integers(1, 15)
+        k = int(min(rng.integers(1, 8), n))
+        if kind == "ties":  # many equal predictions: the window may cut a tie
+            yo, ym = rng.integers(0, 6, (m, n)).astype(float), rng.integers(0, 6, (m, n_mis)).astype(float)
+        elif kind == "symmetric ties":  # equal distances on both sides of a missing value
+            yo, ym = rng.integers(0, 12, (m, n)) / 2.0, rng.integers(0, 24, (m, n_mis)) / 4.0
+        elif kind == "overflow":  # finite predictions whose distances overflow to inf
+            yo, ym = rng.uniform(-1, 1, (m, n)) * 1.7e308, rng.uniform(-1, 1, (m, n_mis)) * 1.7e308
+        else:
+            yo, ym = rng.standard_normal((m, n)), rng.standard_normal((m, n_mis))
+            if kind == "not finite":
+                yo[0, 0], ym[-1, -1] = np.inf, np.nan
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = _nearest_by_sorting(yo, ym, k)
+            for scan_size in (0, 2**17):  # the window, and the scan over every distance
+                monkeypatch.setattr(missing, "_NEAREST_SCAN_SIZE", scan_size)
+                np.testing.assert_array_equal(missing._nearest(yo, ym, k), expected)
+            if kind != "not finite":
+                np.testing.assert_array_equal(missing._nearest_window(yo, ym, k), expected)

@@ -119,13 +119,25 @@ def mc_error(estimates, variances, dfcom: float = np.inf, level: float = config.
         errs = dict.fromkeys(keys, np.nan)
     else:
         loo = [pooled_inference(np.delete(q, i), np.delete(u, i), dfcom, level) for i in range(m)]
-        errs = {}
-        for k in keys:
-            v = np.array([r[k] for r in loo], dtype=float)
-            errs[k] = float(np.sqrt((m - 1) / m * ((v - v.mean()) ** 2).sum())) if np.isfinite(v).all() else np.nan
+        errs = {k: _jackknife_se(np.array([r[k] for r in loo], dtype=float)) for k in keys}
     return pd.DataFrame(
         {"statistic": list(keys), "value": [float(full[k]) for k in keys], "mc_error": [errs[k] for k in keys], "m": m}
     )
+
+
+def _jackknife_se(v: np.ndarray) -> float:
+    """The jackknife standard error of a quantity from its m leave-one-out values (NaN unless all finite)."""
+    m = len(v)
+    return float(np.sqrt((m - 1) / m * ((v - v.mean()) ** 2).sum())) if np.isfinite(v).all() else np.nan
+
+
+def _mc_error_estimate(estimates) -> float:
+    """``mc_error(estimates, variances)``'s value for the pooled estimate, which depends on the
+    estimates alone (the leave-one-out pooled estimate is their mean without one): without the
+    other quantities' t quantiles and p-values, m times cheaper."""
+    q = np.asarray(estimates, dtype=float)
+    m = len(q)
+    return _jackknife_se(np.array([np.delete(q, i).mean() for i in range(m)])) if m >= 3 else np.nan
 
 
 def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: int = 5, fixed=()) -> list:
@@ -137,8 +149,10 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     ``donors`` observed rows whose predicted value is closest (type-1 matching, as R ``mice``
     ``pmm``). ``n_cycles`` sweeps per imputed dataset, ``m`` independent chains.
 
-    Written here (about 40 lines of numpy) because statsmodels' ``MICEData`` took 9.5 s for
-    50 imputations of 114 participants; this takes well under a second and scales linearly.
+    Written here in numpy because statsmodels' ``MICEData`` took 9.5 s for 50 imputations of
+    114 participants; this takes well under a second. The chains run side by side as stacked
+    arrays; the matching does not compare every missing value with every observed row once
+    there are many (:func:`_nearest`), so the time grows about as n log n with the participants.
 
     Parameters
     ----------
@@ -156,6 +170,12 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     list of pandas.DataFrame
         ``m`` completed copies of ``data``.
     """
+    X = _mice_chains(data, m, seed, n_cycles, donors, fixed)
+    return [pd.DataFrame(X[c], columns=data.columns, index=data.index) for c in range(m)]
+
+
+def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: int = 5, fixed=()) -> np.ndarray:
+    """:func:`mice_pmm` as one array: the ``m`` completed copies of ``data`` stacked (chain, row, column)."""
     rng = np.random.default_rng(seed)
     cols = list(data.columns)
     X0 = data.to_numpy(dtype=float)
@@ -164,20 +184,24 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     if any((~miss[:, j]).sum() < 2 for j in targets):
         raise ValueError("a column to impute has fewer than 2 observed values")
     # the m chains run side by side as one stack of arrays (chain, row, column): each step below
-    # is the same for every chain, with the chain's own random draws
-    X = np.repeat(X0[None], m, axis=0)
+    # is the same for every chain, with the chain's own random draws. D is the design of every
+    # model, the intercept then every column; X, the completed data, is a view of it.
+    D = np.concatenate([np.ones((m, len(X0), 1)), np.repeat(X0[None], m, axis=0)], axis=2)
+    X = D[:, :, 1:]
     for j in targets:  # start from random draws of the observed values
         X[:, miss[:, j], j] = rng.choice(X0[~miss[:, j], j], size=(m, int(miss[:, j].sum())))
-    ones = np.ones((m, len(X0), 1))
+    diagonal = np.arange(D.shape[2] - 1)
     for _cycle in range(n_cycles):
         for j in targets:
             mj = miss[:, j]
-            A = np.concatenate([ones, np.delete(X, j, axis=2)], axis=2)
+            # (the products below round differently with another memory layout of A and Ao: the
+            # layouts of these two lines keep the imputations of earlier versions bit for bit)
+            A = np.delete(D, j + 1, axis=2)  # the intercept and every column but j
             Ao, yo = A[:, ~mj], X0[~mj, j]
             AoT = np.swapaxes(Ao, 1, 2)
             xtx = AoT @ Ao
             diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
-            xtx += np.eye(xtx.shape[1])[None] * (1e-5 * diag)[:, None, :]
+            xtx[:, diagonal, diagonal] += 1e-5 * diag
             inv = np.linalg.inv(xtx)
             beta = (inv @ (AoT @ yo)[:, :, None])[:, :, 0]
             yhat_obs = (Ao @ beta[:, :, None])[:, :, 0]
@@ -188,7 +212,7 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
             beta_star = beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
             yhat_mis = (A[:, mj] @ beta_star[:, :, None])[:, :, 0]
             X[:, mj, j] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
-    return [pd.DataFrame(X[c], columns=cols, index=data.index) for c in range(m)]
+    return X
 
 
 def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
@@ -196,10 +220,90 @@ def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
     the observed value of one of the ``donors`` rows whose predicted value (chain c's fit) is
     closest to its own prediction, chosen at random (ties broken by row order)."""
     k = min(donors, yhat_obs.shape[1])
-    dist = np.abs(yhat_obs[:, None, :] - yhat_mis[:, :, None])  # chain, missing row, observed row
-    nearest = np.argsort(dist, axis=2, kind="stable")[:, :, :k]
+    nearest = _nearest(yhat_obs, yhat_mis, k)
     pick = rng.integers(0, k, size=yhat_mis.shape)
     return y_obs[np.take_along_axis(nearest, pick[:, :, None], axis=2)[:, :, 0]]
+
+
+_NEAREST_SCAN_SIZE = 2**17  # distances (chains x missing x observed rows) up to which _nearest computes them all
+
+
+def _nearest(yhat_obs, yhat_mis, k):
+    """The ``k`` observed rows nearest to each missing row (chain, missing row, k), nearest first,
+    ties broken by row order: the first k of a stable argsort of ``|yhat_obs[c] - yhat_mis[c, i]|``.
+
+    Sorting every row of these distances (n_obs log n_obs per missing value) is what the
+    matching cost most; two ways give the same rows faster. Up to ``_NEAREST_SCAN_SIZE``
+    distances (a trial's size), each of the k nearest is found by one pass over the distances
+    (:func:`_nearest_scan`). Above, where computing them all is itself too much (the sort took
+    16 s per imputed column at 11,400 participants and m = 50), only a window of 2k candidates
+    per missing value is ranked (:func:`_nearest_window`). Without finite predictions, every
+    row is ranked (:func:`_nearest_full`).
+    """
+    m, n = yhat_obs.shape
+    if m * yhat_mis.shape[1] * n <= _NEAREST_SCAN_SIZE:
+        return _nearest_scan(yhat_obs, yhat_mis, k)
+    if not (np.isfinite(yhat_obs).all() and np.isfinite(yhat_mis).all()):  # the window's ordering needs numbers
+        return _nearest_full(yhat_obs, yhat_mis, k, np.s_[:])
+    return _nearest_window(yhat_obs, yhat_mis, k)
+
+
+def _nearest_scan(yhat_obs, yhat_mis, k):
+    """:func:`_nearest` by k passes over all the distances: each takes the nearest row not yet
+    taken, the first one of equal distances (``argmin``), so in row order as the stable sort."""
+    dist = np.abs(yhat_obs[:, None, :] - yhat_mis[:, :, None])  # chain, missing row, observed row
+    if not np.isfinite(dist).all():  # a taken row is marked infinitely far
+        return _nearest_full(yhat_obs, yhat_mis, k, np.s_[:])
+    nearest = np.empty(dist.shape[:2] + (k,), dtype=np.intp)
+    for i in range(k):
+        nearest[:, :, i] = dist.argmin(axis=2)
+        np.put_along_axis(dist, nearest[:, :, i : i + 1], np.inf, axis=2)
+    return nearest
+
+
+def _nearest_window(yhat_obs, yhat_mis, k):
+    """:func:`_nearest` for finite predictions, ranking a window of candidates.
+
+    Each chain's observed predictions are sorted once. The distance grows on either side of a
+    missing value's place in that order, so its k nearest are among the k just below and the k
+    at or above it: only this window of 2k candidates is ranked. Where the first row outside
+    the window is not strictly farther than the k-th chosen (a tie the window might cut), the
+    full row is ranked (:func:`_nearest_full`).
+    """
+    m, n = yhat_obs.shape
+    n_mis = yhat_mis.shape[1]
+    # one stable sort per chain of its missing values followed by its observed ones: the observed
+    # rows come out in order of prediction (ties by row), and a missing value right after the
+    # observed rows predicted strictly below it (it sorts before an observed row of equal prediction)
+    both = np.argsort(np.concatenate([yhat_mis, yhat_obs], axis=1), axis=1, kind="stable")
+    is_obs = both >= n_mis
+    order = (both[is_obs] - n_mis).reshape(m, n)  # observed rows by prediction
+    ranked = np.take_along_axis(yhat_obs, order, axis=1)
+    place = np.empty((m, n_mis), dtype=np.intp)  # observed rows below each missing value
+    before = np.cumsum(is_obs, axis=1) - is_obs
+    np.put_along_axis(place, both[~is_obs].reshape(m, n_mis), before[~is_obs].reshape(m, n_mis), axis=1)
+    w = min(2 * k, n)
+    start = np.clip(place - k, 0, n - w)  # the window: sorted positions start .. start + w - 1
+    chains = np.arange(m)[:, None, None]
+    cand = np.sort(order[chains, start[:, :, None] + np.arange(w)], axis=2)  # in row order, for the stable ranking
+    dist = np.abs(yhat_obs[chains, cand] - yhat_mis[:, :, None])
+    rank = np.argsort(dist, axis=2, kind="stable")[:, :, :k]
+    nearest = np.take_along_axis(cand, rank, axis=2)
+    kth = np.take_along_axis(dist, rank[:, :, -1:], axis=2)[:, :, 0]
+    chains = chains[:, :, 0]
+    below = np.abs(ranked[chains, np.maximum(start - 1, 0)] - yhat_mis)  # the nearest row outside, on each side
+    above = np.abs(ranked[chains, np.minimum(start + w, n - 1)] - yhat_mis)
+    cut = ((start > 0) & (below <= kth)) | ((start + w < n) & (above <= kth))
+    if cut.any():
+        nearest[cut] = _nearest_full(yhat_obs, yhat_mis, k, np.nonzero(cut))
+    return nearest
+
+
+def _nearest_full(yhat_obs, yhat_mis, k, where):
+    """:func:`_nearest` by ranking every observed row, for the (chain, missing row) pairs ``where``."""
+    chain = np.broadcast_to(np.arange(len(yhat_obs))[:, None], yhat_mis.shape)[where]
+    dist = np.abs(yhat_obs[chain] - yhat_mis[where][..., None])
+    return np.argsort(dist, axis=-1, kind="stable")[..., :k]
 
 
 MEASURE_PREFIXES = ("vas", "odi")  # the wide frame's VAS and ODI columns: vas_<v>, odi_<v>
@@ -208,8 +312,10 @@ MEASURE_PREFIXES = ("vas", "odi")  # the wide frame's VAS and ODI columns: vas_<
 def _impute(wide: pd.DataFrame, visit_month: int, m: int, seed: int, auxiliary, arm: str, site: str):
     """Completed copies of the VAS/ODI (and auxiliary) columns, imputed separately within each arm.
 
-    Returns (completed, missing, reason): a list of m DataFrames (index 0..n-1), the boolean
-    missing mask of the same columns, and why the imputation cannot run ("" when it can).
+    Returns (completed, columns, missing, reason): the m completed copies stacked as one array
+    (imputation, participant in the order of ``wide``, column), the names of its columns, the
+    boolean missing mask of the same columns (a DataFrame), and why the imputation cannot run
+    ("" when it can).
     """
     visits = [v for v in config.VISITS if f"vas_{v}" in wide and f"odi_{v}" in wide]
     needed = [f"{k}_{v}" for v in visits if v <= visit_month for k in MEASURE_PREFIXES]
@@ -227,9 +333,9 @@ def _impute(wide: pd.DataFrame, visit_month: int, m: int, seed: int, auxiliary, 
             if any(f"_{visit_month} in" in f for f in few):
                 reason += f" (month {visit_month} reached by fewer than 2 participants of an arm)"
     if reason:
-        return [], missing, reason
+        return np.empty((0, len(num), len(cols))), cols, missing, reason
     sites = pd.get_dummies(wide[site].astype(str), prefix="site", drop_first=True, dtype=float).reset_index(drop=True)
-    completed = [num.copy() for _ in range(m)]
+    completed = np.repeat(num.to_numpy(dtype=float)[None], m, axis=0)
     for seq, a in zip(np.random.SeedSequence(seed).spawn(len(config.ARMS)), config.ARMS, strict=True):
         rows = np.flatnonzero(arms == a)
         part = num.iloc[rows]
@@ -238,20 +344,11 @@ def _impute(wide: pd.DataFrame, visit_month: int, m: int, seed: int, auxiliary, 
         data = pd.concat([part[use], sites.iloc[rows][fixed]], axis=1)
         if not part[use].isna().any().any():
             continue
-        for d, imp in zip(completed, mice_pmm(data, m=m, seed=seq, fixed=fixed), strict=True):
-            d.loc[d.index[rows], use] = imp[use].to_numpy()
-    scaled = needed + extra[: len(extra) - len(auxiliary)]  # VAS and ODI are on 0-100 scales
-    for d in completed:
-        d[scaled] = d[scaled].clip(0.0, 100.0)
-    return completed, missing, ""
-
-
-def _responder_rd(d: pd.DataFrame, msc: np.ndarray, visit_month: int, thresholds: dict) -> tuple:
-    rs = endpoints.responder_status(d["vas_0"], d[f"vas_{visit_month}"], d["odi_0"], d[f"odi_{visit_month}"], **thresholds)
-    r = rs["responder"].fillna(False).to_numpy(dtype=bool)
-    p1, p2 = r[msc].mean(), r[~msc].mean()
-    n1, n2 = msc.sum(), (~msc).sum()
-    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2, p1, p2
+        chains = _mice_chains(data, m, seq, fixed=fixed)  # columns: use, then the sites
+        completed[:, rows[:, None], [cols.index(c) for c in use]] = chains[:, :, : len(use)]
+    scaled = len(cols) - len(auxiliary)  # VAS and ODI (every column but the auxiliaries) are on 0-100 scales
+    np.clip(completed[:, :, :scaled], 0.0, 100.0, out=completed[:, :, :scaled])
+    return completed, cols, missing, ""
 
 
 def _mi_method(m: int, auxiliary) -> str:
@@ -287,24 +384,12 @@ def mi_delta_risk_difference(
 
     Parameters
     ----------
-    wide : DataFrame
-        One row per randomised participant: ``arm``, ``site``, ``vas_<v>`` / ``odi_<v>`` for each
-        visit v, and the ``auxiliary`` columns.
-    visit_month : int
-        The responder visit.
+    wide, visit_month
+        As :func:`mi_risk_difference`.
     deltas : sequence of float
         The shifts D (mm of VAS).
-    m, seed : int
-        Imputations and their seed.
-    level : float
-        Confidence level.
-    auxiliary : sequence of str
-        Extra numeric columns of ``wide`` used as predictors in the imputation model (imputed
-        too where missing), e.g. the SF-36 summaries at every visit.
-    arm, site : str
-        Column names.
-    **thresholds
-        The responder rule's thresholds (see :mod:`respine_nb.endpoints`).
+    m, seed, level, auxiliary, arm, site, **thresholds
+        As :func:`mi_risk_difference`.
 
     Returns
     -------
@@ -313,7 +398,7 @@ def mi_delta_risk_difference(
         :func:`mi_risk_difference`.
     """
     method = _mi_method(m, auxiliary)
-    completed, missing, reason = _impute(wide, visit_month, m, seed, auxiliary, arm, site)
+    completed, cols, missing, reason = _impute(wide, visit_month, m, seed, auxiliary, arm, site)
     n = len(wide)
     if reason:
         nan = (
@@ -333,26 +418,20 @@ def mi_delta_risk_difference(
             [not_estimable_row(f"{method}; delta {d:g}", reason, n, nan, m=m).assign(delta=d) for d in deltas], ignore_index=True
         )
     msc = (wide[arm] == config.ARMS[0]).to_numpy()
+    n1, n2 = msc.sum(), (~msc).sum()
     vas_c, odi_c = f"vas_{visit_month}", f"odi_{visit_month}"
     shift_vas = (msc & missing[vas_c].to_numpy()).astype(float)
     shift_odi = (msc & missing[odi_c].to_numpy()).astype(float)
     rows = []
     for delta in deltas:
-        est, var, p1s, p2s = [], [], [], []
-        for d in completed:
-            shifted = d.assign(
-                **{
-                    vas_c: (d[vas_c] + delta * shift_vas).clip(upper=100.0),
-                    odi_c: (d[odi_c] + delta / 2 * shift_odi).clip(upper=100.0),
-                }
-            )
-            e, v, p1, p2 = _responder_rd(shifted, msc, visit_month, thresholds)
-            est.append(e)
-            var.append(v)
-            p1s.append(p1)
-            p2s.append(p2)
+        # every imputed dataset at once: each value below is an (imputation, participant) array
+        values = {c: completed[:, :, cols.index(c)] for c in ("vas_0", "odi_0", vas_c, odi_c)}
+        values[vas_c] = np.minimum(values[vas_c] + delta * shift_vas, 100.0)
+        values[odi_c] = np.minimum(values[odi_c] + delta / 2 * shift_odi, 100.0)
+        r = endpoints.is_responder(values["vas_0"], values[vas_c], values["odi_0"], values[odi_c], **thresholds)
+        p1s, p2s = r[:, msc].mean(axis=1), r[:, ~msc].mean(axis=1)  # responder proportions per imputation
+        est, var = p1s - p2s, p1s * (1 - p1s) / n1 + p2s * (1 - p2s) / n2  # difference and its Wald variance
         pooled = pooled_inference(est, var, dfcom=n - 2, level=level)
-        mc = mc_error(est, var, dfcom=n - 2, level=level).set_index("statistic")["mc_error"]
         text = method + ("" if delta == 0 else f"; imputed BM-MSC VAS + {delta:g} mm, ODI + {delta / 2:g} points")
         rows.append(
             {
@@ -366,7 +445,7 @@ def mi_delta_risk_difference(
                 "df": pooled["df"],
                 "df_rubin": pooled["df_rubin"],
                 "fmi": pooled["fmi"],
-                "mc_error": float(mc["estimate"]),
+                "mc_error": _mc_error_estimate(est),
                 "n": n,
                 "m": m,
                 "estimate_msc": float(np.mean(p1s)),
@@ -396,15 +475,16 @@ def mi_risk_difference(
     (:func:`mice_pmm`) separately in each arm (so every association may differ by arm: arm by
     visit and more), with site, VAS and ODI at every visit (later visits included, as auxiliaries)
     and the ``auxiliary`` columns as predictors; the responder rule is applied to each completed
-    dataset; the difference of proportions (Wald variance per imputation) is pooled over all
-    randomised participants with Rubin's rules and the Barnard-Rubin (1999) df, complete-data df
-    n - 2 (:func:`rubin`). The Monte Carlo error of the estimate (:func:`mc_error`) is returned.
+    dataset (all m at once, as arrays: :func:`respine_nb.endpoints.is_responder`); the difference
+    of proportions (Wald variance per imputation) is pooled over all randomised participants with
+    Rubin's rules and the Barnard-Rubin (1999) df, complete-data df n - 2 (:func:`rubin`). The
+    Monte Carlo error of the estimate (:func:`mc_error`) is returned.
 
     Parameters
     ----------
     wide : DataFrame
         One row per randomised participant: ``arm``, ``site``, and ``vas_<v>`` / ``odi_<v>``
-        for each visit v (see :func:`wide_outcomes`), plus the ``auxiliary`` columns.
+        for each visit v (:func:`respine_nb.derive.wide_outcomes`), plus the ``auxiliary`` columns.
     visit_month : int
         The responder visit.
     m : int
@@ -414,8 +494,10 @@ def mi_risk_difference(
     level : float
         Confidence level.
     auxiliary : sequence of str
-        Extra numeric columns used as predictors (and imputed where missing), e.g.
-        ``pcs_0, mcs_0, pcs_1, ...`` from ``wide_outcomes(tables, config.MEASURES)``.
+        Extra numeric columns of ``wide`` used as predictors (and imputed where missing), e.g.
+        the SF-36 summaries at every visit, ``pcs_0, mcs_0, pcs_1, ...``
+        (:func:`respine_nb.derive.auxiliary_columns` of
+        ``derive.wide_outcomes(adeff, ("VAS", "ODI", "PCS", "MCS"))``).
     arm, site : str
         Column names.
     **thresholds

@@ -143,27 +143,29 @@ def threshold_grid(
     if odi_thresholds is None:
         odi_thresholds = ODI_REL_GRID if odi_rule == "relative" else ODI_ABS_GRID
     msc = (wide["arm"] == config.ARMS[0]).to_numpy()
-    vas = {
-        (a, r): endpoints.vas_criterion(wide["vas_0"], wide[f"vas_{visit_month}"], abs_mm=a, rel=r)
-        for a in vas_abs
-        for r in vas_rel
-    }
+    base_vas, vas, base_odi, odi = (
+        wide[c].to_numpy(dtype=float, na_value=np.nan) for c in ("vas_0", f"vas_{visit_month}", "odi_0", f"odi_{visit_month}")
+    )
+    # the rule of endpoints.responder on arrays: a responder where either criterion is met, a
+    # non-responder where both are known and neither is met, not evaluable otherwise
+    both_known = ~np.isnan(base_vas) & ~np.isnan(vas) & ~np.isnan(base_odi) & ~np.isnan(odi)
+    vas_met = {(a, r): endpoints.meets_vas(base_vas, vas, abs_mm=a, rel=r) for a in vas_abs for r in vas_rel}
     method = f"responder rule at each threshold (ODI {odi_rule}); Newcombe CI; Yates chi-square"
+    compared = {}  # the comparison of each distinct set of counts, computed once (many cells share theirs)
     rows = []
     for o in odi_thresholds:
-        om = endpoints.odi_criterion(
-            wide["odi_0"],
-            wide[f"odi_{visit_month}"],
-            rule=odi_rule,
-            **({"rel": o} if odi_rule == "relative" else {"abs_points": o}),
+        odi_met = endpoints.meets_odi(
+            base_odi, odi, rule=odi_rule, **({"rel": o} if odi_rule == "relative" else {"abs_points": o})
         )
         for a in vas_abs:
             for r in vas_rel:
-                resp = endpoints.responder(vas[(a, r)], om).to_numpy(dtype=float, na_value=np.nan)
-                ok = ~np.isnan(resp)
-                x1, n1 = int(resp[ok & msc].sum()), int((ok & msc).sum())
-                x2, n2 = int(resp[ok & ~msc].sum()), int((ok & ~msc).sum())
-                est, lo, hi, _, p = risk_difference_values(x1, n1, x2, n2)
+                met = vas_met[(a, r)] | odi_met
+                ok = met | both_known
+                x1, n1 = int((met & msc).sum()), int((ok & msc).sum())
+                x2, n2 = int((met & ~msc).sum()), int((ok & ~msc).sum())
+                if (x1, n1, x2, n2) not in compared:
+                    compared[x1, n1, x2, n2] = risk_difference_values(x1, n1, x2, n2)
+                est, lo, hi, _, p = compared[x1, n1, x2, n2]
                 m = method
                 if min(n1, n2) == 0:
                     m = not_estimable(method, arms_without({config.ARMS[0]: n1, config.ARMS[1]: n2}))
