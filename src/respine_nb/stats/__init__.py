@@ -33,13 +33,15 @@ so notebooks call ``stats.<function>``.
 
 A module is imported when one of its names is first used (PEP 562 module ``__getattr__``), so a
 notebook pays for lifelines, pingouin or the MMRM only if it calls an analysis that needs them;
-``dir(stats)`` and tab completion list every name from the start. :data:`EXPORTS` lists each
-module's ``__all__`` (a test checks that they agree).
+``dir(stats)`` and tab completion list every name from the start. :data:`EXPORTS` holds each
+module's ``__all__``, read from its source.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 
 MODULE_NAMES = (
     "cohort",
@@ -54,110 +56,16 @@ MODULE_NAMES = (
     "safety",
 )
 
-# module -> its public names (its __all__)
-EXPORTS = {
-    "cohort": ("consort_flow", "follow_up_completeness", "arm_counts", "discontinued", "STAGE_LABELS", "consort_table"),
-    "binary": (
-        "NOT_ESTIMABLE",
-        "not_estimable",
-        "not_estimable_row",
-        "arms_without",
-        "Z95",
-        "z_quantile",
-        "wilson_ci",
-        "relabel_method",
-        "METHOD_NAMES",
-        "covariate_text",
-        "truth",
-        "proportions",
-        "compare_by_visit",
-        "mcid_by_visit",
-        "counts",
-        "yates_chisq",
-        "newcombe_ci",
-        "risk_difference_values",
-        "risk_difference",
-        "fisher_exact",
-        "SMALL_SITE",
-        "POOLED_SITES",
-        "site_strata",
-        "is_separated",
-        "logistic_or",
-        "primary_analysis",
-        "responder_composition",
-        "not_evaluable",
-        "mcid_proportions",
-        "responders_by_visit",
-        "compare_proportions",
-    ),
-    "estimands": ("cmh", "fit_adjusted_logistic", "adjusted_risk_difference", "holm"),
-    "missing": (
-        "MEASURE_PREFIXES",
-        "rubin",
-        "pooled_inference",
-        "mc_error",
-        "mi_delta_risk_difference",
-        "mice_pmm",
-        "mi_risk_difference",
-    ),
-    "reference_based": ("STRATEGIES", "fit_mvn_em", "mi_reference_based", "reference_based_by_measure"),
-    "sensitivity": (
-        "TIPPING_MAX_STEPS",
-        "tipping_point",
-        "VAS_ABS_GRID",
-        "VAS_REL_GRID",
-        "ODI_REL_GRID",
-        "ODI_ABS_GRID",
-        "threshold_grid",
-        "subgroups",
-        "subgroup_interactions",
-        "interaction_p",
-    ),
-    "continuous": ("mean_ci", "trajectories", "mixed_anova_completers", "means_by_arm", "means_by_measure"),
-    "mri": (
-        "images_by_visit",
-        "t2_by_grade",
-        "t2_grade_correlation",
-        "change_summary",
-        "ancova",
-        "change_by_visit",
-        "grade_shift",
-        "grade_worsening",
-        "correlation",
-        "structure_vs_symptoms",
-        "t2_mmrm",
-    ),
-    "survival": (
-        "km_median",
-        "km_summary",
-        "logrank",
-        "cox",
-        "fit_cox",
-        "ph_test",
-        "turnbull_npmle",
-        "turnbull",
-        "weibull_interval",
-        "durability",
-    ),
-    "safety": (
-        "AE_CATEGORIES",
-        "ae_overview",
-        "ae_by_term",
-        "anti_hla_by_visit",
-        "ANTI_HLA_METHOD",
-        "anti_hla_at",
-        "anti_hla_fisher",
-        "new_sensitisation",
-        "dsa_by_visit",
-        "sensitisation_and_response",
-        "AE_CONTRASTS",
-        "ae_flags",
-        "ae_contrasts",
-        "suppress_with_contrast",
-        "safety_events",
-    ),
-}
 
+def _public_names(module: str) -> list:
+    """The module's ``__all__`` (a list literal at the start of a line), read from its source
+    without importing the module: importing it is the cost this package defers."""
+    text = (Path(__file__).with_name(f"{module}.py")).read_text(encoding="utf-8")
+    start = text.index("\n__all__ = [") + len("\n__all__ = ")
+    return ast.literal_eval(text[start : text.index("]", start) + 1])
+
+
+EXPORTS = {module: _public_names(module) for module in MODULE_NAMES}  # module -> its public names
 _OWNER = {name: module for module, names in EXPORTS.items() for name in names}
 
 __all__ = [name for module in MODULE_NAMES for name in EXPORTS[module]]
