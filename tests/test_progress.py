@@ -34,6 +34,18 @@ def test_plain_lines_one_per_state_change():
     assert not re.search(r"[\r\x1b]", stream.getvalue())  # no control characters in a log
 
 
+def test_held_display_shows_nothing_until_the_data_are_valid():
+    """The runner's kernels start while it validates: their states are shown only after."""
+    stream = _io.StringIO()
+    p = runner.Progress(NAMES, stream=stream, hold=True)
+    p.set("01_cohort", "running")
+    assert stream.getvalue() == ""  # an invalid dataset would show its report alone
+    p.show()
+    p.set("01_cohort", "done", 2.0)
+    p.close()
+    assert stream.getvalue().splitlines() == ["  01_cohort            running", "  01_cohort            done        2.0 s"]
+
+
 def test_state_is_checked():
     p = runner.Progress(NAMES, stream=_io.StringIO())
     with pytest.raises(ValueError, match="state must be one of"):

@@ -72,11 +72,14 @@ class Progress:
         ``TERM`` is not ``dumb``).
     interval : float
         Refresh period of the live display, seconds.
+    hold : bool
+        Record state changes without showing them until :meth:`show` (the runner's kernels start
+        while it validates: an invalid dataset then shows its report alone).
     """
 
     STATES = ("waiting", "running", "done", "FAILED")
 
-    def __init__(self, names, stream=None, live=None, interval: float = 0.5):
+    def __init__(self, names, stream=None, live=None, interval: float = 0.5, hold: bool = False):
         self.stream = stream if stream is not None else sys.stderr
         if live is None:
             live = bool(getattr(self.stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
@@ -90,6 +93,24 @@ class Progress:
         self._bars: list = []
         self._stop = threading.Event()
         self._thread = None
+        self._interval = interval
+        self.held = hold
+        if not hold:
+            self._start()
+
+    def show(self) -> None:
+        """Start showing (after ``hold``): the states so far, then every change."""
+        with self.lock:
+            if not self.held:
+                return
+            self.held = False
+            if not self.live:
+                for name in self.names:
+                    if self.state[name] != "waiting":
+                        print(self.line(name), file=self.stream, flush=True)
+        self._start()
+
+    def _start(self) -> None:
         if self.live:
             from tqdm import tqdm
 
@@ -108,7 +129,7 @@ class Progress:
                 for i in range(len(self.names))
             ]
             self._draw()
-            self._thread = threading.Thread(target=self._refresh, args=(interval,), daemon=True)
+            self._thread = threading.Thread(target=self._refresh, args=(self._interval,), daemon=True)
             self._thread.start()
 
     def line(self, name: str) -> str:
@@ -133,6 +154,8 @@ class Progress:
                 self.started[name] = time.perf_counter()
             if seconds is not None:
                 self.seconds[name] = seconds
+            if self.held:
+                return
             if self.live:
                 self._draw()
             else:
@@ -147,16 +170,6 @@ class Progress:
         while not self._stop.wait(interval):
             with self.lock:
                 self._draw()
-
-    def note(self, text: str) -> None:
-        """A message line while the display runs (above the live lines on a terminal)."""
-        with self.lock:
-            if self.live:
-                from tqdm import tqdm
-
-                tqdm.write(text, file=self.stream)
-            else:
-                print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         """Stop refreshing and leave the final lines on screen."""
@@ -533,9 +546,8 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             cache.mkdir()
             jobs = max(1, jobs or os.cpu_count() or 1)
             kernel_env = {RUN_CACHE_ENV: str(cache), **SINGLE_THREAD_ENV}
-            print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
             base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
-            progress = Progress([p.stem for p in paths])
+            progress = Progress([p.stem for p in paths], hold=True)  # shown once the data are valid
             pool = ThreadPoolExecutor(max_workers=jobs)
             futures = {
                 p.stem: pool.submit(
@@ -555,7 +567,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         try:
             dataset, problem, stream = _validate(data_dir, default)
             if dataset is None:
-                _abandon(pool, progress, abandoned, tmpdir)
+                _abandon(pool, progress, abandoned, tmpdir, kill=False)
                 for d in made:  # the run created them: an invalid dataset leaves nothing behind
                     shutil.rmtree(d, ignore_errors=True)
                 print(problem, file=stream)
@@ -570,7 +582,9 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 return 0
             # the kernels reuse this validation and derivation when its stamp matches their data and parameters
             write_run_cache(cache, dataset, derived_tables, settings["visit_month"], rule)
-            progress.note(validated)
+            print(validated, flush=True)
+            print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
+            progress.show()
             outcomes = [futures[p.stem].result() for p in paths]
         except KeyboardInterrupt:
             _STOP.set()
@@ -643,17 +657,20 @@ def _validate(data_dir: Path, default: bool):
     return dataset, None, None
 
 
-def _abandon(pool, progress, abandoned: threading.Event, tmpdir) -> None:
-    """Stop a run whose kernels started before its data turned out invalid (or an error): the
-    cache they wait for is removed (their session.start then stops), the kernels are killed,
-    nothing is published."""
+def _abandon(pool, progress, abandoned: threading.Event, tmpdir, kill: bool = True) -> None:
+    """Stop a run whose kernels started before its data turned out invalid (or an error, or an
+    interrupt): the cache they wait for is removed, so that their session.start stops with an
+    error, quietly; the notebooks not started are cancelled; with ``kill``, the kernels are also
+    killed at once. Nothing is published."""
     abandoned.set()
     if tmpdir is not None:
         shutil.rmtree(Path(tmpdir) / "cache", ignore_errors=True)
     if pool is not None:
-        _kill_kernels()
+        if kill:
+            _kill_kernels()
         pool.shutdown(wait=True, cancel_futures=True)
-        _kill_kernels()  # any kernel that was still starting
+        if kill:
+            _kill_kernels()  # any kernel that was still starting
     if progress is not None:
         progress.close()
 
