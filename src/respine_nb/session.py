@@ -413,18 +413,21 @@ def start(name: str, data_dir=None, out_dir=None, **params) -> Session:
 
 def derived(session: Session, visit_month: int | None = None, **thresholds) -> dict:
     """The analysis datasets of the session's data (see :func:`derive.derive_all`), at the
-    session's visit and with its responder rule unless given.
+    session's visit and with its responder rule unless given: the runner's, the first time its
+    stamp matches (handed over, not copied), else derived here.
 
     Returns
     -------
     dict
-        Name -> DataFrame.
+        Name -> DataFrame, the caller's own (never given out twice).
     """
     visit = session.params.get("visit_month", config.PRIMARY_VISIT) if visit_month is None else visit_month
     rule = {**session.rule, **thresholds}
     cached = session._cache
-    if cached and cached["stamp"]["derivation"] == _derivation(visit, rule):
-        return {name: df.copy() for name, df in cached["derived"].items()}  # fresh frames, as derive_all's
+    if cached and cached.get("derived") is not None and cached["stamp"]["derivation"] == _derivation(visit, rule):
+        # the runner's frames, handed over once (a later call derives again, so that what a notebook
+        # changes in them is never seen twice): never two copies in memory (a large cohort's are big)
+        return cached.pop("derived")
     return derive.derive_all(session.tables, visit, **rule)
 
 
