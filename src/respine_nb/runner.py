@@ -359,7 +359,9 @@ def _execute(
         return Outcome(name, False, seconds, error)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
-    if _STOP.is_set() or gave_up():  # interrupted: never publish a notebook after the user asked to stop
+    if gave_up():
+        return Outcome(name, False, time.perf_counter() - t0, "abandoned")
+    if _STOP.is_set():  # interrupted: never publish a notebook after the user asked to stop
         seconds = time.perf_counter() - t0
         progress(name, "FAILED", seconds, "interrupted")
         return Outcome(name, False, seconds, "interrupted")
@@ -536,7 +538,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         if not derive_only:
             # The kernels start now and import their libraries while this process validates and
             # derives; each notebook's session.start waits for the cache's stamp, written last.
-            made = [d for d in (nb_dir, *nb_dir.parents, tmp_parent, *tmp_parent.parents) if not d.exists()]
+            made = _missing_folders(nb_dir, tmp_parent)
             nb_dir.mkdir(parents=True, exist_ok=True)  # the kernels' working directory
             tmp_parent.mkdir(parents=True, exist_ok=True)
             tmpdir = Path(tempfile.mkdtemp(prefix=".respine-run-", dir=tmp_parent))
@@ -634,6 +636,11 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
         print(f"FAILED {o.notebook}: {o.error}{kept}", file=sys.stderr)
     print(where_to_look(root if not default else None))
     return 1 if failed else 0
+
+
+def _missing_folders(*folders: Path) -> list:
+    """The folders (and their parents) that do not exist yet, outermost first."""
+    return sorted({d for f in folders for d in (f, *f.parents) if not d.exists()}, key=lambda d: len(d.parts))
 
 
 def _validate(data_dir: Path, default: bool):
