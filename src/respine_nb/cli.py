@@ -100,23 +100,34 @@ def _without_iri_grammars() -> None:
 
 def _run(args) -> int:
     _without_iri_grammars()
-    from . import runner
+    factory = None
+    if not (args.list_parameters or args.derive_only):
+        from . import kernels
 
-    if args.list_parameters:
-        try:
-            print(runner.list_parameters(args.list_parameters))
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return EXIT_OK
-    return runner.run(
-        data=args.data,
-        out=args.out,
-        params=_parse_params(args.param),
-        only=args.only,
-        jobs=args.jobs,
-        derive_only=args.derive_only,
-    )
+        if kernels.factory_enabled():  # first: it imports the analysis stack while this process starts
+            factory = kernels.KernelFactory()
+    try:
+        from . import runner
+
+        if args.list_parameters:
+            try:
+                print(runner.list_parameters(args.list_parameters))
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            return EXIT_OK
+        return runner.run(
+            data=args.data,
+            out=args.out,
+            params=_parse_params(args.param),
+            only=args.only,
+            jobs=args.jobs,
+            derive_only=args.derive_only,
+            factory=factory,
+        )
+    finally:
+        if factory is not None:
+            factory.close()
 
 
 def _report(args) -> int:

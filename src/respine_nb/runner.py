@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import __version__, config, derive, io, parameters
+from . import __version__, config, derive, io, kernels, parameters
 from .provenance import data_manifest, git_commit, versions
 
 KERNEL = "python3"
@@ -259,40 +259,6 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-# One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
-# kernel's NumPy spawn a thread per core oversubscribes the machine (measured: the 100x cohort run
-# took 62 s for 02_primary_endpoint alongside another kernel, 15 s alone). Also with one kernel at a
-# time: the matrices are small (a participant's visits), where threads cost more than they give.
-SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _ipc_kernel_manager(folder: str, env: dict | None = None):
-    """A kernel manager over local IPC sockets in ``folder`` (no TCP ports, no ipykernel
-    warning about unencrypted TCP); one folder per kernel so parallel kernels never collide.
-    ``env`` is added to the kernel's environment."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.transport = "ipc"
-            self.ip = os.path.join(folder, "kernel")
-
-        async def _async_launch_kernel(self, kernel_cmd, **kw):
-            # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client
-            # interrupts it before shutdown) goes to a file, read back only if the kernel fails.
-            if env:
-                kw["env"] = {**(kw.get("env") or os.environ), **env}
-            with open(os.path.join(folder, "kernel.log"), "ab") as log:  # the child keeps its own copy
-                kw["stderr"] = log
-                await super()._async_launch_kernel(kernel_cmd, **kw)
-            pid = getattr(self.provisioner, "pid", None)
-            if pid:
-                _KERNEL_PIDS.add(pid)
-
-    return IPCKernelManager
-
-
 def _kernel_log(folder: str, lines: int = 5) -> str:
     path = Path(folder) / "kernel.log"
     if not path.is_file():
@@ -311,6 +277,7 @@ def _execute(
     progress,
     kernel_env: dict | None = None,
     abandoned: threading.Event | None = None,
+    factory=None,
 ) -> Outcome:
     import papermill as pm
 
@@ -336,7 +303,7 @@ def _execute(
             log_output=False,
             request_save_on_cell_execute=False,
             cwd=str(cwd),
-            kernel_manager_class=_ipc_kernel_manager(sockets, kernel_env),
+            kernel_manager_class=kernels.ipc_kernel_manager(sockets, kernel_env, factory, _KERNEL_PIDS),
         )
     except pm.PapermillExecutionError as exc:
         seconds = time.perf_counter() - t0
@@ -450,7 +417,7 @@ def _kill_kernels() -> None:
     for pid in list(_KERNEL_PIDS):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"ipykernel" in cmdline:
+            if b"ipykernel" in cmdline or b"respine_nb.kernels" in cmdline:  # launched, or forked by the factory
                 os.kill(pid, signal.SIGKILL)
         except (OSError, ProcessLookupError):
             pass
@@ -469,11 +436,13 @@ def remove_partial_files(folders) -> list:
     return removed
 
 
-def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=False) -> int:
+def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=False, factory=None) -> int:
     """Check the parameters, validate, derive and execute the notebooks.
 
     Parameters are checked first (against :mod:`respine_nb.parameters`, then against the
-    notebooks' parameters cells), before any data is read or kernel started.
+    notebooks' parameters cells), before any data is read or kernel started. ``factory``: a
+    :class:`kernels.KernelFactory` the caller started early (the run closes it); by default the
+    run starts its own (unless ``RESPINE_NB_KERNEL_FACTORY=0``).
 
     Returns
     -------
@@ -547,7 +516,9 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             cache = tmpdir / "cache"
             cache.mkdir()
             jobs = max(1, jobs or os.cpu_count() or 1)
-            kernel_env = {RUN_CACHE_ENV: str(cache), **SINGLE_THREAD_ENV}
+            kernel_env = {RUN_CACHE_ENV: str(cache), **kernels.SINGLE_THREAD_ENV}
+            if factory is None and kernels.factory_enabled():  # imports the stack once, forks the kernels
+                factory = kernels.KernelFactory()
             base = {} if default else {"data_dir": str(data_dir), "out_dir": str(root)}
             progress = Progress([p.stem for p in paths], hold=True)  # shown once the data are valid
             pool = ThreadPoolExecutor(max_workers=jobs)
@@ -563,13 +534,14 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                     progress.set,
                     kernel_env,
                     abandoned,
+                    factory,
                 )
                 for p in schedule(paths, read_timings())
             }
         try:
             dataset, problem, stream = _validate(data_dir, default)
             if dataset is None:
-                _abandon(pool, progress, abandoned, tmpdir, kill=False)
+                _abandon(pool, progress, abandoned, tmpdir, factory, kill=False)
                 for d in made:  # the run created them: an invalid dataset leaves nothing behind
                     shutil.rmtree(d, ignore_errors=True)
                 print(problem, file=stream)
@@ -590,7 +562,7 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             outcomes = [futures[p.stem].result() for p in paths]
         except KeyboardInterrupt:
             _STOP.set()
-            _abandon(pool, progress, abandoned, tmpdir)
+            _abandon(pool, progress, abandoned, tmpdir, factory)
             remove_partial_files({nb_dir, derived_dir, figures_dir, failed_dir})
             print("interrupted: running notebooks stopped; nothing half-written was left behind", file=sys.stderr)
             return 130
@@ -623,7 +595,9 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             io.atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     finally:
         if pool is not None and not all(f.done() for f in futures.values()):  # an unexpected error
-            _abandon(pool, progress, abandoned, tmpdir)
+            _abandon(pool, progress, abandoned, tmpdir, factory)
+        if factory is not None:
+            factory.close()
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
         if previous is not None:
@@ -664,14 +638,17 @@ def _validate(data_dir: Path, default: bool):
     return dataset, None, None
 
 
-def _abandon(pool, progress, abandoned: threading.Event, tmpdir, kill: bool = True) -> None:
+def _abandon(pool, progress, abandoned: threading.Event, tmpdir, factory=None, kill: bool = True) -> None:
     """Stop a run whose kernels started before its data turned out invalid (or an error, or an
     interrupt): the cache they wait for is removed, so that their session.start stops with an
-    error, quietly; the notebooks not started are cancelled; with ``kill``, the kernels are also
-    killed at once. Nothing is published."""
+    error, quietly; the kernel factory stops, so that no kernel starts any more; the notebooks
+    not started are cancelled; with ``kill``, the kernels are also killed at once. Nothing is
+    published."""
     abandoned.set()
     if tmpdir is not None:
         shutil.rmtree(Path(tmpdir) / "cache", ignore_errors=True)
+    if factory is not None:
+        factory.stop()
     if pool is not None:
         if kill:
             _kill_kernels()

@@ -1,0 +1,396 @@
+"""Notebook kernels for the runner: local IPC sockets, and started from one process that has
+already imported the analysis stack.
+
+A notebook's kernel normally starts a new Python, imports ipykernel, then pandas, matplotlib,
+SciPy, statsmodels... : about 2.5 s of CPU before its first analysis, paid by every notebook.
+The runner instead starts one *kernel factory* (``python -m respine_nb.kernels``) as the run
+begins, which imports that stack once (:data:`PRELOAD`) and then forks one child per notebook.
+Each child sets its environment, working directory and standard streams as the kernel's launch
+command would have, and runs the same ``ipykernel_launcher`` with the same arguments: the same
+kernel, already past its imports (memory pages are shared until written).
+
+A fork is only safe where nothing else runs, so the factory forks only when it has a single
+Python thread (pyarrow's allocator keeps one native thread, which handles forks itself), has
+imported no matplotlib backend (each kernel selects the inline backend itself, as a fresh one
+would), and the kernel command is this interpreter's ``-m ipykernel_launcher -f FILE ...``.
+Otherwise, or if the factory cannot start, the kernel is launched the usual way: the factory
+only ever saves time. The notebooks' outputs are the same either way (CI re-executes every
+stored notebook in ordinary kernels with nbval and compares).
+
+The factory reads one request per line on its standard input (JSON: argv, env, cwd, log) and
+answers one line (JSON: pid, or error). It exits at the end of its input, that is when the
+runner closes it or dies; its kernels then see their parent gone and stop (ipykernel's parent
+poller, given the factory's pid).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+# What every notebook imports, or one of them does (importing a module a notebook would not have
+# imported changes nothing it shows: checked with the stored notebooks, which CI re-executes in
+# ordinary kernels).
+PRELOAD = (
+    "ipykernel.kernelapp",
+    "IPython.display",
+    "numpy",
+    "pandas",
+    "matplotlib.pyplot",
+    "scipy.stats",
+    "statsmodels.genmod.api",
+    "statsmodels.formula.api",
+    "pingouin",
+    "lifelines",
+    "tableone",
+    "great_tables",
+    "docx",
+    "fontTools.subset",
+    "respine_nb.session",
+    "respine_nb.plots",
+    "respine_nb.tables",
+    "respine_nb.derive",
+    "respine_nb.estimands",
+    "respine_nb.mmrm",
+    "respine_nb.results",
+    "respine_nb.design",
+    *(f"respine_nb.stats.{name}" for name in ("binary", "cohort", "continuous", "estimands", "missing", "mri")),
+    *(f"respine_nb.stats.{name}" for name in ("reference_based", "safety", "sensitivity", "survival")),
+)
+# One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
+# kernel's NumPy spawn a thread per core oversubscribes the machine (measured: the 100x cohort run
+# took 62 s for 02_primary_endpoint alongside another kernel, 15 s alone). Also with one kernel at a
+# time: the matrices are small (a participant's visits), where threads cost more than they give.
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+FACTORY_ENV = "RESPINE_NB_KERNEL_FACTORY"  # "0": every kernel starts a new Python (to compare, or debug)
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel sets when MPLBACKEND is unset
+_LAUNCHER = ("-m", "ipykernel_launcher", "-f")
+
+
+# ----------------------------------------------------------------------------------------------
+# the factory process
+
+
+def _reap(signum, frame) -> None:  # pragma: no cover - runs in the factory process
+    """Collect the exit status of finished kernels (no zombies; their CPU time is counted)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _can_fork() -> str:
+    """Why forking is unsafe here, or ""."""
+    if threading.active_count() != 1:
+        return f"{threading.active_count()} Python threads"
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if "matplotlib_inline.backend_inline" in sys.modules or getattr(pyplot, "_backend_mod", None) is not None:
+        return "pyplot's backend is already chosen (each kernel must choose the inline backend itself)"
+    return ""
+
+
+def _warm_up() -> None:
+    """Draw a small figure in the notebooks' theme and save it as PNG and PDF, in memory: the
+    fonts are loaded, and parsed for subsetting into the PDF, once here instead of in every
+    kernel. Matplotlib's settings are restored afterwards, and pyplot is not used."""
+    import io
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from respine_nb import plots
+
+    with matplotlib.rc_context():
+        plots.theme()
+        fig = Figure(figsize=(2, 1.5))
+        ax = fig.subplots()
+        ax.plot([0, 1], [0, 1], label="BM-MSC")
+        ax.set(title="Month 12", xlabel="VAS (mm)")
+        ax.legend()
+        for fmt in ("png", "pdf"):
+            fig.savefig(io.BytesIO(), format=fmt, dpi=plots.PNG_DPI)
+
+
+def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
+    """Become the kernel that ``request`` describes; never returns."""
+    code = 1
+    try:
+        os.setsid()  # its own session and process group, as jupyter_client starts kernels
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        null = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.chdir(request["cwd"])
+        env = dict(request["env"])
+        env["JPY_PARENT_PID"] = str(os.getppid())  # the factory: when it exits, the kernel stops
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = ["ipykernel_launcher", *request["argv"]]
+        from ipykernel import kernelapp
+
+        kernelapp.launch_new_instance()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the factory process
+    """The factory's loop: import :data:`PRELOAD`, then fork one kernel per request line."""
+    import importlib
+
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
+        del sys.path[0]  # as ipykernel_launcher does (IPython puts "" back in each kernel)
+    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+    problem = ""
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+        _warm_up()
+    except Exception as exc:  # e.g. a missing optional library: kernels start the usual way
+        problem = f"{type(exc).__name__}: {exc}"
+    problem = problem or _can_fork()
+    gc.collect()
+    gc.freeze()  # what is loaded stays: no kernel's garbage collector walks (and copies) it again
+    signal.signal(signal.SIGCHLD, _reap)
+    for line in iter(stdin.readline, b""):
+        request = json.loads(line)
+        if problem:
+            answer = {"error": problem}
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _child(request)
+            answer = {"pid": pid}
+        stdout.write((json.dumps(answer) + "\n").encode())
+        stdout.flush()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# the runner's side
+
+
+def factory_enabled() -> bool:
+    """Whether the runner forks its kernels from a factory (unless ``RESPINE_NB_KERNEL_FACTORY=0``)."""
+    return os.environ.get(FACTORY_ENV, "1") != "0"
+
+
+class ForkedKernel:
+    """The part of :class:`subprocess.Popen` that jupyter_client uses, for a kernel the factory
+    forked (a child of the factory, not of the runner: polled by its pid)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+        self.stdin = self.stdout = self.stderr = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                with open(f"/proc/{self.pid}/stat", "rb") as f:
+                    state = f.read().rsplit(b")", 1)[1].split()[0]
+                if state in (b"Z", b"X"):
+                    self.returncode = 0
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class KernelFactory:
+    """The runner's handle on the factory process (see the module doc).
+
+    Parameters
+    ----------
+    env : dict, optional
+        The factory's environment, which its imports see (default: this process's, with one
+        BLAS thread, :data:`SINGLE_THREAD_ENV`). Each kernel then gets its own environment.
+    """
+
+    def __init__(self, env: dict | None = None):
+        env = {**os.environ, **SINGLE_THREAD_ENV} if env is None else env
+        self._lock = threading.Lock()
+        self._failed = ""
+        self._stopped = False
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "respine_nb.kernels"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches the runner, which stops it
+            )
+        except OSError as exc:
+            self._proc, self._failed = None, f"{type(exc).__name__}: {exc}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def spawn(self, kernel_cmd, env: dict, cwd: str, log: str) -> ForkedKernel | None:
+        """Fork a kernel for ``kernel_cmd``, or None when it must be launched the usual way."""
+        if self._stopped:
+            raise RuntimeError("the run stopped: no kernel starts any more")
+        args = list(kernel_cmd)
+        if (
+            self._proc is None
+            or self._failed
+            or len(args) < 5
+            or tuple(args[1:4]) != _LAUNCHER
+            or not _same_python(args[0], env)
+        ):
+            return None
+        request = json.dumps({"argv": args[3:], "env": env, "cwd": str(cwd), "log": str(log)}) + "\n"
+        with self._lock:
+            try:
+                self._proc.stdin.write(request.encode())
+                self._proc.stdin.flush()
+                answer = json.loads(self._proc.stdout.readline() or b"{}")
+            except (OSError, ValueError) as exc:
+                self._failed = f"{type(exc).__name__}: {exc}"
+                answer = {}
+        if self._stopped:
+            raise RuntimeError("the run stopped: no kernel starts any more")
+        if "pid" not in answer:
+            self._failed = answer.get("error", "the kernel factory stopped")
+            return None
+        return ForkedKernel(int(answer["pid"]))
+
+    def stop(self) -> None:
+        """Stop the factory at once (the run is abandoned): a kernel still waiting for it does
+        not start."""
+        self._stopped = True
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+
+    def close(self) -> None:
+        """Stop the factory (idempotent). A kernel it forked and that still runs stops when it
+        notices (the runner has shut its kernels down by then)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()  # it keeps no state: nothing to finish
+        self._proc.wait()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def _same_python(executable: str, env: dict) -> bool:
+    """Whether the kernel command's interpreter is this one (as the launch would resolve it)."""
+    import shutil
+
+    found = shutil.which(executable, path=env.get("PATH")) if os.sep not in executable else executable
+    try:
+        return found is not None and os.path.samefile(found, sys.executable)
+    except OSError:
+        return False
+
+
+def ipc_kernel_manager(folder: str, env: dict | None = None, factory: KernelFactory | None = None, pids=None):
+    """A kernel manager class over local IPC sockets in ``folder`` (no TCP ports, no ipykernel
+    warning about unencrypted TCP; one folder per kernel so parallel kernels never collide),
+    whose kernel is forked by ``factory`` when it can, else launched as usual.
+
+    Parameters
+    ----------
+    folder : str
+        The kernel's private folder: its sockets and its log (``kernel.log``).
+    env : dict, optional
+        Added to the kernel's environment.
+    factory : KernelFactory, optional
+    pids : set, optional
+        Where to add the kernel's pid (the runner kills them if it is interrupted).
+
+    Returns
+    -------
+    type
+        A subclass of jupyter_client's ``AsyncKernelManager``.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport = "ipc"
+            self.ip = os.path.join(folder, "kernel")
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client
+            # interrupts it before shutdown) goes to a file, read back only if the kernel fails.
+            if env:
+                kw["env"] = {**(kw.get("env") or os.environ), **env}
+            log_path = os.path.join(folder, "kernel.log")
+            forked = None
+            if factory is not None:
+                launch_env = {**(kw.get("env") or os.environ)}
+                forked = factory.spawn(kernel_cmd, launch_env, kw.get("cwd") or os.getcwd(), log_path)
+            if forked is not None:
+                provisioner = self.provisioner
+                provisioner.process = forked
+                provisioner.pid = provisioner.pgid = forked.pid  # its own process group (setsid)
+                provisioner.cwd = kw.get("cwd") or os.getcwd()
+                self._reconcile_connection_info(provisioner.connection_info)
+            else:
+                with open(log_path, "ab") as log:  # the child keeps its own copy
+                    kw["stderr"] = log
+                    await super()._async_launch_kernel(kernel_cmd, **kw)
+            pid = getattr(self.provisioner, "pid", None)
+            if pid and pids is not None:
+                pids.add(pid)
+
+    return IPCKernelManager
+
+
+if __name__ == "__main__":  # pragma: no cover - the factory process
+    sys.exit(serve())
