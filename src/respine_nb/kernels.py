@@ -26,6 +26,7 @@ poller, given the factory's pid).
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import os
 import signal
@@ -98,6 +99,15 @@ def _can_fork() -> str:
     return ""
 
 
+def _kernel_environment() -> None:
+    """Set the environment variables a kernel sets before it runs a cell (the notebooks' imports
+    see them), as ipykernel sets them."""
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    ZMQInteractiveShell.init_environment(None)  # TERM, CLICOLOR, FORCE_COLOR, PAGER...
+    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)  # IPKernelApp.init_gui_pylab
+
+
 def _warm_up() -> None:
     """Draw a small figure in the notebooks' theme and save it as PNG and PDF, in memory: the
     fonts are loaded, and parsed for subsetting into the PDF, once here instead of in every
@@ -136,14 +146,15 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
         os.close(null)
         os.close(log)
         os.chdir(request["cwd"])
-        env = dict(request["env"])
-        env["JPY_PARENT_PID"] = str(os.getppid())  # the factory: when it exits, the kernel stops
         os.environ.clear()
-        os.environ.update(env)
-        sys.argv = ["ipykernel_launcher", *request["argv"]]
+        os.environ.update(request["env"])
+        launcher = importlib.util.find_spec("ipykernel_launcher")
+        sys.argv = [launcher.origin if launcher else "ipykernel_launcher", *request["argv"]]  # as with -m
         from ipykernel import kernelapp
 
-        kernelapp.launch_new_instance()
+        # parent_handle's default was read from JPY_PARENT_PID when the factory imported ipykernel:
+        # given here, the kernel watches the factory (it stops when the factory exits)
+        kernelapp.IPKernelApp.launch_instance(parent_handle=os.getppid())
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -161,15 +172,13 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
 
 def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the factory process
     """The factory's loop: import :data:`PRELOAD`, then fork one kernel per request line."""
-    import importlib
-
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does (IPython puts "" back in each kernel)
-    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     problem = ""
     try:
+        _kernel_environment()
         for name in PRELOAD:
             importlib.import_module(name)
         _warm_up()
