@@ -54,9 +54,11 @@ def _execute(tmp_path, name, factory, extra=()):
         os.environ.pop("EXPECTED_CWD", None)
 
 
-def _outputs(nb, cells=len(CELLS)):
-    """The outputs of the first cells, without the kernel's pid (in the folder of a warning's code)."""
-    return [re.sub(r"ipykernel_\d+", "ipykernel_PID", json.dumps(cell.outputs, sort_keys=True)) for cell in nb.cells[:cells]]
+def _outputs(nb):
+    """The outputs of the cells of CELLS, without the kernel's pid (in the folder of a warning's code)."""
+    return [
+        re.sub(r"ipykernel_\d+", "ipykernel_PID", json.dumps(cell.outputs, sort_keys=True)) for cell in nb.cells[: len(CELLS)]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,11 @@ def test_factory_steps_aside_when_it_cannot_fork(tmp_path):
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "lifelines.py").write_text("raise ImportError('broken on purpose')\n")
-    env = {**os.environ, **kernels.SINGLE_THREAD_ENV, "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        **kernels.SINGLE_THREAD_ENV,
+        "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]),
+    }
     broken = kernels.KernelFactory(env)
     try:
         nb = _execute(tmp_path, "fallback", broken, ("import os\nprint(os.getppid())",))
@@ -97,7 +103,9 @@ def test_factory_steps_aside_when_it_cannot_fork(tmp_path):
 
 def test_other_kernel_commands_are_launched_the_usual_way(factory, tmp_path):
     env = dict(os.environ)
-    assert factory.spawn(["/usr/bin/env", "python3", "-m", "ipykernel_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
+    assert (
+        factory.spawn(["/usr/bin/env", "python3", "-m", "ipykernel_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
+    )
     assert factory.spawn([sys.executable, "-m", "other_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
     assert factory._failed == ""  # not a failure: the factory still forks the project's kernels
 

@@ -289,13 +289,7 @@ class KernelFactory:
         if self._stopped:
             raise RuntimeError("the run stopped: no kernel starts any more")
         args = list(kernel_cmd)
-        if (
-            self._proc is None
-            or self._failed
-            or len(args) < 5
-            or tuple(args[1:4]) != _LAUNCHER
-            or not _same_python(args[0], env)
-        ):
+        if self._proc is None or self._failed or len(args) < 5 or tuple(args[1:4]) != _LAUNCHER or not _same_python(args[0], env):
             return None
         request = json.dumps({"argv": args[3:], "env": env, "cwd": str(cwd), "log": str(log)}) + "\n"
         with self._lock:
