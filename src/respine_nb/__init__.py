@@ -9,7 +9,8 @@ Modules, one job each:
 - ``mmrm``: the unstructured-covariance MMRM (REML, Satterthwaite), tested against R;
 - ``tables``: Table 1 and display formatting; ``plots``: one theme, one function per figure kind;
 - ``results``: tidy rows -> results.csv; ``session``: a notebook's start and finish;
-- ``runner``: papermill orchestration; ``report``: the static HTML report; ``cli``: ``respine-nb``.
+- ``runner``: papermill orchestration; ``kernels``: the runner's kernels, forked from one process
+  that imported the analysis stack once; ``report``: the static HTML report; ``cli``: ``respine-nb``.
 """
 
 __version__ = "0.1.0"

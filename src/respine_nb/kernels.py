@@ -48,6 +48,7 @@ PRELOAD = (
     "statsmodels.genmod.api",
     "statsmodels.formula.api",
     "pingouin",
+    "seaborn",
     "lifelines",
     "tableone",
     "great_tables",
@@ -61,8 +62,7 @@ PRELOAD = (
     "respine_nb.mmrm",
     "respine_nb.results",
     "respine_nb.design",
-    *(f"respine_nb.stats.{name}" for name in ("binary", "cohort", "continuous", "estimands", "missing", "mri")),
-    *(f"respine_nb.stats.{name}" for name in ("reference_based", "safety", "sensitivity", "survival")),
+    "respine_nb.stats",  # and each of its topic modules (imported on first use in a kernel)
 )
 # One BLAS/OpenMP thread per kernel: the runner already runs one kernel per core, and letting each
 # kernel's NumPy spawn a thread per core oversubscribes the machine (measured: the 100x cohort run
@@ -181,6 +181,8 @@ def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the fac
         _kernel_environment()
         for name in PRELOAD:
             importlib.import_module(name)
+        for name in importlib.import_module("respine_nb.stats").MODULE_NAMES:
+            importlib.import_module(f"respine_nb.stats.{name}")
         _warm_up()
     except Exception as exc:  # e.g. a missing optional library: kernels start the usual way
         problem = f"{type(exc).__name__}: {exc}"
@@ -207,8 +209,10 @@ def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the fac
 
 
 def factory_enabled() -> bool:
-    """Whether the runner forks its kernels from a factory (unless ``RESPINE_NB_KERNEL_FACTORY=0``)."""
-    return os.environ.get(FACTORY_ENV, "1") != "0"
+    """Whether the runner forks its kernels from a factory: on Linux, unless
+    ``RESPINE_NB_KERNEL_FACTORY=0`` (on macOS, system libraries are not safe to use after a fork:
+    Python's multiprocessing does not fork there either)."""
+    return sys.platform.startswith("linux") and os.environ.get(FACTORY_ENV, "1") != "0"
 
 
 class ForkedKernel:
@@ -221,14 +225,17 @@ class ForkedKernel:
         self.stdin = self.stdout = self.stderr = None
 
     def poll(self):
+        """None while the kernel runs, else its exit status (0: the factory collects the real one)."""
         if self.returncode is None:
             try:
-                with open(f"/proc/{self.pid}/stat", "rb") as f:
-                    state = f.read().rsplit(b")", 1)[1].split()[0]
-                if state in (b"Z", b"X"):
-                    self.returncode = 0
-            except (FileNotFoundError, ProcessLookupError, IndexError):
+                os.kill(self.pid, 0)
+                with open(f"/proc/{self.pid}/stat", "rb") as f:  # exited, not yet collected by the factory
+                    if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                        self.returncode = 0
+            except (ProcessLookupError, FileNotFoundError):
                 self.returncode = 0
+            except (PermissionError, IndexError):
+                pass  # it exists
         return self.returncode
 
     def wait(self, timeout=None):
