@@ -8,7 +8,8 @@ remembers each notebook's seconds in runs/.timings.json, to start the longest fi
 
 Options: ``--repeat N`` runs the whole default-data run N times and reports the median (and each
 notebook's median seconds within it); ``--no-singles`` and ``--no-big`` skip the single-notebook
-runs and the 100x cohort (a quicker comparison on a busy machine).
+runs and the 100x cohort (a quicker comparison on a busy machine); ``--ordinary`` also times the
+whole run with ordinary kernels instead of the kernel factory's.
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ from pathlib import Path
 
 import nbformat
 
-from respine_nb import runner
+from respine_nb import kernels, runner
 
 EXE = str(Path(sys.executable).parent / "respine-nb")
 
 
-def timed(cmd) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of any process of the command."""
+def timed(cmd, env=None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MiB) of any process of the command (``env``: added to ours)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # progress lines
+    proc = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )  # stderr: the progress lines
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
     seconds = time.perf_counter() - t0
@@ -70,11 +73,21 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=1, help="whole runs on the default data, median reported (default: 1)")
     ap.add_argument("--no-singles", action="store_true", help="skip each notebook run alone (default: run them)")
     ap.add_argument("--no-big", action="store_true", help="skip the 100x cohort (default: run it)")
+    ap.add_argument(
+        "--ordinary",
+        action="store_true",
+        help="also time one whole run with ordinary kernels (RESPINE_NB_KERNEL_FACTORY=0), to compare (default: not)",
+    )
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         print(f"machine: {cores} cores, Python {sys.version.split()[0]}")
+        print(
+            "the runs' kernels: "
+            + ("forked from the kernel factory (respine_nb.kernels)" if kernels.factory_enabled() else "ordinary kernels")
+            + "; the floors' kernels: ordinary kernels (a new Python each)"
+        )
         f = floor(tmp)
         print(f"floor (empty notebook through papermill, median of 3): {f:.2f} s")
         f_imp = floor(tmp, code=IMPORTS)
@@ -112,6 +125,9 @@ def main(argv=None) -> None:
             target = total_single / cores
             print(f"  sum of single-notebook times / cores = {target:.2f} s; ratio {wall / target:.2f} (scheduling overhead)")
         print(f"  peak RSS of any process: {peak} MiB")
+        if args.ordinary:
+            w, _ = timed([EXE, "run", "--out", str(tmp / "all-ordinary")], env={kernels.FACTORY_ENV: "0"})
+            print(f"  the same run with ordinary kernels: {w:.2f} s wall; ratio {w / floor_run:.2f}")
         print(f"  load average after the runs (other processes share the machine): {os.getloadavg()[0]:.2f}")
         if args.no_big:
             return

@@ -148,6 +148,8 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        if "numpy" in sys.modules:  # its global generator was seeded once, in the factory: a fresh
+            sys.modules["numpy"].random.seed()  # one per kernel, as in a new Python (random reseeds itself)
         launcher = importlib.util.find_spec("ipykernel_launcher")
         sys.argv = [launcher.origin if launcher else "ipykernel_launcher", *request["argv"]]  # as with -m
         from ipykernel import kernelapp
