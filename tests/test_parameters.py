@@ -164,6 +164,9 @@ def test_run_help_lists_parameters_with_defaults_and_allowed_values():
             assert p.name in text and p.allowed() in text
     assert "visit_month (default 12; one of 1, 3, 6, 12, 24)" in text
     assert "vas_rel (default 0.2; a number in (0, 1])" in text
+    # free text is called text, and an empty default is visible
+    assert "n_per_arm_grid (default '50,100,200,400,800,1600'; text)" in text
+    assert "scheduler_address (default ''; text)" in text
 
 
 def test_session_start_checks_parameters_before_reading_data():

@@ -60,6 +60,8 @@ class Parameter:
             return "true or false"
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
+        if self.kind == "str":
+            return "text"
         noun = "an integer" if self.kind == "int" else "a number"
         if self.low is not None and self.high is not None:
             return f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
@@ -354,6 +356,8 @@ def help_text() -> str:
             if p.default is None
             else (str(p.default).lower() if p.kind == "bool" else f"{p.default:g}" if p.kind == "float" else str(p.default))
         )
+        if p.kind == "str" and p.choices is None:
+            default = repr(p.default)  # '' shows an empty default
         lines.append(f"  {p.name} (default {default}; {p.allowed()})")
         lines.append(f"      {p.help}")
     lines.append("  data_dir and out_dir are set by --data and --out.")
