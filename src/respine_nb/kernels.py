@@ -9,10 +9,16 @@ Each child sets its environment, working directory and standard streams as the k
 command would have, and runs the same ``ipykernel_launcher`` with the same arguments: the same
 kernel, already past its imports (memory pages are shared until written).
 
+Before the first fork the factory also sets the environment variables a kernel sets before its
+first cell (which the imports see), draws one small figure to PNG and PDF in memory (fonts loaded,
+fontTools' table code imported), and freezes the garbage collector's view of all it loaded (no
+kernel's collector walks, and so copies, those pages again).
+
 A fork is only safe where nothing else runs, so the factory forks only when it has a single
-Python thread (pyarrow's allocator keeps one native thread, which handles forks itself), has
-imported no matplotlib backend (each kernel selects the inline backend itself, as a fresh one
-would), and the kernel command is this interpreter's ``-m ipykernel_launcher -f FILE ...``.
+Python thread (pyarrow's allocator keeps one native thread, which handles forks itself), has not
+chosen pyplot's backend (each kernel selects the inline backend itself, as a fresh one would),
+and the kernel command is this interpreter's ``-m ipykernel_launcher -f FILE ...``; and only on
+Linux.
 Otherwise, or if the factory cannot start, the kernel is launched the usual way: the factory
 only ever saves time. The notebooks' outputs are the same either way (CI re-executes every
 stored notebook in ordinary kernels with nbval and compares).
@@ -110,8 +116,8 @@ def _kernel_environment() -> None:
 
 def _warm_up() -> None:
     """Draw a small figure in the notebooks' theme and save it as PNG and PDF, in memory: the
-    fonts are loaded, and parsed for subsetting into the PDF, once here instead of in every
-    kernel. Matplotlib's settings are restored afterwards, and pyplot is not used."""
+    fonts are loaded, and the code that subsets them into a PDF imported, once here instead of
+    in every kernel. Matplotlib's settings are restored afterwards, and pyplot is not used."""
     import io
 
     import matplotlib
@@ -189,7 +195,6 @@ def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the fac
     except Exception as exc:  # e.g. a missing optional library: kernels start the usual way
         problem = f"{type(exc).__name__}: {exc}"
     problem = problem or _can_fork()
-    gc.collect()
     gc.freeze()  # what is loaded stays: no kernel's garbage collector walks (and copies) it again
     signal.signal(signal.SIGCHLD, _reap)
     for line in iter(stdin.readline, b""):
