@@ -82,6 +82,29 @@ def test_forked_kernel_shows_what_an_ordinary_kernel_shows(factory, tmp_path):
     assert ordinary.cells[-1].outputs[0]["text"].split()[0] == str(os.getpid())
 
 
+def test_forked_kernel_finds_the_runs_cache_loaded(factory, tmp_path, small_dataset_dir):
+    from respine_nb import derive, io, parameters, session
+
+    ds = io.load_dataset(small_dataset_dir)
+    rule = parameters.rule({})
+    cache = session.write_run_cache(tmp_path / "cache", ds, derive.derive_all(ds.tables, 12, **rule), 12, rule)
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    src = tmp_path / "probe.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from respine_nb import session\nprint(list(session._INHERITED))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src)
+    out = pm.execute_notebook(
+        str(src),
+        str(tmp_path / "probe-out.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        kernel_manager_class=kernels.ipc_kernel_manager(str(sockets), {session.RUN_CACHE_ENV: str(cache)}, factory, set()),
+    )
+    assert out.cells[0].outputs[0]["text"].strip() == repr([str(cache)])
+
+
 def test_factory_steps_aside_when_it_cannot_fork(tmp_path):
     # a stack that fails to import (here: a broken module shadowing lifelines) -> ordinary kernels
     shadow = tmp_path / "shadow"

@@ -12,7 +12,9 @@ kernel, already past its imports (memory pages are shared until written).
 Before the first fork the factory also sets the environment variables a kernel sets before its
 first cell (which the imports see), draws one small figure to PNG and PDF in memory (fonts loaded,
 fontTools' table code imported), and freezes the garbage collector's view of all it loaded (no
-kernel's collector walks, and so copies, those pages again).
+kernel's collector walks, and so copies, those pages again). When the kernel's environment names
+the run's cache (validated and derived data, :mod:`respine_nb.session`), the factory waits for it
+and loads it once: each kernel finds it in memory instead of reading it.
 
 A fork is only safe where nothing else runs, so the factory forks only when it has a single
 Python thread (pyarrow's allocator keeps one native thread, which handles forks itself), has not
@@ -136,6 +138,16 @@ def _warm_up() -> None:
             fig.savefig(io.BytesIO(), format=fmt, dpi=plots.PNG_DPI)
 
 
+def _inherit_run_cache(env: dict) -> None:
+    """Load the run's validated and derived data (once; after the runner wrote them) before
+    forking, so that each kernel inherits them instead of reading them (:mod:`respine_nb.session`)."""
+    from respine_nb import session
+
+    folder = env.get(session.RUN_CACHE_ENV)
+    if folder and session.inherit_run_cache(folder):
+        gc.freeze()  # as the stack: shared by the kernels, never walked by their collectors
+
+
 def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
     """Become the kernel that ``request`` describes; never returns."""
     code = 1
@@ -202,10 +214,15 @@ def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the fac
         if problem:
             answer = {"error": problem}
         else:
-            pid = os.fork()
-            if pid == 0:
-                _child(request)
-            answer = {"pid": pid}
+            try:
+                _inherit_run_cache(request["env"])
+                pid = os.fork()
+            except (RuntimeError, OSError) as exc:  # the run stopped; cannot fork
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            else:
+                if pid == 0:
+                    _child(request)
+                answer = {"pid": pid}
         stdout.write((json.dumps(answer) + "\n").encode())
         stdout.flush()
     return 0

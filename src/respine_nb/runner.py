@@ -645,10 +645,10 @@ def _abandon(pool, progress, abandoned: threading.Event, tmpdir, factory=None, k
     not started are cancelled; with ``kill``, the kernels are also killed at once. Nothing is
     published."""
     abandoned.set()
+    if factory is not None:  # first: a kernel it is starting must not fall back to an ordinary one
+        factory.stop()
     if tmpdir is not None:
         shutil.rmtree(Path(tmpdir) / "cache", ignore_errors=True)
-    if factory is not None:
-        factory.stop()
     if pool is not None:
         if kill:
             _kill_kernels()
