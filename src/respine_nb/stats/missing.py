@@ -174,8 +174,18 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     return [pd.DataFrame(X[c], columns=data.columns, index=data.index) for c in range(m)]
 
 
+_GRAM_ROWS = 1000  # participants (of one imputation model) above which _mice_chains keeps the cross-products
+
+
 def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: int = 5, fixed=()) -> np.ndarray:
-    """:func:`mice_pmm` as one array: the ``m`` completed copies of ``data`` stacked (chain, row, column)."""
+    """:func:`mice_pmm` as one array: the ``m`` completed copies of ``data`` stacked (chain, row, column).
+
+    Up to ``_GRAM_ROWS`` rows (a trial's size), each model is fitted on a fresh copy of its
+    design (:func:`_sweeps_fresh`), which keeps the imputations of earlier versions bit for bit.
+    Above, copying the design at every step cost most of the time (1.1 s per imputation at
+    11,400 participants): the cross-products of every column are kept up to date instead
+    (:func:`_sweeps_gram`), the same models to rounding (1e-12 or so).
+    """
     rng = np.random.default_rng(seed)
     cols = list(data.columns)
     X0 = data.to_numpy(dtype=float)
@@ -190,7 +200,14 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
     X = D[:, :, 1:]
     for j in targets:  # start from random draws of the observed values
         X[:, miss[:, j], j] = rng.choice(X0[~miss[:, j], j], size=(m, int(miss[:, j].sum())))
-    diagonal = np.arange(D.shape[2] - 1)
+    sweeps = _sweeps_gram if len(X0) > _GRAM_ROWS else _sweeps_fresh
+    return sweeps(D, X0, miss, targets, n_cycles, donors, rng)[:, :, 1:]
+
+
+def _sweeps_fresh(D, X0, miss, targets, n_cycles, donors, rng):
+    """The ``n_cycles`` sweeps of :func:`_mice_chains` over the ``targets`` (columns of ``X0``),
+    each model fitted on a copy of its design: ``D`` (chain, row, 1 + column), completed in place."""
+    X = D[:, :, 1:]
     for _cycle in range(n_cycles):
         for j in targets:
             mj = miss[:, j]
@@ -199,20 +216,66 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
             A = np.delete(D, j + 1, axis=2)  # the intercept and every column but j
             Ao, yo = A[:, ~mj], X0[~mj, j]
             AoT = np.swapaxes(Ao, 1, 2)
-            xtx = AoT @ Ao
-            diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
-            xtx[:, diagonal, diagonal] += 1e-5 * diag
-            inv = np.linalg.inv(xtx)
+            inv = _ridge_inverse(AoT @ Ao)
             beta = (inv @ (AoT @ yo)[:, :, None])[:, :, 0]
             yhat_obs = (Ao @ beta[:, :, None])[:, :, 0]
-            resid = yo[None] - yhat_obs
-            dof = max(len(yo) - A.shape[2], 1)
-            sigma = np.sqrt((resid * resid).sum(axis=1) / rng.chisquare(dof, size=m))
-            chol = np.linalg.cholesky((inv + np.swapaxes(inv, 1, 2)) / 2)
-            beta_star = beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
+            beta_star = _draw_coefficients(beta, inv, yo[None] - yhat_obs, max(len(yo) - A.shape[2], 1), rng)
             yhat_mis = (A[:, mj] @ beta_star[:, :, None])[:, :, 0]
             X[:, mj, j] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
-    return X
+    return D
+
+
+def _sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng):
+    """:func:`_sweeps_fresh` without a copy of the design per model; returns the completed ``D``.
+
+    The design is held column by column (chain, 1 + column, row), with the cross-products of
+    all its columns over all rows (chain, 1 + column, 1 + column). The cross-products of the
+    model for column j (over the rows where j is observed) are those less the cross-products
+    of the rows where j is missing, the only rows copied; the predictions are products of the
+    whole design with the coefficients (0 for column j itself). Once column j is imputed, its
+    row and column of the cross-products are computed again.
+    """
+    m, _, p = D.shape
+    DT = np.ascontiguousarray(np.swapaxes(D, 1, 2))  # chain, column, row
+    del D
+    gram = DT @ np.swapaxes(DT, 1, 2)
+    for _cycle in range(n_cycles):
+        for j in targets:
+            c = j + 1  # column of j in the design
+            rows_mis, rows_obs = np.flatnonzero(miss[:, j]), np.flatnonzero(~miss[:, j])
+            keep = np.delete(np.arange(p), c)  # the intercept and every column but j
+            D_mis = DT[:, :, rows_mis]
+            g = gram - D_mis @ np.swapaxes(D_mis, 1, 2)  # over the rows where j is observed
+            inv = _ridge_inverse(g[:, keep[:, None], keep])
+            beta = (inv @ g[:, keep, c][:, :, None])[:, :, 0]
+            yo = X0[rows_obs, j]
+            coef = np.zeros((m, 1, p))
+            coef[:, 0, keep] = beta
+            yhat_obs = (coef @ DT)[:, 0, rows_obs]
+            beta_star = _draw_coefficients(beta, inv, yo[None] - yhat_obs, max(len(yo) - len(keep), 1), rng)
+            coef[:, 0, keep] = beta_star
+            yhat_mis = (coef @ D_mis)[:, 0]
+            DT[:, c, rows_mis] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
+            gram[:, :, c] = (DT @ DT[:, c, :, None])[:, :, 0]
+            gram[:, c, :] = gram[:, :, c]
+    return np.swapaxes(DT, 1, 2)
+
+
+def _ridge_inverse(xtx):
+    """The inverse of each cross-product matrix (chain, k, k) with 1e-5 times its diagonal added
+    (as R ``mice``'s ridge; ``xtx`` is changed)."""
+    diagonal = np.arange(xtx.shape[1])
+    diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
+    xtx[:, diagonal, diagonal] += 1e-5 * diag
+    return np.linalg.inv(xtx)
+
+
+def _draw_coefficients(beta, inv, resid, dof, rng):
+    """A draw of each chain's coefficients from their posterior: the residual variance
+    sum(resid^2) / chi-square(dof), then beta + sigma chol(inv) z."""
+    sigma = np.sqrt((resid * resid).sum(axis=1) / rng.chisquare(dof, size=len(beta)))
+    chol = np.linalg.cholesky((inv + np.swapaxes(inv, 1, 2)) / 2)
+    return beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
 
 
 def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
@@ -271,17 +334,10 @@ def _nearest_window(yhat_obs, yhat_mis, k):
     full row is ranked (:func:`_nearest_full`).
     """
     m, n = yhat_obs.shape
-    n_mis = yhat_mis.shape[1]
-    # one stable sort per chain of its missing values followed by its observed ones: the observed
-    # rows come out in order of prediction (ties by row), and a missing value right after the
-    # observed rows predicted strictly below it (it sorts before an observed row of equal prediction)
-    both = np.argsort(np.concatenate([yhat_mis, yhat_obs], axis=1), axis=1, kind="stable")
-    is_obs = both >= n_mis
-    order = (both[is_obs] - n_mis).reshape(m, n)  # observed rows by prediction
+    order = _stable_order(yhat_obs)  # observed rows by prediction, ties by row
     ranked = np.take_along_axis(yhat_obs, order, axis=1)
-    place = np.empty((m, n_mis), dtype=np.intp)  # observed rows below each missing value
-    before = np.cumsum(is_obs, axis=1) - is_obs
-    np.put_along_axis(place, both[~is_obs].reshape(m, n_mis), before[~is_obs].reshape(m, n_mis), axis=1)
+    # observed rows predicted strictly below each missing value
+    place = np.stack([np.searchsorted(ranked[c], yhat_mis[c], side="left") for c in range(m)])
     w = min(2 * k, n)
     start = np.clip(place - k, 0, n - w)  # the window: sorted positions start .. start + w - 1
     chains = np.arange(m)[:, None, None]
@@ -297,6 +353,18 @@ def _nearest_window(yhat_obs, yhat_mis, k):
     if cut.any():
         nearest[cut] = _nearest_full(yhat_obs, yhat_mis, k, np.nonzero(cut))
     return nearest
+
+
+def _stable_order(values):
+    """``np.argsort(values, axis=1, kind="stable")`` for finite values, faster: the default sort
+    (quicksort) gives the same order where a row has no equal values; the rows that have
+    some are sorted again, stably."""
+    order = np.argsort(values, axis=1)
+    ranked = np.take_along_axis(values, order, axis=1)
+    tied = (ranked[:, 1:] == ranked[:, :-1]).any(axis=1)
+    if tied.any():
+        order[tied] = np.argsort(values[tied], axis=1, kind="stable")
+    return order
 
 
 def _nearest_full(yhat_obs, yhat_mis, k, where):
