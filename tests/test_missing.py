@@ -150,8 +150,8 @@ def test_nearest_donors_are_those_of_a_stable_sort(kind, monkeypatch):
                 yo[0, 0], ym[-1, -1] = np.inf, np.nan
         with np.errstate(over="ignore", invalid="ignore"):
             expected = _nearest_by_sorting(yo, ym, k)
-            for scan_size in (0, 2**17):  # the window, and the scan over every distance
+            for scan_size in (0, 2**17):  # the merge, and the scan over every distance
                 monkeypatch.setattr(missing, "_NEAREST_SCAN_SIZE", scan_size)
                 np.testing.assert_array_equal(missing._nearest(yo, ym, k), expected)
             if kind != "not finite":
-                np.testing.assert_array_equal(missing._nearest_window(yo, ym, k), expected)
+                np.testing.assert_array_equal(missing._nearest_merge(yo, ym, k), expected)
