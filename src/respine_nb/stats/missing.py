@@ -184,7 +184,9 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
     design (:func:`_sweeps_fresh`), which keeps the imputations of earlier versions bit for bit.
     Above, copying the design at every step cost most of the time (1.1 s per imputation at
     11,400 participants): the cross-products of every column are kept up to date instead
-    (:func:`_sweeps_gram`), the same models to rounding (1e-12 or so).
+    (:func:`_sweeps_gram`), the same models up to rounding (a donor could differ only where
+    two observed rows are within that rounding of a missing value's prediction: on every
+    cohort tried, the imputations are those of the fresh copies to the bit).
     """
     rng = np.random.default_rng(seed)
     cols = list(data.columns)
