@@ -150,8 +150,22 @@ def test_nearest_donors_are_those_of_a_stable_sort(kind, monkeypatch):
                 yo[0, 0], ym[-1, -1] = np.inf, np.nan
         with np.errstate(over="ignore", invalid="ignore"):
             expected = _nearest_by_sorting(yo, ym, k)
-            for scan_size in (0, 2**17):  # the window, and the scan over every distance
+            for scan_size in (0, 2**17):  # the merge, and the scan over every distance
                 monkeypatch.setattr(missing, "_NEAREST_SCAN_SIZE", scan_size)
                 np.testing.assert_array_equal(missing._nearest(yo, ym, k), expected)
             if kind != "not finite":
-                np.testing.assert_array_equal(missing._nearest_window(yo, ym, k), expected)
+                np.testing.assert_array_equal(missing._nearest_merge(yo, ym, k), expected)
+
+
+@pytest.mark.parametrize("n_msc, n_sham, seed", [(58, 56, 5), (400, 380, 6)])
+def test_cross_product_path_imputes_as_the_fresh_design_path(n_msc, n_sham, seed, monkeypatch):
+    # Above _GRAM_ROWS rows the models' cross-products are kept up to date instead of copying
+    # each design: the same models to rounding, so the same donors, so the same imputations.
+    wide = derive.wide_outcomes(derive.adeff(synthetic.generate(seed, n_msc, n_sham, exact=False)), ("VAS", "ODI", "PCS", "MCS"))
+    aux = derive.auxiliary_columns(wide)
+    completed = {}
+    for rows in (10**9, 0):  # the fresh design for every model, then the cross-products
+        monkeypatch.setattr(missing, "_GRAM_ROWS", rows)
+        completed[rows] = missing._impute(wide, 12, 8, seed, aux, "arm", "site")[0]
+    assert completed[0].shape == (8, n_msc + n_sham, 24) and not np.isnan(completed[0]).any()
+    np.testing.assert_array_equal(completed[0], completed[10**9])

@@ -174,8 +174,20 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     return [pd.DataFrame(X[c], columns=data.columns, index=data.index) for c in range(m)]
 
 
+_GRAM_ROWS = 1000  # participants (of one imputation model) above which _mice_chains keeps the cross-products
+
+
 def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: int = 5, fixed=()) -> np.ndarray:
-    """:func:`mice_pmm` as one array: the ``m`` completed copies of ``data`` stacked (chain, row, column)."""
+    """:func:`mice_pmm` as one array: the ``m`` completed copies of ``data`` stacked (chain, row, column).
+
+    Up to ``_GRAM_ROWS`` rows (a trial's size), each model is fitted on a fresh copy of its
+    design (:func:`_sweeps_fresh`), which keeps the imputations of earlier versions bit for bit.
+    Above, copying the design at every step cost most of the time (1.1 s per imputation at
+    11,400 participants): the cross-products of every column are kept up to date instead
+    (:func:`_sweeps_gram`), the same models up to rounding (a donor could differ only where
+    two observed rows are within that rounding of a missing value's prediction: on every
+    cohort tried, the imputations are those of the fresh copies to the bit).
+    """
     rng = np.random.default_rng(seed)
     cols = list(data.columns)
     X0 = data.to_numpy(dtype=float)
@@ -190,7 +202,14 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
     X = D[:, :, 1:]
     for j in targets:  # start from random draws of the observed values
         X[:, miss[:, j], j] = rng.choice(X0[~miss[:, j], j], size=(m, int(miss[:, j].sum())))
-    diagonal = np.arange(D.shape[2] - 1)
+    sweeps = _sweeps_gram if len(X0) > _GRAM_ROWS else _sweeps_fresh
+    return sweeps(D, X0, miss, targets, n_cycles, donors, rng)[:, :, 1:]
+
+
+def _sweeps_fresh(D, X0, miss, targets, n_cycles, donors, rng):
+    """The ``n_cycles`` sweeps of :func:`_mice_chains` over the ``targets`` (columns of ``X0``),
+    each model fitted on a copy of its design: ``D`` (chain, row, 1 + column), completed in place."""
+    X = D[:, :, 1:]
     for _cycle in range(n_cycles):
         for j in targets:
             mj = miss[:, j]
@@ -199,20 +218,69 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
             A = np.delete(D, j + 1, axis=2)  # the intercept and every column but j
             Ao, yo = A[:, ~mj], X0[~mj, j]
             AoT = np.swapaxes(Ao, 1, 2)
-            xtx = AoT @ Ao
-            diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
-            xtx[:, diagonal, diagonal] += 1e-5 * diag
-            inv = np.linalg.inv(xtx)
+            inv = _ridge_inverse(AoT @ Ao)
             beta = (inv @ (AoT @ yo)[:, :, None])[:, :, 0]
             yhat_obs = (Ao @ beta[:, :, None])[:, :, 0]
-            resid = yo[None] - yhat_obs
-            dof = max(len(yo) - A.shape[2], 1)
-            sigma = np.sqrt((resid * resid).sum(axis=1) / rng.chisquare(dof, size=m))
-            chol = np.linalg.cholesky((inv + np.swapaxes(inv, 1, 2)) / 2)
-            beta_star = beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
+            beta_star = _draw_coefficients(beta, inv, yo[None] - yhat_obs, max(len(yo) - A.shape[2], 1), rng)
             yhat_mis = (A[:, mj] @ beta_star[:, :, None])[:, :, 0]
             X[:, mj, j] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
-    return X
+    return D
+
+
+def _sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng):
+    """:func:`_sweeps_fresh` without a copy of the design per model; returns the completed ``D``.
+
+    The design is held column by column (chain, 1 + column, row), with the cross-products of
+    all its columns over all rows (chain, 1 + column, 1 + column). The cross-products of the
+    model for column j (over the rows where j is observed) are those less the cross-products
+    of the rows where j is missing, the only rows copied; the predictions are products of the
+    whole design with the coefficients (0 for column j itself). Once column j is imputed, its
+    row and column of the cross-products change by the imputed rows' new products less their
+    old ones; all the cross-products are computed afresh at the start of each cycle, so that
+    the rounding of these updates does not add up.
+    """
+    m, _, p = D.shape
+    DT = np.ascontiguousarray(np.swapaxes(D, 1, 2))  # chain, column, row
+    del D
+    for _cycle in range(n_cycles):
+        gram = DT @ np.swapaxes(DT, 1, 2)  # afresh each cycle: the updates below round
+        for j in targets:
+            c = j + 1  # column of j in the design
+            rows_mis, rows_obs = np.flatnonzero(miss[:, j]), np.flatnonzero(~miss[:, j])
+            keep = np.delete(np.arange(p), c)  # the intercept and every column but j
+            D_mis = np.take(DT, rows_mis, axis=2)
+            gram_mis = D_mis @ np.swapaxes(D_mis, 1, 2)
+            g = gram - gram_mis  # over the rows where j is observed
+            inv = _ridge_inverse(g[:, keep[:, None], keep])
+            beta = (inv @ g[:, keep, c][:, :, None])[:, :, 0]
+            yo = X0[rows_obs, j]
+            coef = np.zeros((m, 1, p))
+            coef[:, 0, keep] = beta
+            yhat_obs = (coef @ DT)[:, 0, rows_obs]
+            beta_star = _draw_coefficients(beta, inv, yo[None] - yhat_obs, max(len(yo) - len(keep), 1), rng)
+            coef[:, 0, keep] = beta_star
+            yhat_mis = (coef @ D_mis)[:, 0]
+            D_mis[:, c, :] = DT[:, c, rows_mis] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
+            gram[:, :, c] += (D_mis @ D_mis[:, c, :, None])[:, :, 0] - gram_mis[:, :, c]  # the imputed rows' change
+            gram[:, c, :] = gram[:, :, c]
+    return np.swapaxes(DT, 1, 2)
+
+
+def _ridge_inverse(xtx):
+    """The inverse of each cross-product matrix (chain, k, k) with 1e-5 times its diagonal added
+    (as R ``mice``'s ridge; ``xtx`` is changed)."""
+    diagonal = np.arange(xtx.shape[1])
+    diag = np.maximum(np.diagonal(xtx, axis1=1, axis2=2), 1e-12)
+    xtx[:, diagonal, diagonal] += 1e-5 * diag
+    return np.linalg.inv(xtx)
+
+
+def _draw_coefficients(beta, inv, resid, dof, rng):
+    """A draw of each chain's coefficients from their posterior: the residual variance
+    sum(resid^2) / chi-square(dof), then beta + sigma chol(inv) z."""
+    sigma = np.sqrt((resid * resid).sum(axis=1) / rng.chisquare(dof, size=len(beta)))
+    chol = np.linalg.cholesky((inv + np.swapaxes(inv, 1, 2)) / 2)
+    return beta + sigma[:, None] * (chol @ rng.standard_normal(beta.shape)[:, :, None])[:, :, 0]
 
 
 def _pmm(yhat_obs, y_obs, yhat_mis, donors, rng):
@@ -236,16 +304,17 @@ def _nearest(yhat_obs, yhat_mis, k):
     matching cost most; two ways give the same rows faster. Up to ``_NEAREST_SCAN_SIZE``
     distances (a trial's size), each of the k nearest is found by one pass over the distances
     (:func:`_nearest_scan`). Above, where computing them all is itself too much (the sort took
-    16 s per imputed column at 11,400 participants and m = 50), only a window of 2k candidates
-    per missing value is ranked (:func:`_nearest_window`). Without finite predictions, every
-    row is ranked (:func:`_nearest_full`).
+    16 s per imputed column at 11,400 participants and m = 50), the observed predictions are
+    sorted once and the nearest on either side of each missing value merged
+    (:func:`_nearest_merge`). Without finite predictions, every row is ranked
+    (:func:`_nearest_full`).
     """
     m, n = yhat_obs.shape
     if m * yhat_mis.shape[1] * n <= _NEAREST_SCAN_SIZE:
         return _nearest_scan(yhat_obs, yhat_mis, k)
-    if not (np.isfinite(yhat_obs).all() and np.isfinite(yhat_mis).all()):  # the window's ordering needs numbers
+    if not (np.isfinite(yhat_obs).all() and np.isfinite(yhat_mis).all()):  # the merge's ordering needs numbers
         return _nearest_full(yhat_obs, yhat_mis, k, np.s_[:])
-    return _nearest_window(yhat_obs, yhat_mis, k)
+    return _nearest_merge(yhat_obs, yhat_mis, k)
 
 
 def _nearest_scan(yhat_obs, yhat_mis, k):
@@ -261,41 +330,49 @@ def _nearest_scan(yhat_obs, yhat_mis, k):
     return nearest
 
 
-def _nearest_window(yhat_obs, yhat_mis, k):
-    """:func:`_nearest` for finite predictions, ranking a window of candidates.
+def _nearest_merge(yhat_obs, yhat_mis, k):
+    """:func:`_nearest` for finite predictions, by merging the observed rows below and above.
 
-    Each chain's observed predictions are sorted once. The distance grows on either side of a
-    missing value's place in that order, so its k nearest are among the k just below and the k
-    at or above it: only this window of 2k candidates is ranked. Where the first row outside
-    the window is not strictly farther than the k-th chosen (a tie the window might cut), the
-    full row is ranked (:func:`_nearest_full`).
+    Each chain's observed predictions are sorted once. A missing value's distances grow on
+    either side of its place in that order: going down from the rows predicted strictly below
+    it, and up from the others. Its k nearest are the first k of these two increasing lists
+    merged, equal distances on both sides in row order. This is the stable sort's answer unless
+    one side has two equal distances among its first k + 1 (equal predictions, or a rounding):
+    those missing values are ranked against every observed row (:func:`_nearest_full`), as
+    every one is when some distances overflow.
     """
     m, n = yhat_obs.shape
-    n_mis = yhat_mis.shape[1]
-    # one stable sort per chain of its missing values followed by its observed ones: the observed
-    # rows come out in order of prediction (ties by row), and a missing value right after the
-    # observed rows predicted strictly below it (it sorts before an observed row of equal prediction)
-    both = np.argsort(np.concatenate([yhat_mis, yhat_obs], axis=1), axis=1, kind="stable")
-    is_obs = both >= n_mis
-    order = (both[is_obs] - n_mis).reshape(m, n)  # observed rows by prediction
-    ranked = np.take_along_axis(yhat_obs, order, axis=1)
-    place = np.empty((m, n_mis), dtype=np.intp)  # observed rows below each missing value
-    before = np.cumsum(is_obs, axis=1) - is_obs
-    np.put_along_axis(place, both[~is_obs].reshape(m, n_mis), before[~is_obs].reshape(m, n_mis), axis=1)
-    w = min(2 * k, n)
-    start = np.clip(place - k, 0, n - w)  # the window: sorted positions start .. start + w - 1
-    chains = np.arange(m)[:, None, None]
-    cand = np.sort(order[chains, start[:, :, None] + np.arange(w)], axis=2)  # in row order, for the stable ranking
-    dist = np.abs(yhat_obs[chains, cand] - yhat_mis[:, :, None])
-    rank = np.argsort(dist, axis=2, kind="stable")[:, :, :k]
-    nearest = np.take_along_axis(cand, rank, axis=2)
-    kth = np.take_along_axis(dist, rank[:, :, -1:], axis=2)[:, :, 0]
-    chains = chains[:, :, 0]
-    below = np.abs(ranked[chains, np.maximum(start - 1, 0)] - yhat_mis)  # the nearest row outside, on each side
-    above = np.abs(ranked[chains, np.minimum(start + w, n - 1)] - yhat_mis)
-    cut = ((start > 0) & (below <= kth)) | ((start + w < n) & (above <= kth))
-    if cut.any():
-        nearest[cut] = _nearest_full(yhat_obs, yhat_mis, k, np.nonzero(cut))
+    if not np.isfinite(max(yhat_obs.max(), yhat_mis.max()) - min(yhat_obs.min(), yhat_mis.min())):  # some distances overflow
+        return _nearest_full(yhat_obs, yhat_mis, k, np.s_[:])
+    order = np.argsort(yhat_obs, axis=1)  # the order of equal predictions never matters (see above)
+    width = min(k + 1, n)
+    # each chain's sorted predictions between width infinitely far rows on either side (an ended side)
+    ranked = np.full((m, n + 2 * width), np.inf)
+    ranked[:, :width] = -np.inf
+    ranked[:, width:-width] = np.take_along_axis(yhat_obs, order, axis=1)
+    place = np.stack([np.searchsorted(ranked[c, width:-width], yhat_mis[c], side="left") for c in range(m)])
+    order = np.pad(order, ((0, 0), (width, width)))
+    start = (np.arange(m)[:, None] * ranked.shape[1] + width + place)[:, :, None]  # place in ranked.ravel()
+    steps = np.arange(width)
+    unsure = np.zeros(yhat_mis.shape, dtype=bool)
+    sides = []  # below then above: (distance, row) of each missing value's first k + 1, nearest first
+    for flat in (start - 1 - steps, start + steps):
+        dist = np.abs(ranked.take(flat) - yhat_mis[:, :, None])
+        unsure |= ((dist[:, :, 1:] == dist[:, :, :-1]) & (dist[:, :, 1:] < np.inf)).any(axis=2)
+        sides.append((dist.ravel(), order.take(flat).ravel()))
+    (d_lo, r_lo), (d_hi, r_hi) = sides
+    at_lo = np.arange(unsure.size) * width  # the next candidate of each side, in the flat arrays
+    at_hi = at_lo.copy()
+    nearest = np.empty((unsure.size, k), dtype=np.intp)
+    for i in range(k):
+        dl, dh, rl, rh = d_lo.take(at_lo), d_hi.take(at_hi), r_lo.take(at_lo), r_hi.take(at_hi)
+        low = (dl < dh) | ((dl == dh) & (rl < rh))
+        nearest[:, i] = np.where(low, rl, rh)
+        at_lo += low
+        at_hi += ~low
+    nearest = nearest.reshape(yhat_mis.shape + (k,))
+    if unsure.any():
+        nearest[unsure] = _nearest_full(yhat_obs, yhat_mis, k, np.nonzero(unsure))
     return nearest
 
 
