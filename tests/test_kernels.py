@@ -17,6 +17,8 @@ import pytest
 
 from respine_nb import kernels
 
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel factory runs on Linux only")
+
 # What a notebook shows: text, Markdown, a table, a warning on stderr, an inline figure, and an error
 # caught and printed. (The factory is only a way of starting the same kernel.)
 CELLS = [
@@ -24,7 +26,20 @@ CELLS = [
     "print('two', 1 + 1)\ndisplay(Markdown('**month 12**'))\npd.DataFrame({'arm': ['BM-MSC', 'Sham'], 'n': [58, 56]})",
     "warnings.warn('a warning the notebook would show', UserWarning)",
     "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(2, 1.5))\nax.plot([0, 1], [1, 0])\nax.set_title('VAS')",
-    "import os, sys\nprint(os.getcwd() == os.environ['EXPECTED_CWD'], sys.argv[0].endswith('ipykernel_launcher.py') or sys.argv[0])",
+    "import os, sys\nprint(os.getcwd(), sys.argv[0].endswith('ipykernel_launcher.py') or sys.argv[0], sys.path[0] == '')",
+    # what the imports set, as the notebook sees it once it has imported the stack: pandas' options,
+    # matplotlib's settings, the warnings filters, NumPy's printing, the loggers' levels. (Without
+    # importing it, a forked kernel has, in addition, the warnings filters that SciPy and statsmodels
+    # set for their own warning classes, which only they raise.)
+    "import importlib\nfrom respine_nb import kernels, stats\n"
+    "for name in (*kernels.PRELOAD, *(f'respine_nb.stats.{m}' for m in stats.MODULE_NAMES)):\n"
+    "    importlib.import_module(name)\n"
+    "import logging, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
+    "options = {k: repr(pd.get_option(k)) for k in sorted(pd._config.config._registered_options)"
+    " if k not in pd._config.config._deprecated_options}\n"
+    "print(options)\nprint(sorted((k, repr(v)) for k, v in mpl.rcParams.items() if k != 'backend'))\n"
+    "print(sorted(map(repr, warnings.filters)))\nprint(np.get_printoptions(), np.geterr())\n"
+    "print(logging.getLogger().level, logging.lastResort.level)",
 ]
 
 
@@ -40,18 +55,14 @@ def _execute(tmp_path, name, factory, extra=()):
     src = _notebook(tmp_path / f"{name}-in.ipynb", extra)
     sockets = tmp_path / f"{name}-sockets"
     sockets.mkdir()
-    os.environ["EXPECTED_CWD"] = str(tmp_path)
-    try:
-        return pm.execute_notebook(
-            str(src),
-            str(tmp_path / f"{name}.ipynb"),
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(tmp_path),
-            kernel_manager_class=kernels.ipc_kernel_manager(str(sockets), None, factory, set()),
-        )
-    finally:
-        os.environ.pop("EXPECTED_CWD", None)
+    return pm.execute_notebook(
+        str(src),
+        str(tmp_path / f"{name}.ipynb"),
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp_path),
+        kernel_manager_class=kernels.ipc_kernel_manager(str(sockets), kernels.SINGLE_THREAD_ENV, factory, set()),
+    )
 
 
 def _outputs(nb):
@@ -61,14 +72,23 @@ def _outputs(nb):
     ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def factory():
-    f = kernels.KernelFactory()
-    yield f
-    f.close()
+    """A kernel factory started when the test runs: its environment must be the kernels' (pytest
+    changes PYTEST_CURRENT_TEST between a fixture's setup and the test)."""
+    made = []
+
+    def make():
+        made.append(kernels.KernelFactory())
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()
 
 
 def test_forked_kernel_shows_what_an_ordinary_kernel_shows(factory, tmp_path):
+    factory = factory()
     probe = ("import os, sys\nprint(os.getppid(), 'scipy.stats' in sys.modules, 'respine_nb.stats.missing' in sys.modules)",)
     forked = _execute(tmp_path, "forked", factory, probe)
     ordinary = _execute(tmp_path, "ordinary", None, probe)
@@ -77,12 +97,15 @@ def test_forked_kernel_shows_what_an_ordinary_kernel_shows(factory, tmp_path):
     kinds = [o.get("output_type") + ":" + ",".join(sorted(o.get("data", {}))) for c in forked.cells for o in c.outputs]
     assert "display_data:image/png,text/plain" in kinds and "display_data:text/markdown,text/plain" in kinds
     assert any(o.get("name") == "stderr" and "a warning the notebook would show" in o["text"] for o in forked.cells[2].outputs)
+    assert forked.cells[4].outputs[0]["text"].split()[:2] == [str(tmp_path), "True"]  # sys.path: as the ordinary one
+    assert "'display.max_columns': '20'" in forked.cells[5].outputs[0]["text"]  # as in a kernel, not 0 as in a terminal
     # the forked kernel is the factory's child, with the stack already imported; the ordinary one, ours
     assert forked.cells[-1].outputs[0]["text"].split() == [str(factory.pid), "True", "True"]
     assert ordinary.cells[-1].outputs[0]["text"].split()[0] == str(os.getpid())
 
 
 def test_forked_kernel_finds_the_runs_cache_loaded(factory, tmp_path, small_dataset_dir):
+    factory = factory()
     from respine_nb import derive, io, parameters, session
 
     ds = io.load_dataset(small_dataset_dir)
@@ -100,8 +123,11 @@ def test_forked_kernel_finds_the_runs_cache_loaded(factory, tmp_path, small_data
         str(tmp_path / "probe-out.ipynb"),
         kernel_name="python3",
         progress_bar=False,
-        kernel_manager_class=kernels.ipc_kernel_manager(str(sockets), {session.RUN_CACHE_ENV: str(cache)}, factory, set()),
+        kernel_manager_class=kernels.ipc_kernel_manager(
+            str(sockets), {session.RUN_CACHE_ENV: str(cache), **kernels.SINGLE_THREAD_ENV}, factory, set()
+        ),
     )
+    assert factory.failed == "", factory.failed
     assert out.cells[0].outputs[0]["text"].strip() == repr([str(cache)])
 
 
@@ -110,27 +136,53 @@ def test_factory_steps_aside_when_it_cannot_fork(tmp_path):
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "lifelines.py").write_text("raise ImportError('broken on purpose')\n")
-    env = {
-        **os.environ,
-        **kernels.SINGLE_THREAD_ENV,
-        "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]),
-    }
+    path = [str(shadow), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, **kernels.SINGLE_THREAD_ENV, "PYTHONPATH": os.pathsep.join(path)}
     broken = kernels.KernelFactory(env)
     try:
         nb = _execute(tmp_path, "fallback", broken, ("import os\nprint(os.getppid())",))
         assert nb.cells[-1].outputs[0]["text"].split() == [str(os.getpid())]  # launched the usual way
-        assert "broken on purpose" in broken._failed
+        assert "broken on purpose" in broken.failed
     finally:
         broken.close()
 
 
 def test_other_kernel_commands_are_launched_the_usual_way(factory, tmp_path):
+    factory = factory()
     env = dict(os.environ)
-    assert (
-        factory.spawn(["/usr/bin/env", "python3", "-m", "ipykernel_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
-    )
+    base = os.path.realpath(sys.executable)  # the interpreter the virtual environment links to
+    assert base != sys.executable and not kernels._same_python(base, env) and kernels._same_python(sys.executable, env)
+    assert factory.spawn([base, "-m", "ipykernel_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
     assert factory.spawn([sys.executable, "-m", "other_launcher", "-f", "x.json"], env, str(tmp_path), "log") is None
-    assert factory._failed == ""  # not a failure: the factory still forks the project's kernels
+    assert factory.failed == ""  # not a failure: the factory still forks the project's kernels
+
+
+def test_a_kernel_with_another_environment_is_launched_the_usual_way(tmp_path):
+    f = kernels.KernelFactory()
+    try:
+        env = {**os.environ, **kernels.SINGLE_THREAD_ENV, "PYTHONHASHSEED": "7"}  # seen at start-up: not forkable
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "k.json")]
+        assert f.spawn(argv, env, str(tmp_path), str(tmp_path / "k.log")) is None
+        assert "environment differs" in f.failed and "PYTHONHASHSEED" in f.failed
+    finally:
+        f.close()
+
+
+def test_a_forked_kernel_exits_as_python_does(factory, tmp_path):
+    """At its end, a forked kernel runs the exit handlers: an unclosed file is flushed, a temporary
+    folder removed (as when an ordinary kernel's Python exits)."""
+    factory = factory()
+    probe = (
+        f"import tempfile\nf = open({str(tmp_path / 'unclosed.txt')!r}, 'w')\nf.write('written')\n"
+        f"d = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})\nprint(d.name)",
+    )
+    nb = _execute(tmp_path, "exit", factory, probe)
+    folder = nb.cells[-1].outputs[0]["text"].strip()
+    deadline = time.monotonic() + 10
+    while os.path.exists(folder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(folder)
+    assert (tmp_path / "unclosed.txt").read_text() == "written"
 
 
 def _wait_gone(kernel, seconds=15.0):
@@ -140,11 +192,11 @@ def _wait_gone(kernel, seconds=15.0):
     return kernel.poll() is not None
 
 
-def test_forked_kernels_stop_when_killed_or_when_the_factory_is_gone(tmp_path):
+def test_forked_kernels_stop_when_killed_and_outlive_the_factory(tmp_path):
     f = kernels.KernelFactory()
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f"]
+    env = {**os.environ, **kernels.SINGLE_THREAD_ENV}
     try:
-        argv = [sys.executable, "-m", "ipykernel_launcher", "-f"]
-        env = dict(os.environ)
         first = f.spawn([*argv, str(tmp_path / "k1.json")], env, str(tmp_path), str(tmp_path / "k1.log"))
         second = f.spawn([*argv, str(tmp_path / "k2.json")], env, str(tmp_path), str(tmp_path / "k2.log"))
         assert first is not None and second is not None and first.poll() is None and second.poll() is None
@@ -153,14 +205,48 @@ def test_forked_kernels_stop_when_killed_or_when_the_factory_is_gone(tmp_path):
     finally:
         f.close()
     assert f._proc.returncode is not None
-    assert _wait_gone(second)  # its parent poller saw the factory go
-    f.stop()
-    with pytest.raises(RuntimeError, match="run stopped"):
+    time.sleep(1.5)
+    assert second.poll() is None  # a kernel depends on the runner (this process), not on the factory
+    second.kill()
+    assert _wait_gone(second)
+    with pytest.raises(RuntimeError, match="run stopped"):  # a closed factory starts nothing
         f.spawn([*argv, str(tmp_path / "k3.json")], env, str(tmp_path), str(tmp_path / "k3.log"))
+
+
+RUNNER = """
+import os, sys
+from respine_nb import kernels
+f = kernels.KernelFactory()
+env = {**os.environ, **kernels.SINGLE_THREAD_ENV}
+k = f.spawn([sys.executable, "-m", "ipykernel_launcher", "-f", sys.argv[1] + "/k.json"], env, sys.argv[1], sys.argv[1] + "/k.log")
+env["RESPINE_NB_RUN_CACHE"] = sys.argv[1] + "/never-written"
+os.mkdir(env["RESPINE_NB_RUN_CACHE"])
+print(k.pid, f.pid, flush=True)
+f.spawn([sys.executable, "-m", "ipykernel_launcher", "-f", sys.argv[1] + "/k2.json"], env, sys.argv[1], sys.argv[1] + "/k2.log")
+"""
+
+
+def test_nothing_outlives_a_killed_runner(tmp_path):
+    """A runner killed at once (SIGKILL) leaves no process: its kernels and the factory (here
+    waiting for a cache that never comes) notice it is gone."""
+    import signal
+    import subprocess
+
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    kernel, factory = (int(x) for x in runner.stdout.readline().split())
+    assert kernels._process_start(kernel) is not None and kernels._process_start(factory) is not None
+    time.sleep(0.5)  # the factory now waits for the cache
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    runner.stdout.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (kernels._process_start(kernel) or kernels._process_start(factory)):
+        time.sleep(0.1)
+    assert kernels._process_start(kernel) is None and kernels._process_start(factory) is None
 
 
 def test_factory_can_be_switched_off(monkeypatch):
     monkeypatch.setenv(kernels.FACTORY_ENV, "0")
     assert not kernels.factory_enabled()
     monkeypatch.setenv(kernels.FACTORY_ENV, "1")
-    assert kernels.factory_enabled()
+    assert kernels.factory_enabled() == sys.platform.startswith("linux")

@@ -232,6 +232,8 @@ def test_session_takes_the_cache_the_kernel_factory_loaded(small_dataset_dir, tm
     """A kernel forked by the kernel factory finds the run's cache in memory (loaded once, before
     the fork): it reads no file, and checks the stamp as it would check one it read."""
     ds, cache = _write_cache(tmp_path, small_dataset_dir)
+    (tmp_path / "b").mkdir()
+    _, complete = _write_cache(tmp_path / "b", small_dataset_dir)
     monkeypatch.setattr(session, "_INHERITED", {})
     assert session.inherit_run_cache(cache) and not session.inherit_run_cache(cache)  # loaded once
     (cache / session._PICKLE).unlink()  # nothing to read any more
@@ -239,9 +241,13 @@ def test_session_takes_the_cache_the_kernel_factory_loaded(small_dataset_dir, tm
     monkeypatch.setattr(session.io, "load_dataset", lambda *a, **k: pytest.fail("validated again"))
     nb = session.start("01_cohort", data_dir=small_dataset_dir, out_dir=tmp_path / "out")
     assert nb._cache is not None and nb.data.sha256 == ds.sha256 and session._INHERITED == {}  # handed over
-    # the stamp still decides: for other data, what was inherited is not used
-    assert session.inherit_run_cache(cache) and session._INHERITED
-    assert session._run_cache(tmp_path) is None and session._INHERITED == {}
+    # the stamp still decides: for other data, what was inherited is not used (and not read: the
+    # cache is complete again, so that only the stamp can refuse it)
+    monkeypatch.setenv(session.RUN_CACHE_ENV, str(complete))
+    assert session.inherit_run_cache(complete) and session._INHERITED[str(complete)] is not None
+    assert session._run_cache(small_dataset_dir) is not None  # the same data: taken
+    assert session.inherit_run_cache(complete)
+    assert session._run_cache(tmp_path) is None and session._INHERITED == {}  # other data: refused
 
 
 def test_session_stops_when_the_run_gave_up(small_dataset_dir, tmp_path, monkeypatch):

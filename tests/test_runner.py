@@ -54,6 +54,7 @@ def test_run_elsewhere_writes_only_under_out(small_dataset_dir, tmp_path):
     # not a terminal: plain progress lines on stderr, and the closing lines name every output
     assert "01_cohort  running" in proc.stderr and re.search(r"01_cohort  done +\d+\.\d s", proc.stderr)
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    assert "kernel factory" not in proc.stderr  # the kernels were forked from it (on Linux)
     resolved = out.resolve()
     for expected in (
         "Where to look:",

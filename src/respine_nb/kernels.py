@@ -25,16 +25,26 @@ Otherwise, or if the factory cannot start, the kernel is launched the usual way:
 only ever saves time. The notebooks' outputs are the same either way (CI re-executes every
 stored notebook in ordinary kernels with nbval and compares).
 
-The factory reads one request per line on its standard input (JSON: argv, env, cwd, log) and
-answers one line (JSON: pid, or error). It exits at the end of its input, that is when the
-runner closes it or dies; its kernels then see their parent gone and stop (ipykernel's parent
-poller, given the factory's pid).
+The factory also refuses to fork (each kernel then starts the usual way) when the kernel's
+environment gives another value than the factory's to a variable read when Python starts or a
+library is imported (``PYTHON*``, ``LD_*``, locale, BLAS threads, matplotlib, Jupyter...: the
+imports would have seen other values), and when an import showed a warning (an ordinary kernel
+would show it in the notebook). Each kernel gets its own environment for everything else.
+
+The factory reads one request per line on a pipe of its own (JSON: argv, env, cwd, log) and
+answers one line on another (JSON: pid, or error); its standard streams go nowhere. The runner
+kills it when the run ends, and it exits when the runner is gone. Each kernel watches the runner
+(as an ordinary kernel does through ipykernel's parent poller) and stops when it is gone; at its
+end it runs the exit handlers, as an ordinary Python does.
 """
 
 from __future__ import annotations
 
+import atexit
+import builtins
 import gc
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -42,6 +52,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 # What every notebook imports, or one of them does (importing a module a notebook would not have
 # imported changes nothing it shows: checked with the stored notebooks, which CI re-executes in
@@ -80,6 +91,14 @@ SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_N
 FACTORY_ENV = "RESPINE_NB_KERNEL_FACTORY"  # "0": every kernel starts a new Python (to compare, or debug)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what ipykernel sets when MPLBACKEND is unset
 _LAUNCHER = ("-m", "ipykernel_launcher", "-f")
+# Environment variables read when Python starts or a library is imported (interpreter, loader,
+# allocator, locale, BLAS threads, matplotlib, Jupyter and IPython paths, this package): a kernel
+# whose value differs from the factory's is not forked. Others are read at run time, from the
+# kernel's own environment. The run's cache folder, and the factory switch, differ harmlessly.
+_STARTUP_ENV = ("PYTHON", "LD_", "MALLOC_", "MPL", "MATPLOTLIB", "OPENBLAS_", "OMP_", "MKL_", "LANG", "LC_", "TZ")
+_STARTUP_ENV += ("JUPYTER", "IPYTHON", "RESPINE_NB_")
+_PER_KERNEL_ENV = ("RESPINE_NB_RUN_CACHE", "RESPINE_NB_KERNEL_FACTORY")
+_FORK_SAFE_THREADS = ("jemalloc_bg_thd",)  # native threads that handle a fork themselves (pyarrow's allocator)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -101,10 +120,58 @@ def _can_fork() -> str:
     """Why forking is unsafe here, or ""."""
     if threading.active_count() != 1:
         return f"{threading.active_count()} Python threads"
+    others = sorted(name for name in _other_threads() if name not in _FORK_SAFE_THREADS)
+    if others:
+        return f"native threads running: {', '.join(others)}"
     pyplot = sys.modules.get("matplotlib.pyplot")
     if "matplotlib_inline.backend_inline" in sys.modules or getattr(pyplot, "_backend_mod", None) is not None:
         return "pyplot's backend is already chosen (each kernel must choose the inline backend itself)"
     return ""
+
+
+def _other_threads() -> list:
+    """The names of this process's threads other than the main one (Linux: /proc)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        if int(task) != os.getpid():
+            try:
+                with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as f:
+                    names.append(f.read().strip())
+            except OSError:  # ended meanwhile
+                pass
+    return names
+
+
+class _InAKernel:
+    """What pandas asks when it is imported (``get_ipython()``: is this a Jupyter kernel?),
+    answered as in a kernel: it then sets ``display.max_columns`` to 20, as in a kernel, not to
+    0 as in a terminal."""
+
+    kernel = None
+
+
+def _import_stack() -> None:
+    """Import :data:`PRELOAD` and the stats topic modules as a kernel would import them.
+
+    Raises
+    ------
+    RuntimeError
+        When an import shows a warning (a kernel would show it in the notebook).
+    """
+    shown = []
+    showwarning = warnings.showwarning
+    warnings.showwarning = lambda message, category, *a, **k: shown.append(f"{category.__name__}: {message}")
+    builtins.get_ipython = _InAKernel  # during a kernel's cells, IPython puts get_ipython there
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+        for name in importlib.import_module("respine_nb.stats").MODULE_NAMES:
+            importlib.import_module(f"respine_nb.stats.{name}")
+    finally:
+        del builtins.get_ipython
+        warnings.showwarning = showwarning
+    if shown:
+        raise RuntimeError(f"an import showed a warning ({shown[0]})")
 
 
 def _kernel_environment() -> None:
@@ -120,7 +187,6 @@ def _warm_up() -> None:
     """Draw a small figure in the notebooks' theme and save it as PNG and PDF, in memory: the
     fonts are loaded, and the code that subsets them into a PDF imported, once here instead of
     in every kernel. Matplotlib's settings are restored afterwards, and pyplot is not used."""
-    import io
 
     import matplotlib
     from matplotlib.figure import Figure
@@ -138,17 +204,37 @@ def _warm_up() -> None:
             fig.savefig(io.BytesIO(), format=fmt, dpi=plots.PNG_DPI)
 
 
-def _inherit_run_cache(env: dict) -> None:
+def _inherit_run_cache(env: dict, runner: int) -> None:
     """Load the run's validated and derived data (once; after the runner wrote them) before
-    forking, so that each kernel inherits them instead of reading them (:mod:`respine_nb.session`)."""
+    forking, so that each kernel inherits them instead of reading them (:mod:`respine_nb.session`);
+    stop waiting if the runner (pid ``runner``) is gone."""
     from respine_nb import session
 
     folder = env.get(session.RUN_CACHE_ENV)
-    if folder and session.inherit_run_cache(folder):
+    if folder and session.inherit_run_cache(folder, alive=lambda: os.getppid() == runner):
         gc.freeze()  # as the stack: shared by the kernels, never walked by their collectors
 
 
-def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
+def _process_start(pid: int):
+    """The process's start time (clock ticks since boot, Linux), or None when it is gone or has
+    exited: with the pid, it names one process (a pid alone can be reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+def _watch(pid: int, start) -> None:  # pragma: no cover - runs in a forked kernel's thread
+    """Stop this kernel when process ``pid`` (started at ``start``) is gone: what ipykernel's
+    parent poller does for an ordinary kernel, whose parent is the runner."""
+    while _process_start(pid) == start:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _child(request: dict, pipes) -> None:  # pragma: no cover - runs in a forked kernel
     """Become the kernel that ``request`` describes; never returns."""
     code = 1
     try:
@@ -156,8 +242,10 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in pipes:  # the factory's requests and answers are not the kernel's
+            os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)  # as open(): umask applies
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -170,11 +258,15 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
             sys.modules["numpy"].random.seed()  # one per kernel, as in a new Python (random reseeds itself)
         launcher = importlib.util.find_spec("ipykernel_launcher")
         sys.argv = [launcher.origin if launcher else "ipykernel_launcher", *request["argv"]]  # as with -m
+        runner = int(request["env"].get("JPY_PARENT_PID") or 0)
+        if runner:
+            threading.Thread(target=_watch, args=(runner, request["runner_start"]), daemon=True).start()
         from ipykernel import kernelapp
 
-        # parent_handle's default was read from JPY_PARENT_PID when the factory imported ipykernel:
-        # given here, the kernel watches the factory (it stops when the factory exits)
-        kernelapp.IPKernelApp.launch_instance(parent_handle=os.getppid())
+        # parent_handle's default was read from JPY_PARENT_PID when the factory imported ipykernel,
+        # and ipykernel's poller only watches a parent: the thread above watches the runner instead.
+        # 1 ("the parent is init"): no poller, and no connection help printed as for a terminal.
+        kernelapp.IPKernelApp.launch_instance(parent_handle=1)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -184,47 +276,63 @@ def _child(request: dict) -> None:  # pragma: no cover - runs in a forked kernel
         traceback.print_exc()
     finally:
         try:
+            atexit._run_exitfuncs()  # as at an ordinary exit: the user namespace reset, files closed
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
             os._exit(code)
 
 
-def serve(stdin=None, stdout=None) -> int:  # pragma: no cover - runs in the factory process
-    """The factory's loop: import :data:`PRELOAD`, then fork one kernel per request line."""
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
+def _environment_differs(env: dict, start: dict) -> str:
+    """The variables read at start-up or import (:data:`_STARTUP_ENV`) whose value in a kernel's
+    environment is not the factory's, comma-separated; "" when none."""
+    names = sorted(
+        k for k in set(env) | set(start) if k.startswith(_STARTUP_ENV) and k not in _PER_KERNEL_ENV and env.get(k) != start.get(k)
+    )
+    return ", ".join(names)
+
+
+def serve(requests: int, answers: int) -> int:  # pragma: no cover - runs in the factory process
+    """The factory's loop: import the stack, then fork one kernel per request line read from file
+    descriptor ``requests``, answering on ``answers``."""
+    start_env, runner = dict(os.environ), os.getppid()
+    # what a kernel's imports see: streams in UTF-8, as ipykernel's (pandas records the encoding)
+    sys.stdout = sys.stderr = io.TextIOWrapper(open(os.devnull, "wb"), encoding="UTF-8")
     if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does (IPython puts "" back in each kernel)
     problem = ""
     try:
         _kernel_environment()
-        for name in PRELOAD:
-            importlib.import_module(name)
-        for name in importlib.import_module("respine_nb.stats").MODULE_NAMES:
-            importlib.import_module(f"respine_nb.stats.{name}")
+        _import_stack()
         _warm_up()
     except Exception as exc:  # e.g. a missing optional library: kernels start the usual way
         problem = f"{type(exc).__name__}: {exc}"
     problem = problem or _can_fork()
     gc.freeze()  # what is loaded stays: no kernel's garbage collector walks (and copies) it again
     signal.signal(signal.SIGCHLD, _reap)
-    for line in iter(stdin.readline, b""):
-        request = json.loads(line)
-        if problem:
-            answer = {"error": problem}
-        else:
-            try:
-                _inherit_run_cache(request["env"])
-                pid = os.fork()
-            except (RuntimeError, OSError) as exc:  # the run stopped; cannot fork
-                answer = {"error": f"{type(exc).__name__}: {exc}"}
+    with open(requests, "rb") as incoming, open(answers, "wb") as outgoing:
+        for line in iter(incoming.readline, b""):
+            request = json.loads(line)
+            differs = _environment_differs(request["env"], start_env)
+            if problem or differs:
+                answer = {"error": problem or f"the kernel's environment differs from the factory's ({differs})"}
             else:
-                if pid == 0:
-                    _child(request)
-                answer = {"pid": pid}
-        stdout.write((json.dumps(answer) + "\n").encode())
-        stdout.flush()
+                try:
+                    _inherit_run_cache(request["env"], runner)
+                    pid = os.fork()
+                except (RuntimeError, OSError) as exc:  # the run stopped; cannot fork
+                    if os.getppid() != runner:
+                        return 0
+                    answer = {"error": f"{type(exc).__name__}: {exc}"}
+                else:
+                    if pid == 0:
+                        _child(request, (incoming.fileno(), outgoing.fileno()))
+                    answer = {"pid": pid}
+            try:
+                outgoing.write((json.dumps(answer) + "\n").encode())
+                outgoing.flush()
+            except BrokenPipeError:
+                return 0
     return 0
 
 
@@ -247,19 +355,12 @@ class ForkedKernel:
         self.pid = pid
         self.returncode = None
         self.stdin = self.stdout = self.stderr = None
+        self._start = _process_start(pid)  # with the pid: this process, not a later one with its pid
 
     def poll(self):
         """None while the kernel runs, else its exit status (0: the factory collects the real one)."""
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-                with open(f"/proc/{self.pid}/stat", "rb") as f:  # exited, not yet collected by the factory
-                    if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
-                        self.returncode = 0
-            except (ProcessLookupError, FileNotFoundError):
-                self.returncode = 0
-            except (PermissionError, IndexError):
-                pass  # it exists
+        if self.returncode is None and (self._start is None or _process_start(self.pid) != self._start):
+            self.returncode = 0
         return self.returncode
 
     def wait(self, timeout=None):
@@ -299,21 +400,38 @@ class KernelFactory:
         self._lock = threading.Lock()
         self._failed = ""
         self._stopped = False
+        self._requests = self._answers = self._proc = None
+        requests, answers = os.pipe(), os.pipe()  # (read, write) each, private to the two processes
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "respine_nb.kernels"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                [sys.executable, "-m", "respine_nb.kernels", str(requests[0]), str(answers[1])],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                pass_fds=(requests[0], answers[1]),
                 env=env,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches the runner, which stops it
             )
         except OSError as exc:
-            self._proc, self._failed = None, f"{type(exc).__name__}: {exc}"
+            self._failed = f"{type(exc).__name__}: {exc}"
+        finally:
+            os.close(requests[0])
+            os.close(answers[1])
+        if self._proc is None:
+            os.close(requests[1])
+            os.close(answers[0])
+        else:
+            self._requests, self._answers = open(requests[1], "wb"), open(answers[0], "rb")
+        self._start = _process_start(os.getpid())  # the kernels watch this process (the runner)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def failed(self) -> str:
+        """Why kernels were launched the usual way, or "" (the factory forked every kernel)."""
+        return self._failed
 
     def spawn(self, kernel_cmd, env: dict, cwd: str, log: str) -> ForkedKernel | None:
         """Fork a kernel for ``kernel_cmd``, or None when it must be launched the usual way."""
@@ -322,12 +440,13 @@ class KernelFactory:
         args = list(kernel_cmd)
         if self._proc is None or self._failed or len(args) < 5 or tuple(args[1:4]) != _LAUNCHER or not _same_python(args[0], env):
             return None
-        request = json.dumps({"argv": args[3:], "env": env, "cwd": str(cwd), "log": str(log)}) + "\n"
+        env = {**env, "JPY_PARENT_PID": str(os.getpid())}  # as jupyter_client's launcher sets it
+        request = {"argv": args[3:], "env": env, "cwd": str(cwd), "log": str(log), "runner_start": self._start}
         with self._lock:
             try:
-                self._proc.stdin.write(request.encode())
-                self._proc.stdin.flush()
-                answer = json.loads(self._proc.stdout.readline() or b"{}")
+                self._requests.write((json.dumps(request) + "\n").encode())
+                self._requests.flush()
+                answer = json.loads(self._answers.readline() or b"{}")
             except (OSError, ValueError) as exc:
                 self._failed = f"{type(exc).__name__}: {exc}"
                 answer = {}
@@ -346,14 +465,14 @@ class KernelFactory:
             self._proc.kill()
 
     def close(self) -> None:
-        """Stop the factory (idempotent). A kernel it forked and that still runs stops when it
-        notices (the runner has shut its kernels down by then)."""
+        """Stop the factory (idempotent; the runner has shut its kernels down by then)."""
+        self._stopped = True
         if self._proc is None:
             return
         if self._proc.poll() is None:
             self._proc.kill()  # it keeps no state: nothing to finish
         self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
+        for stream in (self._requests, self._answers):
             try:
                 stream.close()
             except OSError:
@@ -365,10 +484,9 @@ def _same_python(executable: str, env: dict) -> bool:
     import shutil
 
     found = shutil.which(executable, path=env.get("PATH")) if os.sep not in executable else executable
-    try:
-        return found is not None and os.path.samefile(found, sys.executable)
-    except OSError:
-        return False
+    # not os.path.samefile: a virtual environment's python is a link to the base interpreter,
+    # which has other packages
+    return found is not None and os.path.abspath(found) == os.path.abspath(sys.executable)
 
 
 def ipc_kernel_manager(folder: str, env: dict | None = None, factory: KernelFactory | None = None, pids=None):
@@ -427,4 +545,4 @@ def ipc_kernel_manager(folder: str, env: dict | None = None, factory: KernelFact
 
 
 if __name__ == "__main__":  # pragma: no cover - the factory process
-    sys.exit(serve())
+    sys.exit(serve(int(sys.argv[1]), int(sys.argv[2])))

@@ -604,6 +604,8 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             signal.signal(signal.SIGTERM, previous)
     failed = [o for o in outcomes if not o.ok]
     total = (finished - started).total_seconds()
+    if factory is not None and factory.failed:  # slower, same outputs: said, so that it does not go unnoticed
+        print(f"note: the kernels started the usual way, not from the kernel factory ({factory.failed})", file=sys.stderr)
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} notebook(s) ran in {total:.1f} s")
     for o in failed:
         kept = f"; executed copy kept at {o.failed_copy}" if o.failed_copy else ""

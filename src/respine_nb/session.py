@@ -480,20 +480,21 @@ def write_run_cache(folder, dataset: io.Dataset, derived_tables: dict, visit_mon
     return folder
 
 
-def _load_run_cache(folder: Path) -> dict | None:
+def _load_run_cache(folder: Path, alive=None) -> dict | None:
     """The stamp and content of the runner's cache in ``folder``, once its stamp is written
-    (waiting up to :data:`CACHE_WAIT_SECONDS` for it); None when it cannot be read.
+    (waiting up to :data:`CACHE_WAIT_SECONDS` for it); None when it cannot be read. ``alive``:
+    a function saying whether the run still goes on (checked while waiting).
 
     Raises
     ------
     RuntimeError
-        When the folder disappears: the runner stopped the run.
+        When the folder disappears (or ``alive()`` is false): the runner stopped the run.
     """
     # The runner starts its kernels while it validates and derives: its stamp, written last, says
     # the cache is complete. A folder that disappears means the runner stopped the run.
     deadline = time.monotonic() + CACHE_WAIT_SECONDS
     while not (folder / _STAMP).exists():
-        if not folder.is_dir():
+        if not folder.is_dir() or (alive is not None and not alive()):
             raise RuntimeError(f"the run that started this kernel stopped (its cache {folder} is gone)")
         if time.monotonic() > deadline:
             return None
@@ -509,11 +510,18 @@ def _load_run_cache(folder: Path) -> dict | None:
 _INHERITED: dict = {}  # cache folder -> its content, loaded by the kernel factory before it forked this kernel
 
 
-def inherit_run_cache(folder) -> bool:
+def inherit_run_cache(folder, alive=None) -> bool:
     """In the kernel factory (:mod:`respine_nb.kernels`), before it forks a kernel: load the
     runner's cache once, so that every kernel forked afterwards finds it in its memory instead of
     reading it (a 100x cohort's takes 0.7 s per kernel to read). The kernel checks its stamp as
     it checks one it reads.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The runner's cache folder (``RESPINE_NB_RUN_CACHE``).
+    alive : callable, optional
+        Says whether the runner still runs (the factory stops waiting when it is gone).
 
     Returns
     -------
@@ -528,7 +536,7 @@ def inherit_run_cache(folder) -> bool:
     key = str(Path(folder))
     if key in _INHERITED:
         return False
-    _INHERITED[key] = _load_run_cache(Path(folder))
+    _INHERITED[key] = _load_run_cache(Path(folder), alive)
     return True
 
 
