@@ -547,6 +547,11 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
                 print(problem, file=stream)
                 return 2
             derived_tables = derive.derive_all(dataset.tables, settings["visit_month"], **rule)
+            if not derive_only:
+                # first, so that the kernels start on it while the CSV files are written (a 100x
+                # cohort's take seconds): they reuse this validation and derivation when its stamp
+                # matches their data and parameters
+                write_run_cache(cache, dataset, derived_tables, settings["visit_month"], rule)
             io.write_tables(derived_tables, derived_dir)
             validated = (
                 f"validated {_shown(data_dir, default)} and derived the analysis datasets into {_shown(derived_dir, default)}/"
@@ -554,8 +559,6 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             if derive_only:
                 print(validated, flush=True)
                 return 0
-            # the kernels reuse this validation and derivation when its stamp matches their data and parameters
-            write_run_cache(cache, dataset, derived_tables, settings["visit_month"], rule)
             print(validated, flush=True)
             print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
             progress.show()
