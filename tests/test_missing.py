@@ -169,3 +169,22 @@ def test_cross_product_path_imputes_as_the_fresh_design_path(n_msc, n_sham, seed
         completed[rows] = missing._impute(wide, 12, 8, seed, aux, "arm", "site")[0]
     assert completed[0].shape == (8, n_msc + n_sham, 24) and not np.isnan(completed[0]).any()
     np.testing.assert_array_equal(completed[0], completed[10**9])
+
+
+def test_large_arms_impute_in_threads_with_the_same_result(monkeypatch):
+    # Above _GRAM_ROWS rows each arm's chains run in a thread of their own (NumPy releases the
+    # GIL): each arm draws from its own seed, so the imputations are those of one arm after the
+    # other, to the bit.
+    import threading
+
+    wide = derive.wide_outcomes(derive.adeff(synthetic.generate(5, 60, 60, exact=False)), ("VAS", "ODI", "PCS", "MCS"))
+    aux = derive.auxiliary_columns(wide)
+    monkeypatch.setattr(missing, "_GRAM_ROWS", 0)
+    again = missing._impute(wide, 12, 6, 3, aux, "arm", "site")[0]
+    ran_in, chains = [], missing._mice_chains
+    monkeypatch.setattr(missing, "_mice_chains", lambda *a, **k: ran_in.append(threading.get_ident()) or chains(*a, **k))
+    threaded = missing._impute(wide, 12, 6, 3, aux, "arm", "site")[0]
+    assert len(ran_in) == 2 and threading.get_ident() not in ran_in  # both arms, in worker threads
+    monkeypatch.setattr(missing, "_chains_by_arm", lambda models, m: [chains(d, m, s, fixed=f) for _, _, d, s, f in models])
+    np.testing.assert_array_equal(missing._impute(wide, 12, 6, 3, aux, "arm", "site")[0], threaded)
+    np.testing.assert_array_equal(again, threaded)  # and the same every time
