@@ -59,6 +59,7 @@ import warnings
 # ordinary kernels).
 PRELOAD = (
     "ipykernel.kernelapp",
+    "ipykernel.ipkernel",  # the kernel class, which each kernel imports as it starts (with debugpy)
     "IPython.display",
     "numpy",
     "pandas",
@@ -251,6 +252,7 @@ def _child(request: dict, pipes) -> None:  # pragma: no cover - runs in a forked
         os.dup2(log, 2)
         os.close(null)
         os.close(log)
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # on those descriptors, as in a new Python
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
