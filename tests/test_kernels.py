@@ -250,3 +250,12 @@ def test_factory_can_be_switched_off(monkeypatch):
     assert not kernels.factory_enabled()
     monkeypatch.setenv(kernels.FACTORY_ENV, "1")
     assert kernels.factory_enabled() == sys.platform.startswith("linux")
+
+
+def test_a_forked_kernels_log_is_its_own(factory, tmp_path):
+    """What the kernel logs goes to its log file (read back when a kernel fails), as for an
+    ordinary kernel: not to the factory's streams."""
+    factory = factory()
+    probe = ("from ipykernel.kernelapp import IPKernelApp\nIPKernelApp.instance().log.warning('logged by the kernel')",)
+    _execute(tmp_path, "log", factory, probe)
+    assert "logged by the kernel" in (tmp_path / "log-sockets" / "kernel.log").read_text()
