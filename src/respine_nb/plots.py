@@ -156,14 +156,14 @@ def save(fig, name: str, folder) -> list[Path]:
     return written
 
 
-def dense_layers(fig, limit: int = RASTERIZE_ABOVE) -> list:
+def dense_layers(fig, limit: int | None = None) -> list:
     """The scatter layers of ``fig`` with more than ``limit`` points, not rasterized already.
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
-    limit : int
-        Default :data:`RASTERIZE_ABOVE`.
+    limit : int, optional
+        Default :data:`RASTERIZE_ABOVE` (read at each call).
 
     Returns
     -------
@@ -172,6 +172,7 @@ def dense_layers(fig, limit: int = RASTERIZE_ABOVE) -> list:
     """
     from matplotlib.collections import PathCollection
 
+    limit = RASTERIZE_ABOVE if limit is None else limit
     return [c for c in fig.findobj(PathCollection) if c.get_visible() and not c.get_rasterized() and len(c.get_offsets()) > limit]
 
 
