@@ -190,3 +190,15 @@ def test_inputs_are_not_modified(default_inputs):
     tables.table2_publication(res)
     tables.results_table(res)
     pd.testing.assert_frame_equal(res, before)
+
+
+def test_round10_is_per_value_formatting_bit_for_bit():
+    from respine_nb.tables import _round10
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate(
+        [rng.normal(50, 20, 500), rng.normal(50, 20, 20).round(1), [-0.0, 0.0, np.nan, np.inf, -np.inf, 5e-324, 1e300]]
+    )
+    x = np.concatenate([x, x[::-1]])  # repeated values
+    ref = np.array([float(f"{v:.10g}") for v in x])
+    assert _round10(x).view(np.int64).tolist() == ref.view(np.int64).tolist()

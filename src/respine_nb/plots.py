@@ -32,6 +32,11 @@ DOUBLE_COLUMN_IN = 7.2
 PNG_DPI = 300
 _PNG_META = {"Software": None}
 _PDF_META = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
+RASTERIZE_ABOVE = 1000
+"""A scatter layer (one ``PathCollection``) of more points than this is drawn in the PDF as one image
+at :data:`PNG_DPI` (:func:`save`): the PDF writer spends Python time on every marker (0.5 s for the
+11,400 participants of a 100x cohort in one figure) and the file grows with them. The default cohort's
+layers (at most a few hundred points) stay vector; the PNG is the same either way."""
 
 
 # seaborn's "paper" context and "ticks" style with DejaVu Sans, i.e. what
@@ -137,11 +142,38 @@ def save(fig, name: str, folder) -> list[Path]:
     bbox = tight_bbox(fig)
     for ext, meta in (("png", _PNG_META), ("pdf", _PDF_META)):
         buf = _io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=PNG_DPI, metadata=meta, bbox_inches=bbox)
+        dense = dense_layers(fig) if ext == "pdf" else []
+        for layer in dense:  # one image each in the PDF (see RASTERIZE_ABOVE), set for that file only
+            layer.set_rasterized(True)
+        try:
+            fig.savefig(buf, format=ext, dpi=PNG_DPI, metadata=meta, bbox_inches=bbox)
+        finally:
+            for layer in dense:
+                layer.set_rasterized(False)
         png = png or buf.getvalue()
         written.append(atomic_write_bytes(Path(folder) / f"{name}.{ext}", buf.getvalue()))
     _show_when_cell_ends(fig, png)
     return written
+
+
+def dense_layers(fig, limit: int | None = None) -> list:
+    """The scatter layers of ``fig`` with more than ``limit`` points, not rasterized already.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    limit : int, optional
+        Default :data:`RASTERIZE_ABOVE` (read at each call).
+
+    Returns
+    -------
+    list of matplotlib.collections.PathCollection
+        In the figure's artist order (empty for every figure of the default cohort).
+    """
+    from matplotlib.collections import PathCollection
+
+    limit = RASTERIZE_ABOVE if limit is None else limit
+    return [c for c in fig.findobj(PathCollection) if c.get_visible() and not c.get_rasterized() and len(c.get_offsets()) > limit]
 
 
 def tight_bbox(fig):
@@ -689,9 +721,11 @@ def tipping_heatmap(tp: pd.DataFrame):
     )
     for (i, j), flag in np.ndenumerate(sig.to_numpy()):
         if flag is True or flag == 1:
-            # black outer and white inner edge: visible on the light and on the dark end of viridis
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2.6 if small else 1.4, zorder=4))
-            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="white", lw=0.9 if small else 0.5, zorder=5))
+            # black outer and white inner edge: visible on the light and on the dark end of viridis.
+            # add_artist, not add_patch: the heatmap has fixed the limits, and add_patch's update of the
+            # data limits was most of the figure's time when many cells are outlined (a large cohort)
+            ax.add_artist(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2.6 if small else 1.4, zorder=4))
+            ax.add_artist(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="white", lw=0.9 if small else 0.5, zorder=5))
     step = lambda n: max(1, int(np.ceil(n / 12)))  # noqa: E731
     sx, sy = step(len(p.columns)), step(len(p.index))
     ax.set_xticks(np.arange(len(p.columns))[::sx] + 0.5, [str(int(v)) for v in p.columns][::sx], rotation=0)
@@ -965,8 +999,9 @@ def spaghetti(adeff: pd.DataFrame, measure: str, per_arm: int = 15, seed: int = 
     for ax, arm in zip(axes, config.ARMS):
         ids = sorted(d.loc[d["arm"] == arm, "subject_id"].unique())
         pick = sorted(rng.choice(ids, size=min(per_arm, len(ids)), replace=False)) if ids else []
+        picked = d[d["subject_id"].isin(pick)]  # the few drawn, not the whole cohort, filtered per participant
         for sid in pick:
-            s = d[d["subject_id"] == sid].sort_values("visit_month")
+            s = picked[picked["subject_id"] == sid].sort_values("visit_month")
             ax.plot(
                 [pos[v] for v in s["visit_month"]],
                 s["value"].astype(float),

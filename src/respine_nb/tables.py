@@ -44,6 +44,25 @@ def skewed(adsl: pd.DataFrame, columns) -> list[str]:
     return out
 
 
+def _round10(x: np.ndarray) -> np.ndarray:
+    """``float(f"{v:.10g}")`` of every value, formatted once per distinct value (bit for bit: -0.0
+    and NaN kept), not once per participant.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float64 values.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    bits, inverse = np.unique(x.view(np.int64), return_inverse=True)
+    return np.array([float(f"{v:.10g}") for v in bits.view(np.float64)], dtype=np.float64)[inverse.reshape(x.shape)]
+
+
 def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = False, decimals: int = 1):
     """Baseline characteristics by arm and overall (CONSORT Table 1).
 
@@ -77,7 +96,7 @@ def table1(adsl: pd.DataFrame, variables: dict | None = None, pvalues: bool = Fa
         if c in categorical:
             df[c] = s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v)).to_numpy()
         else:  # 10 significant digits: noise in the last bits cannot move a quartile across a rounding boundary
-            df[c] = [float(f"{v:.10g}") for v in pd.to_numeric(s, errors="coerce").astype(float)]
+            df[c] = _round10(pd.to_numeric(s, errors="coerce").astype(float).to_numpy())
     nonnormal = skewed(df, [c for c in cols if c not in categorical])
     # An SD of fewer than 2 values (an arm with one measured participant), the quartiles of an arm with
     # no measured value and the SMD of a constant variable are undefined: tableone shows them empty;
