@@ -197,13 +197,23 @@ def _mice_chains(data: pd.DataFrame, m: int, seed, n_cycles: int = 10, donors: i
         raise ValueError("a column to impute has fewer than 2 observed values")
     # the m chains run side by side as one stack of arrays (chain, row, column): each step below
     # is the same for every chain, with the chain's own random draws. D is the design of every
-    # model, the intercept then every column; X, the completed data, is a view of it.
-    D = np.concatenate([np.ones((m, len(X0), 1)), np.repeat(X0[None], m, axis=0)], axis=2)
-    X = D[:, :, 1:]
+    # model, the intercept then every column; X, the completed data, is a view of it. Above
+    # _GRAM_ROWS, the design is held column by column (chain, 1 + column, row) from the start:
+    # one copy of it in memory, not two.
+    by_column = len(X0) > _GRAM_ROWS
+    if by_column:
+        D = np.empty((m, X0.shape[1] + 1, len(X0)))
+        D[:, 0, :] = 1.0
+        D[:, 1:, :] = X0.T
+        X = np.swapaxes(D[:, 1:, :], 1, 2)
+    else:
+        D = np.concatenate([np.ones((m, len(X0), 1)), np.repeat(X0[None], m, axis=0)], axis=2)
+        X = D[:, :, 1:]
     for j in targets:  # start from random draws of the observed values
         X[:, miss[:, j], j] = rng.choice(X0[~miss[:, j], j], size=(m, int(miss[:, j].sum())))
-    sweeps = _sweeps_gram if len(X0) > _GRAM_ROWS else _sweeps_fresh
-    return sweeps(D, X0, miss, targets, n_cycles, donors, rng)[:, :, 1:]
+    if by_column:
+        return np.swapaxes(_sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng), 1, 2)[:, :, 1:]
+    return _sweeps_fresh(D, X0, miss, targets, n_cycles, donors, rng)[:, :, 1:]
 
 
 def _sweeps_fresh(D, X0, miss, targets, n_cycles, donors, rng):
@@ -227,8 +237,9 @@ def _sweeps_fresh(D, X0, miss, targets, n_cycles, donors, rng):
     return D
 
 
-def _sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng):
-    """:func:`_sweeps_fresh` without a copy of the design per model; returns the completed ``D``.
+def _sweeps_gram(DT, X0, miss, targets, n_cycles, donors, rng):
+    """:func:`_sweeps_fresh` without a copy of the design per model, on the design held column by
+    column, ``DT`` (chain, 1 + column, row, C-contiguous), completed in place and returned.
 
     The design is held column by column (chain, 1 + column, row), with the cross-products of
     all its columns over all rows (chain, 1 + column, 1 + column). The cross-products of the
@@ -239,9 +250,7 @@ def _sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng):
     old ones; all the cross-products are computed afresh at the start of each cycle, so that
     the rounding of these updates does not add up.
     """
-    m, _, p = D.shape
-    DT = np.ascontiguousarray(np.swapaxes(D, 1, 2))  # chain, column, row
-    del D
+    m, p, _ = DT.shape
     for _cycle in range(n_cycles):
         gram = DT @ np.swapaxes(DT, 1, 2)  # afresh each cycle: the updates below round
         for j in targets:
@@ -263,7 +272,7 @@ def _sweeps_gram(D, X0, miss, targets, n_cycles, donors, rng):
             D_mis[:, c, :] = DT[:, c, rows_mis] = _pmm(yhat_obs, yo, yhat_mis, donors, rng)
             gram[:, :, c] += (D_mis @ D_mis[:, c, :, None])[:, :, 0] - gram_mis[:, :, c]  # the imputed rows' change
             gram[:, c, :] = gram[:, :, c]
-    return np.swapaxes(DT, 1, 2)
+    return DT
 
 
 def _ridge_inverse(xtx):
