@@ -144,7 +144,8 @@ def _report(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .parameters import help_text
-    from .synthetic import RESPONDER_FRACTION
+
+    responders = config.SYNTHETIC_RESPONDER_FRACTION  # from config, not synthetic: no pandas to build the parser
 
     p = argparse.ArgumentParser(
         prog="respine-nb",
@@ -177,14 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--p-msc",
         type=float,
-        default=RESPONDER_FRACTION["BM-MSC"],
-        help=f"responder proportion, BM-MSC, among the evaluable at month 12 (default: {RESPONDER_FRACTION['BM-MSC']:g})",
+        default=responders["BM-MSC"],
+        help=f"responder proportion, BM-MSC, among the evaluable at month 12 (default: {responders['BM-MSC']:g})",
     )
     g.add_argument(
         "--p-sham",
         type=float,
-        default=RESPONDER_FRACTION["Sham"],
-        help=f"responder proportion, sham (default: {RESPONDER_FRACTION['Sham']:g})",
+        default=responders["Sham"],
+        help=f"responder proportion, sham (default: {responders['Sham']:g})",
     )
     g.add_argument(
         "--free",

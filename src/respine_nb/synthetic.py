@@ -58,7 +58,7 @@ SYNTHETIC_NOTICE = (
 # 74 % / 69 % with Yates p rounding to 0.77; the one whose non-evaluable shares are close in the
 # two arms (8/58 and 7/56, ~13 %), as a shared dropout model gives. See data/raw/synthetic/README.md.
 EVALUABLE_FRACTION = {"BM-MSC": 50 / 58, "Sham": 49 / 56}
-RESPONDER_FRACTION = {"BM-MSC": 37 / 50, "Sham": 34 / 49}
+RESPONDER_FRACTION = config.SYNTHETIC_RESPONDER_FRACTION  # in config: the command line's help reads it
 
 # ---- randomisation: the nine registry sites, their shares of recruitment, activation dates
 SITE_WEIGHTS = {
