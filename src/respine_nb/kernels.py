@@ -270,6 +270,10 @@ def _child(request: dict, pipes) -> None:  # pragma: no cover - runs in a forked
         # 1 ("the parent is init"): no poller, and no connection help printed as for a terminal.
         kernelapp.IPKernelApp.launch_instance(parent_handle=1)
         code = 0
+        # Its sockets need no closing in a process that ends now: IPKernelApp.close (at exit) would
+        # stop the IOPub thread while the control thread may still be flushing its last reply
+        # through it, and wait for that thread (seconds, until jupyter_client kills the kernel).
+        atexit.unregister(kernelapp.IPKernelApp.instance().close)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
