@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -443,8 +445,6 @@ def _chains_by_arm(models, m: int) -> list:
     so that two arms take about the time of one on two cores; each arm draws from its own seed,
     so the imputations are the same, to the bit, in whatever order the threads run."""
     if len(models) > 1 and max(len(rows) for rows, *_ in models) > _GRAM_ROWS:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=len(models)) as pool:
             return list(pool.map(lambda model: _mice_chains(model[2], m, model[3], fixed=model[4]), models))
     return [_mice_chains(data, m, seq, fixed=fixed) for _, _, data, seq, fixed in models]
