@@ -98,7 +98,7 @@ _LAUNCHER = ("-m", "ipykernel_launcher", "-f")
 # kernel's own environment. The run's cache folder, and the factory switch, differ harmlessly.
 _STARTUP_ENV = ("PYTHON", "LD_", "MALLOC_", "MPL", "MATPLOTLIB", "OPENBLAS_", "OMP_", "MKL_", "LANG", "LC_", "TZ")
 _STARTUP_ENV += ("JUPYTER", "IPYTHON", "RESPINE_NB_")
-_PER_KERNEL_ENV = ("RESPINE_NB_RUN_CACHE", "RESPINE_NB_KERNEL_FACTORY")
+_PER_KERNEL_ENV = ("RESPINE_NB_RUN_CACHE", FACTORY_ENV)  # the first is session.RUN_CACHE_ENV (session imports pandas)
 _FORK_SAFE_THREADS = ("jemalloc_bg_thd",)  # native threads that handle a fork themselves (pyarrow's allocator)
 
 
