@@ -289,3 +289,49 @@ def test_theme_is_seaborns_paper_ticks_without_importing_it():
     assert not ours_imported
     differ = {k: (ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]}
     assert differ == {"image.cmap": ("'viridis'", "'rocket'")}
+
+
+def embedded_fonts(pdf: bytes) -> list:
+    """The TrueType fonts embedded in a PDF (FontFile2 streams), read back with fontTools."""
+    from fontTools.ttLib import TTFont
+    from pypdf import PdfReader
+
+    fonts = []
+    for page in PdfReader(_io.BytesIO(pdf)).pages:
+        for font in page["/Resources"]["/Font"].values():
+            for descendant in font.get_object().get("/DescendantFonts", []):
+                stream = descendant.get_object()["/FontDescriptor"]["/FontFile2"].get_object()
+                fonts.append(TTFont(_io.BytesIO(stream.get_data())))
+    return fonts
+
+
+def test_pdf_fonts_leave_out_the_tables_a_pdf_never_reads(tmp_path):
+    """save() embeds each font without its layout and math tables (PDF_UNUSED_FONT_TABLES), and
+    restores fontTools' defaults afterwards; a ligature ("fi"), a minus sign and a bold title make
+    two subsets of the regular font and one of the bold. A plain savefig keeps the tables: if a new
+    fontTools or matplotlib bypassed the default that save() extends, the first check fails."""
+    from fontTools import subset
+
+    plots.theme()
+    default = list(subset.Options._drop_tables_default)
+
+    def figure():
+        fig, ax = plt.subplots(figsize=(2, 1.5))
+        ax.plot([-1, 1], [0, 1])
+        ax.set_title("Modified flow", fontweight="bold")
+        ax.set_xlabel("VAS change (mm, −10 ≥ fine)")
+        return fig
+
+    written = plots.save(figure(), "fonts", tmp_path)
+    fonts = embedded_fonts((tmp_path / "fonts.pdf").read_bytes())
+    assert len(fonts) >= 2
+    for font in fonts:
+        assert not set(plots.PDF_UNUSED_FONT_TABLES) & set(font.keys()), sorted(font.keys())
+        assert {"glyf", "loca", "hmtx", "cmap", "head"} <= set(font.keys())
+    assert subset.Options._drop_tables_default == default
+    assert [p.suffix for p in written] == [".png", ".pdf"]
+
+    plain = _io.BytesIO()
+    figure().savefig(plain, format="pdf")  # matplotlib's own subsets keep them (DejaVu Sans has all five)
+    plt.close("all")
+    assert all({"GSUB", "GPOS"} <= set(font.keys()) for font in embedded_fonts(plain.getvalue()))
