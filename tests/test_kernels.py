@@ -259,3 +259,98 @@ def test_a_forked_kernels_log_is_its_own(factory, tmp_path):
     probe = ("from ipykernel.kernelapp import IPKernelApp\nIPKernelApp.instance().log.warning('logged by the kernel')",)
     _execute(tmp_path, "log", factory, probe)
     assert "logged by the kernel" in (tmp_path / "log-sockets" / "kernel.log").read_text()
+
+
+class _Channel:
+    """A channel that hands out the messages given, then times out (as an empty ZMQ channel)."""
+
+    def __init__(self, messages):
+        self.messages = list(messages)
+
+    async def get_msg(self, timeout=None):
+        from queue import Empty
+
+        if not self.messages:
+            raise Empty
+        return self.messages.pop(0)
+
+
+def _msg(parent, msg_type, state=None):
+    return {
+        "parent_header": {"msg_id": parent},
+        "msg_type": msg_type,
+        "content": {"protocol_version": "5.3", "execution_state": state},
+    }
+
+
+def _fake_client(answers, alive=True, stale=()):
+    """A client whose kernel answers its n-th kernel_info request with ``answers[n]`` (the shell
+    channel's messages, then IOPub's, as message types or "status:<state>"), after ``stale`` on IOPub."""
+
+    def messages(parent, types):
+        return [_msg(parent, *t.split(":")) for t in types]
+
+    class Client(kernels._ready_client()):
+        shell_channel = _Channel([])
+        iopub_channel = _Channel(messages("startup", stale))
+        sent = []
+
+        def kernel_info(self):
+            self.sent.append(f"info-{len(self.sent) + 1}")
+            shell, iopub = answers[len(self.sent) - 1] if len(self.sent) <= len(answers) else ((), ())
+            self.shell_channel.messages += messages(self.sent[-1], shell)
+            self.iopub_channel.messages += messages(self.sent[-1], iopub)
+            return self.sent[-1]
+
+        async def is_alive(self):
+            return alive
+
+    return Client()
+
+
+def test_ready_client_returns_at_the_requests_idle_status():
+    """Ready once the reply and the request's "idle" status are read, the messages before it
+    dropped; when the status was lost (IOPub still connecting), the request is sent again; a dead
+    kernel, or no answer within the timeout, raises."""
+    import asyncio
+
+    reply, busy, idle = "kernel_info_reply", "status:busy", "status:idle"
+    client = _fake_client([([reply], []), ([reply], [busy, idle, "stream"])], stale=["status:starting"])
+    asyncio.run(client.wait_for_ready(timeout=10))
+    assert client.sent == ["info-1", "info-2"]  # the first request's status was lost
+    assert [m["msg_type"] for m in client.iopub_channel.messages] == ["stream"]  # read up to the idle status
+
+    client = _fake_client([([reply], [busy, idle])])
+    asyncio.run(client.wait_for_ready(timeout=10))
+    assert client.sent == ["info-1"] and not client.iopub_channel.messages
+
+    dead = _fake_client([], alive=False)
+    with pytest.raises(RuntimeError, match="died"):
+        asyncio.run(dead.wait_for_ready(timeout=10))
+    silent = _fake_client([])
+    with pytest.raises(RuntimeError, match="respond in 0.3 seconds"):
+        asyncio.run(silent.wait_for_ready(timeout=0.3))
+
+
+def test_runner_kernels_are_ready_with_iopub_read(factory, tmp_path):
+    """A real kernel (forked, then ordinary): ready, with nothing left on IOPub from the
+    kernel_info request, and it runs code."""
+    import asyncio
+
+    async def start(factory):
+        km = kernels.ipc_kernel_manager(str(tmp_path), kernels.SINGLE_THREAD_ENV, factory, set())(kernel_name="python3")
+        await km.start_kernel(cwd=str(tmp_path))
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert isinstance(kc, kernels._ready_client())
+            assert not await kc.iopub_channel.msg_ready()
+            reply = await kc.execute_interactive("x = 1 + 1", timeout=60)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    asyncio.run(start(factory()))
+    asyncio.run(start(None))

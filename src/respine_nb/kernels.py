@@ -36,12 +36,17 @@ answers one line on another (JSON: pid, or error); its standard streams go nowhe
 kills it when the run ends, and it exits when the runner is gone. Each kernel watches the runner
 (as an ordinary kernel does through ipykernel's parent poller) and stops when it is gone; at its
 end it runs the exit handlers, as an ordinary Python does.
+
+Forked or not, the runner's kernel clients count a kernel ready as soon as it has answered a
+kernel_info request on the shell channel and on IOPub, instead of after 0.2 s of silence on IOPub
+as jupyter_client's do (:func:`_ready_client`): 0.2 s less per notebook.
 """
 
 from __future__ import annotations
 
 import atexit
 import builtins
+import functools
 import gc
 import importlib.util
 import io
@@ -495,10 +500,74 @@ def _same_python(executable: str, env: dict) -> bool:
     return found is not None and os.path.abspath(found) == os.path.abspath(sys.executable)
 
 
+READY_REPLY_S = 1.0  # how long a kernel_info request waits for its reply before it is sent again
+READY_IDLE_S = 0.05  # and for its "idle" status on IOPub (lost while the subscription connects)
+
+
+async def _message_to(channel, msg_id: str, until: float, idle: bool = False):
+    """The next message on ``channel`` whose parent is request ``msg_id`` (with ``idle``: its
+    "idle" status, the kernel's last message about it), or None at ``until`` (time.monotonic);
+    the messages before it, about earlier requests, are dropped."""
+    from queue import Empty
+
+    while (left := until - time.monotonic()) > 0:
+        try:
+            msg = await channel.get_msg(timeout=left)
+        except Empty:
+            return None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if not idle or (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"):
+            return msg
+    return None
+
+
+@functools.cache
+def _ready_client():
+    """jupyter_client's ``AsyncKernelClient`` whose ``wait_for_ready`` returns as soon as the
+    kernel has answered a kernel_info request on both channels (see :meth:`wait_for_ready`)."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class ReadyKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            """Wait until the kernel has answered a kernel_info request on the shell channel
+            and sent that request's "idle" status on IOPub.
+
+            jupyter_client's own version, after the reply, takes any IOPub message as the proof
+            that IOPub is connected and then reads IOPub until it has been silent for 0.2 s:
+            0.2 s of nothing per kernel, every time. The "idle" status of the request is the
+            kernel's last message about it, so once it is read IOPub is connected and holds
+            nothing more from the kernel; the request is sent again, as there, when the reply
+            or the status does not come (the status is lost while IOPub's subscription is still
+            connecting).
+
+            Raises
+            ------
+            RuntimeError
+                When the kernel dies first, or ``timeout`` seconds pass (as jupyter_client's).
+            """
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                msg_id = self.kernel_info()
+                reply = await _message_to(self.shell_channel, msg_id, min(deadline, time.monotonic() + READY_REPLY_S))
+                if reply is not None and await _message_to(
+                    self.iopub_channel, msg_id, min(deadline, time.monotonic() + READY_IDLE_S), idle=True
+                ):
+                    self._handle_kernel_info_reply(reply)  # the protocol version, as jupyter_client does
+                    return
+                if not await self.is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+    return ReadyKernelClient
+
+
 def ipc_kernel_manager(folder: str, env: dict | None = None, factory: KernelFactory | None = None, pids=None):
     """A kernel manager class over local IPC sockets in ``folder`` (no TCP ports, no ipykernel
     warning about unencrypted TCP; one folder per kernel so parallel kernels never collide),
-    whose kernel is forked by ``factory`` when it can, else launched as usual.
+    whose kernel is forked by ``factory`` when it can, else launched as usual, and whose clients
+    are ready as soon as the kernel has answered (:func:`_ready_client`).
 
     Parameters
     ----------
@@ -522,6 +591,7 @@ def ipc_kernel_manager(folder: str, env: dict | None = None, factory: KernelFact
             super().__init__(**kw)
             self.transport = "ipc"
             self.ip = os.path.join(folder, "kernel")
+            self.client_factory = _ready_client()  # ready as soon as the kernel answers
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             # The kernel's own log (e.g. "KeyboardInterrupt caught in kernel" when jupyter_client
