@@ -569,6 +569,9 @@ def run(data=None, out=None, params=None, only=None, jobs=None, derive_only=Fals
             print(validated, flush=True)
             print(f"running {len(paths)} notebook(s), {jobs} at a time", flush=True)
             progress.show()
+            from . import tables
+
+            tables.import_writers()  # for Table 2, at the end: now, while the kernels start
             outcomes = [futures[p.stem].result() for p in paths]
         except KeyboardInterrupt:
             _STOP.set()

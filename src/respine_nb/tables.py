@@ -415,6 +415,14 @@ def _docx_bytes(table: PubTable) -> bytes:
     return out.getvalue()
 
 
+def import_writers() -> None:
+    """Import what :func:`write_table` writes with (great_tables, python-docx: 0.2 s), ahead of
+    the first table: the runner does it while it only waits for the notebooks, so that Table 2,
+    written once they have all run, does not wait for these imports at the run's end."""
+    import docx  # noqa: F401
+    import great_tables  # noqa: F401
+
+
 def write_table(table: PubTable, name: str, folder) -> list:
     """Write ``<folder>/<name>.html`` and ``<folder>/<name>.docx`` atomically.
 
