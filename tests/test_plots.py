@@ -335,3 +335,23 @@ def test_pdf_fonts_leave_out_the_tables_a_pdf_never_reads(tmp_path):
     figure().savefig(plain, format="pdf")  # matplotlib's own subsets keep them (DejaVu Sans has all five)
     plt.close("all")
     assert all({"GSUB", "GPOS"} <= set(font.keys()) for font in embedded_fonts(plain.getvalue()))
+
+
+@pytest.mark.parametrize("size", [(3.5, 2.4), (7.2, 2.6), (2.33, 1.71), (5.05, 3.97)])
+def test_png_is_savefigs_and_its_pixels_the_inline_figure(tmp_path, size):
+    """save() writes the PNG from the raw canvas: the same bytes as savefig's PNG (sizes in odd
+    inches, whose pixel counts round down), and the figure shown inline, made from the pixels, is
+    the one made from the file."""
+    plots.theme()
+    fig, ax = plt.subplots(figsize=size)
+    ax.plot([0, 1, 2], [2, 0, 1], label="BM-MSC")
+    ax.set_title("Month 12: −5 mm")
+    ax.legend()
+    bbox = plots.tight_bbox(fig)
+    expected = _io.BytesIO()
+    fig.savefig(expected, format="png", dpi=plots.PNG_DPI, metadata=plots._PNG_META, bbox_inches=bbox)
+    png, pixels = plots._png(fig, bbox)
+    plt.close(fig)
+    assert png == expected.getvalue()
+    assert pixels.shape == (int(bbox.height * plots.PNG_DPI), int(bbox.width * plots.PNG_DPI), 4)
+    assert plots.inline_png(pixels, 3) == plots.inline_png(png, 3)

@@ -144,27 +144,52 @@ def save(fig, name: str, folder) -> list[Path]:
     list of Path
         The two files written.
     """
-    written, png = [], b""
     engine = fig.get_layout_engine()
     if engine is not None:  # e.g. what fig.tight_layout() leaves: lay out once here, so that
         engine.execute(fig)  # savefig need not draw the figure an extra time per format
         fig.set_layout_engine(None)
     bbox = tight_bbox(fig)
-    for ext, meta in (("png", _PNG_META), ("pdf", _PDF_META)):
-        buf = _io.BytesIO()
-        dense = dense_layers(fig) if ext == "pdf" else []
-        for layer in dense:  # one image each in the PDF (see RASTERIZE_ABOVE), set for that file only
-            layer.set_rasterized(True)
-        try:
-            with _pdf_font_tables_dropped() if ext == "pdf" else contextlib.nullcontext():
-                fig.savefig(buf, format=ext, dpi=PNG_DPI, metadata=meta, bbox_inches=bbox)
-        finally:
-            for layer in dense:
-                layer.set_rasterized(False)
-        png = png or buf.getvalue()
-        written.append(atomic_write_bytes(Path(folder) / f"{name}.{ext}", buf.getvalue()))
-    _show_when_cell_ends(fig, png)
+    png, pixels = _png(fig, bbox)
+    written = [atomic_write_bytes(Path(folder) / f"{name}.png", png)]
+    pdf = _io.BytesIO()
+    dense = dense_layers(fig)
+    for layer in dense:  # one image each in the PDF (see RASTERIZE_ABOVE), set for that file only
+        layer.set_rasterized(True)
+    try:
+        with _pdf_font_tables_dropped():
+            fig.savefig(pdf, format="pdf", dpi=PNG_DPI, metadata=_PDF_META, bbox_inches=bbox)
+    finally:
+        for layer in dense:
+            layer.set_rasterized(False)
+    written.append(atomic_write_bytes(Path(folder) / f"{name}.pdf", pdf.getvalue()))
+    _show_when_cell_ends(fig, pixels)
     return written
+
+
+def _png(fig, bbox) -> tuple:
+    """The PNG file of ``fig`` at :data:`PNG_DPI` within ``bbox`` (inches), and its pixels.
+
+    The same bytes as ``fig.savefig(format="png", bbox_inches=bbox)``, which draws the figure
+    on matplotlib's Agg canvas and writes that canvas with :func:`matplotlib.image.imsave`: here
+    the canvas is asked for as raw RGBA (savefig's "rgba" format) and written the same way, so
+    that the pixels are at hand for the figure shown in the notebook (:func:`inline_png`)
+    without decoding the PNG again (30 ms a figure).
+
+    Returns
+    -------
+    tuple of (bytes, numpy.ndarray)
+        The PNG, and its pixels (height, width, RGBA) as uint8.
+    """
+    import matplotlib.image
+
+    raw = _io.BytesIO()
+    fig.savefig(raw, format="rgba", dpi=PNG_DPI, bbox_inches=bbox)
+    # the canvas savefig draws on: the box at the file's resolution, in whole pixels (as Agg's renderer)
+    width, height = int(bbox.width * PNG_DPI), int(bbox.height * PNG_DPI)
+    pixels = np.frombuffer(raw.getbuffer(), dtype=np.uint8).reshape(height, width, 4)
+    png = _io.BytesIO()
+    matplotlib.image.imsave(png, pixels, format="png", origin="upper", dpi=PNG_DPI, metadata=_PNG_META)
+    return png.getvalue(), pixels
 
 
 @contextlib.contextmanager
@@ -227,14 +252,14 @@ def tight_bbox(fig):
     return bbox.padded(plt.rcParams["savefig.pad_inches"])
 
 
-def inline_png(png: bytes, factor: int) -> bytes:
+def inline_png(png, factor: int) -> bytes:
     """A PNG reduced ``factor`` times in each direction (each pixel the mean of a factor x factor
     block: what a rendering at the lower resolution would show, anti-aliased), deterministic.
 
     Parameters
     ----------
-    png : bytes
-        The full-resolution PNG (as :func:`save` writes it).
+    png : bytes or numpy.ndarray
+        The full-resolution PNG (as :func:`save` writes it), or its pixels (height, width, RGBA).
     factor : int
         E.g. 3 for the 300-dpi file shown at 100 dpi.
 
@@ -244,7 +269,11 @@ def inline_png(png: bytes, factor: int) -> bytes:
     """
     from PIL import Image
 
-    with Image.open(_io.BytesIO(png)) as im:
+    if isinstance(png, np.ndarray):
+        im = Image.fromarray(np.ascontiguousarray(png))  # (height, width, 4) uint8: RGBA
+    else:
+        im = Image.open(_io.BytesIO(png))
+    with im:
         small = im.reduce(factor) if factor > 1 else im.copy()
     out = _io.BytesIO()
     small.save(out, format="PNG")
@@ -254,7 +283,7 @@ def inline_png(png: bytes, factor: int) -> bytes:
 _PENDING: list = []  # figures saved in the running cell, shown when it ends (inline backend only)
 
 
-def _show_when_cell_ends(fig, png: bytes) -> None:
+def _show_when_cell_ends(fig, pixels: np.ndarray) -> None:
     import matplotlib
 
     if "inline" not in matplotlib.get_backend():
@@ -267,7 +296,7 @@ def _show_when_cell_ends(fig, png: bytes) -> None:
     if _flush_pending not in shell.events.callbacks["post_execute"]:
         shell.events.register("post_execute", _flush_pending)
     factor = max(1, round(PNG_DPI / fig.dpi))
-    _PENDING.append({"image/png": inline_png(png, factor), "text/plain": repr(fig)})
+    _PENDING.append({"image/png": inline_png(pixels, factor), "text/plain": repr(fig)})
     plt.close(fig)  # the inline backend would render it a third time
 
 
