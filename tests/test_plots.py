@@ -355,3 +355,24 @@ def test_png_is_savefigs_and_its_pixels_the_inline_figure(tmp_path, size):
     assert png == expected.getvalue()
     assert pixels.shape == (int(bbox.height * plots.PNG_DPI), int(bbox.width * plots.PNG_DPI), 4)
     assert plots.inline_png(pixels, 3) == plots.inline_png(png, 3)
+
+
+def test_heatmaps_are_not_drawn_while_built(default_tables, monkeypatch):
+    """seaborn's heatmap draws the whole figure to check its tick labels; the threshold and tipping
+    heatmaps set their own labels, so they are built without a draw (a draw of every panel so far,
+    each time), and keep their canvas."""
+    from matplotlib.figure import Figure
+
+    ad = derive.derive_all(default_tables)
+    grid = stats.threshold_grid(derive.wide_outcomes(ad["adeff"]))
+    tp = stats.tipping_point(derive.responders(ad["adsl"], ad["adeff"], 12))
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(self) or draw(self, renderer))
+    canvases = []
+    subplots = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: canvases.append((r := subplots(*a, **k))[0].canvas) or r)
+    for fig in (plots.threshold_heatmaps(grid, (20, 0.2, 0.2)), plots.tipping_heatmap(tp)):
+        assert fig.canvas is canvases.pop(0)
+        plt.close(fig)
+    assert draws == []
