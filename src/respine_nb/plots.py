@@ -799,13 +799,19 @@ def tipping_heatmap(tp: pd.DataFrame):
             linewidths=0.3 if small else 0,
             ax=ax,
         )
-    for (i, j), flag in np.ndenumerate(sig.to_numpy()):
-        if flag is True or flag == 1:
-            # black outer and white inner edge: visible on the light and on the dark end of viridis.
-            # add_artist, not add_patch: the heatmap has fixed the limits, and add_patch's update of the
-            # data limits was most of the figure's time when many cells are outlined (a large cohort)
-            ax.add_artist(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="black", lw=2.6 if small else 1.4, zorder=4))
-            ax.add_artist(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="white", lw=0.9 if small else 0.5, zorder=5))
+    outlined = [(j, i) for (i, j), flag in np.ndenumerate(sig.to_numpy()) if flag is True or flag == 1]
+    if outlined:
+        from matplotlib.collections import PatchCollection
+
+        # black outer and white inner edge: visible on the light and on the dark end of viridis. One
+        # collection per edge, not one patch per cell: a large cohort outlines hundreds of cells
+        # (1,572 patches at 11,400 participants: 1 s of drawing); the heatmap has fixed the limits.
+        for color, width, z in (("black", 2.6 if small else 1.4, 4), ("white", 0.9 if small else 0.5, 5)):
+            edges = PatchCollection(
+                [plt.Rectangle(xy, 1, 1) for xy in outlined], facecolor="none", edgecolor=color, linewidths=width, zorder=z
+            )
+            edges.set_joinstyle("miter")  # as a Rectangle patch's corners
+            ax.add_collection(edges, autolim=False)
     step = lambda n: max(1, int(np.ceil(n / 12)))  # noqa: E731
     sx, sy = step(len(p.columns)), step(len(p.index))
     ax.set_xticks(np.arange(len(p.columns))[::sx] + 0.5, [str(int(v)) for v in p.columns][::sx], rotation=0)
