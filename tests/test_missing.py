@@ -188,3 +188,50 @@ def test_large_arms_impute_in_threads_with_the_same_result(monkeypatch):
     monkeypatch.setattr(missing, "_chains_by_arm", lambda models, m: [chains(d, m, s, fixed=f) for _, _, d, s, f in models])
     np.testing.assert_array_equal(missing._impute(wide, 12, 6, 3, aux, "arm", "site")[0], threaded)
     np.testing.assert_array_equal(again, threaded)  # and the same every time
+
+
+DONOR_KINDS = ["continuous", "ties", "symmetric ties", "near ties", "signed zeros", "overflow", "not finite"]
+
+
+@pytest.mark.parametrize("kind", DONOR_KINDS)
+def test_drawn_donor_is_that_of_a_stable_sort(kind, monkeypatch):
+    # _donor finds only the drawn one of the k nearest (above _NEAREST_SCAN_SIZE by one sort of
+    # the observed and missing predictions together): the same row as the definition's.
+    rng = np.random.default_rng(10 + DONOR_KINDS.index(kind))
+    sorted_answers = 0
+    for _ in range(300):
+        m, n, n_mis = rng.integers(1, 6), rng.integers(1, 40), rng.integers(1, 15)
+        k = int(min(rng.integers(1, 8), n))
+        if kind == "ties":
+            yo, ym = rng.integers(0, 6, (m, n)).astype(float), rng.integers(0, 6, (m, n_mis)).astype(float)
+        elif kind == "symmetric ties":
+            yo, ym = rng.integers(0, 12, (m, n)) / 2.0, rng.integers(0, 24, (m, n_mis)) / 4.0
+        elif kind == "near ties":  # predictions a few ulps apart: the integer sort may not order them
+            yo = 1.0 + rng.integers(0, 4, (m, n)) * 2.0**-50 + rng.integers(0, 3, (m, n))
+            ym = 1.0 + rng.integers(0, 4, (m, n_mis)) * 2.0**-50 + rng.integers(0, 3, (m, n_mis))
+        elif kind == "signed zeros":
+            yo = rng.choice([-0.0, 0.0, -1.0, 1.0, -2.5], (m, n))
+            ym = rng.choice([-0.0, 0.0, -1.5, 0.5], (m, n_mis))
+        elif kind == "overflow":
+            yo, ym = rng.uniform(-1, 1, (m, n)) * 1.7e308, rng.uniform(-1, 1, (m, n_mis)) * 1.7e308
+        else:
+            yo, ym = rng.standard_normal((m, n)), rng.standard_normal((m, n_mis))
+            if kind == "not finite":
+                yo[0, 0], ym[-1, -1] = np.inf, np.nan
+        pick = rng.integers(0, k, (m, n_mis))
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = np.take_along_axis(_nearest_by_sorting(yo, ym, k), pick[:, :, None], axis=2)[:, :, 0]
+            for scan_size in (0, 2**17):  # the sorted predictions, and the scan over every distance
+                monkeypatch.setattr(missing, "_NEAREST_SCAN_SIZE", scan_size)
+                np.testing.assert_array_equal(missing._donor(yo, ym, k, pick), expected)
+            if kind not in ("overflow", "not finite"):
+                got = missing._donor_sorted(yo, ym, k, pick)
+                if got is not None:
+                    np.testing.assert_array_equal(got, expected)
+                    sorted_answers += 1
+                elif kind != "near ties":
+                    raise AssertionError("only predictions a few ulps apart can be out of the integers' order")
+    if kind == "near ties":  # both: sorted, and out of order (then ranked as _nearest)
+        assert 0 < sorted_answers < 300
+    elif kind not in ("overflow", "not finite"):
+        assert sorted_answers == 300
