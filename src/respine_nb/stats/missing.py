@@ -311,8 +311,8 @@ def _donor(yhat_obs, yhat_mis, k, pick):
     predictions are sorted together (:func:`_donor_sorted`): no search of each chain's missing
     values among its observed ones, the missing values read the observed rows in order, and
     only the drawn one of the k nearest is kept. The matching of one ``_impute`` at 11,400
-    participants (m = 50, 400 models, serial) took 10.6 s of CPU with :func:`_nearest_merge`,
-    8.4 s so (the same rows). Otherwise, every one of the k nearest (:func:`_nearest`).
+    participants (m = 50, 400 models, serial) took 11.9 s of CPU with :func:`_nearest_merge`,
+    10.3 s so (the same rows). Otherwise, every one of the k nearest (:func:`_nearest`).
     """
     m, n = yhat_obs.shape
     if m * yhat_mis.shape[1] * n > _NEAREST_SCAN_SIZE:
