@@ -832,9 +832,12 @@ def wide_outcomes(adeff: pd.DataFrame, measures=("VAS", "ODI")) -> pd.DataFrame:
             "treated": (subj["TRTFL"] == "Y").to_numpy(),
         }
     )
+    is_code = {code: (adeff["PARAMCD"] == code).to_numpy() for code in measures}  # once per measure, not per visit
+    visit = adeff["AVISITN"].to_numpy()
     for v in config.VISITS:
+        at_visit = visit == v
         for code in measures:
-            at = adeff[(adeff["PARAMCD"] == code) & (adeff["AVISITN"] == v)].set_index("USUBJID")["AVAL"]
+            at = adeff[is_code[code] & at_visit].set_index("USUBJID")["AVAL"]
             wide[f"{WIDE_NAMES[code]}_{v}"] = wide["subject_id"].map(at).astype(float)
     return wide
 
