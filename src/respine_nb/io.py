@@ -33,6 +33,8 @@ from .schema import CONTRACT_VERSION, TABLES, Table, pandera_schema, rule_text
 READERS = (".csv", ".parquet", ".xlsx", ".sas7bdat", ".xpt")
 _INT_RE = re.compile(r"^[+-]?\d+(\.0*)?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT_FULL = re.compile(_INT_RE.pattern[1:-1])  # as pandas str.fullmatch: the whole text
+_DATE_FULL = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TRUE = {"true"}
 _FALSE = {"false"}
 
@@ -281,34 +283,49 @@ _KIND_RULE = {
 
 def _parse_text_series(raw: pd.Series, kind: str):
     """Vectorised parsing of a column of strings (CSV); returns (values, failed mask) or None
-    when the column holds other objects (Excel, SAS, Parquet), which take the cell-by-cell path."""
-    values = raw.to_numpy(dtype=object)
-    is_str = np.array([isinstance(v, str) for v in values], dtype=bool)
-    missing = pd.isna(raw).to_numpy(dtype=bool) | np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)
-    if not (is_str | missing).all():
+    when the column holds other objects (Excel, SAS, Parquet), which take the cell-by-cell path.
+
+    Each distinct cell is parsed once, then its result spread to the rows holding it (a column
+    repeats few values: visits, arms, scores); the parsers see the distinct cells, and None when
+    a cell is missing, as they would see the whole column."""
+    codes, uniques = pd.factorize(raw.to_numpy(dtype=object))  # missing cells (None, NaN): code -1
+    uniques = np.asarray(uniques, dtype=object)
+    is_str = np.array([isinstance(v, str) for v in uniques], dtype=bool)
+    blank = pd.isna(uniques) | np.array([isinstance(v, str) and not v.strip() for v in uniques], dtype=bool)
+    if not (is_str | blank).all():
         return None
-    text = raw.where(~missing, "").astype(str).str.strip()
+
+    def spread(per_cell, fill):  # one value per distinct cell -> one per row; code -1 takes ``fill``
+        return np.append(per_cell, np.array([fill], dtype=per_cell.dtype))[codes]
+
+    n, keep = len(uniques), ~blank
+    missing = spread(blank, True)
+    text = np.array([str(v).strip() if k else None for v, k in zip(uniques, keep)] + [None], dtype=object)
+    feed = text if missing.any() else text[:n]  # None stands for the missing cells
+    text = text[:n]
     if kind == "text":
-        return pd.Series(pd.array(text.where(~missing, None), dtype="string"), index=raw.index), np.zeros(len(raw), bool)
+        return pd.Series(pd.array(spread(text, None), dtype="string"), index=raw.index), np.zeros(len(raw), bool)
     if kind in ("number", "integer"):
-        num = pd.to_numeric(text.where(~missing, None), errors="coerce").astype(float)
-        bad = ~missing & ~np.isfinite(num.to_numpy())
+        num = pd.to_numeric(pd.Series(feed), errors="coerce").astype(float).to_numpy()[:n]
+        bad = keep & ~np.isfinite(num)
         if kind == "integer":
-            bad |= ~missing & ~text.str.fullmatch(_INT_RE.pattern[1:-1]).to_numpy(dtype=bool)
-            num = num.where(~bad)
-            return pd.Series(pd.array(num.round().where(~missing & ~bad), dtype="Float64").astype("Int64"), index=raw.index), bad
-        return pd.Series(pd.array(num.where(~missing & ~bad), dtype="Float64"), index=raw.index), bad
+            bad |= keep & ~np.array([k and _INT_FULL.fullmatch(t) is not None for t, k in zip(text, keep)], dtype=bool)
+        values = pd.Series(spread(np.where(keep & ~bad, num, np.nan), np.nan), index=raw.index)
+        if kind == "integer":
+            return pd.Series(pd.array(values.round(), dtype="Float64").astype("Int64"), index=raw.index), spread(bad, False)
+        return pd.Series(pd.array(values, dtype="Float64"), index=raw.index), spread(bad, False)
     if kind == "bool":
-        low = text.str.lower()
-        ok = low.isin(_TRUE | _FALSE).to_numpy()
-        out = pd.array(low.isin(_TRUE).to_numpy(), dtype="boolean")
+        low = [t.lower() if k else "" for t, k in zip(text, keep)]
+        ok = spread(np.array([t in _TRUE or t in _FALSE for t in low], dtype=bool), False)
+        out = pd.array(spread(np.array([t in _TRUE for t in low], dtype=bool), False), dtype="boolean")
         out[missing | ~ok] = pd.NA
         return pd.Series(out, index=raw.index), ~missing & ~ok
     if kind == "date":
-        shaped = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").to_numpy(dtype=bool)
-        dates = pd.to_datetime(text.where(shaped & ~missing, None), format="%Y-%m-%d", errors="coerce")
-        bad = ~missing & (~shaped | dates.isna().to_numpy())
-        return pd.Series(dates.to_numpy(dtype="datetime64[ns]"), index=raw.index), bad
+        shaped = np.array([k and _DATE_FULL.fullmatch(t) is not None for t, k in zip(text, keep)] + [False], dtype=bool)
+        parse = np.where(shaped, np.append(text, None), None)[: len(feed)]
+        dates = pd.to_datetime(pd.Series(parse, dtype=object), format="%Y-%m-%d", errors="coerce")
+        dates = spread(dates.to_numpy(dtype="datetime64[ns]")[:n], np.datetime64("NaT", "ns"))
+        return pd.Series(dates, index=raw.index), ~missing & (~spread(shaped[:n], False) | np.isnat(dates))
     raise ValueError(kind)
 
 
