@@ -41,6 +41,8 @@ from . import config, endpoints
 
 STUDYID = config.TRIAL_ID
 DATASETS = ("adsl", "adeff", "admri", "adtte", "adae", "adis", "adds", "adice")
+_YN = np.array(["Y", "N", None], dtype=object)
+_VISIT_STATUSES = np.array(["observed", "discontinued", "missed"], dtype=object)  # ADEFF VISSTAT
 NOT_EVALUABLE_REASONS = ("discontinued", "missed visit", "baseline missing", "component missing")
 
 EFFICACY_PARAMS = {  # PARAMCD -> (PARAMN, PARAM)
@@ -181,8 +183,13 @@ def _thresholds(kw: dict) -> dict:
 def _yn(values) -> np.ndarray:
     """Booleans (nullable) as ADaM flags: ``"Y"``, ``"N"``, None when missing."""
     s = pd.Series(pd.array(np.asarray(values, dtype=object), dtype="boolean"))
-    out = np.where(s.fillna(False).to_numpy(dtype=bool), "Y", "N").astype(object)
-    out[s.isna().to_numpy()] = None
+    return _YN[np.where(s.isna().to_numpy(), 2, np.where(s.fillna(False).to_numpy(dtype=bool), 0, 1))]
+
+
+def _repeat(value, n: int) -> np.ndarray:
+    """An object array of ``n`` references to the one object ``value`` (np.full copies a text)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
     return out
 
 
@@ -191,7 +198,10 @@ def _float(values) -> np.ndarray:
 
 
 def _avisit(visits) -> np.ndarray:
-    return np.array(["Baseline" if int(v) == 0 else f"Month {int(v)}" for v in visits], dtype=object)
+    """AVISIT of each AVISITN (``"Baseline"``, ``"Month 12"``): one object per distinct visit."""
+    codes, months = pd.factorize(np.asarray(visits))
+    labels = np.array(["Baseline" if int(v) == 0 else f"Month {int(v)}" for v in months] + [None], dtype=object)
+    return labels[codes]
 
 
 def _pct(x: float) -> str:
@@ -379,17 +389,20 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
     wide = wide.merge(subjects[["subject_id", "arm", "site", "treated", "discontinuation_month"]], on="subject_id", how="left")
     gone = (wide["discontinuation_month"] < wide["visit_month"]).fillna(False).to_numpy(dtype=bool)
     seen = wide["_seen"].notna().to_numpy(dtype=bool)
-    wide["visit_status"] = np.select([seen, gone], ["observed", "discontinued"], default="missed")
+    wide["visit_status"] = _VISIT_STATUSES[np.select([seen, gone], [0, 1], default=2)]
     visit = wide["visit_month"].astype(int).to_numpy()
     keys = {
-        "STUDYID": STUDYID,
         "USUBJID": wide["subject_id"].to_numpy(),
         "SITEID": wide["site"].to_numpy(),
         "ARM": wide["arm"].to_numpy(),
         "TRTFL": _yn(wide["treated"]),
+        "AVISITN": visit,
+        "VISSTAT": wide["visit_status"].to_numpy(),
     }
+    # The records are built as columns, one block of rows per parameter (then RESP), and sorted
+    # once; every text is one object per distinct value (see _share_strings).
     base = outcomes.loc[outcomes["visit_month"] == 0].set_index("subject_id")
-    frames = []
+    blocks = []  # (parameter, {column: values}); a column a block lacks is empty there
     post = visit > 0
     for m in config.MEASURES:
         code = config.PARAMCD[m]
@@ -398,68 +411,66 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
         chg = v - b
         with np.errstate(divide="ignore", invalid="ignore"):
             pchg = 100 * chg / np.where(b != 0, b, np.nan)
-        frames.append(
-            pd.DataFrame(
-                {
-                    **keys,
-                    "PARAMCD": code,
-                    "AVISITN": visit,
-                    "VISSTAT": wide["visit_status"].to_numpy(),
-                    "ABLFL": np.where((visit == 0) & ~np.isnan(v), "Y", None).astype(object),
-                    "AVAL": v,
-                    "BASE": b,
-                    "CHG": chg,
-                    "PCHG": pchg,
-                }
-            )
-        )
+        ablfl = np.where((visit == 0) & ~np.isnan(v), "Y", None).astype(object)
+        blocks.append((code, {**keys, "ABLFL": ablfl, "AVAL": v, "BASE": b, "CHG": chg, "PCHG": pchg}))
         if code in config.MCID_PARAMS:
             met = endpoints.mcid(m, b, v).to_numpy(dtype=float, na_value=np.nan)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        **keys,
-                        "PARAMCD": config.MCID_PARAMS[code],
-                        "AVISITN": visit,
-                        "VISSTAT": wide["visit_status"].to_numpy(),
-                        "AVAL": met,
-                        "AVALC": _yn(pd.array(np.where(np.isnan(met), None, met == 1), dtype="boolean")),
-                    }
-                )[post]
-            )
+            avalc = _yn(pd.array(np.where(np.isnan(met), None, met == 1), dtype="boolean"))
+            blocks.append((config.MCID_PARAMS[code], {c: a[post] for c, a in {**keys, "AVAL": met, "AVALC": avalc}.items()}))
     long = _responders_long(tables, **thresholds)
     status = long.merge(wide[["subject_id", "visit_month", "visit_status"]], on=["subject_id", "visit_month"], how="left")
     crit1, crit2 = criteria(**thresholds)
     reason = status["reason"].astype(object).to_numpy()
-    frames.append(
-        pd.DataFrame(
+    n_resp = len(status)
+    blocks.append(
+        (
+            "RESP",
             {
-                "STUDYID": STUDYID,
                 "USUBJID": status["subject_id"].to_numpy(),
                 "SITEID": status["site"].to_numpy(),
                 "ARM": status["arm"].to_numpy(),
                 "TRTFL": _yn(status["treated"]),
-                "PARAMCD": "RESP",
                 "AVISITN": status["visit_month"].astype(int).to_numpy(),
                 "VISSTAT": status["visit_status"].to_numpy(),
                 "AVAL": status["responder"].to_numpy(dtype=float, na_value=np.nan),
                 "AVALC": _yn(status["responder"]),
-                "CRIT1": crit1,
+                "CRIT1": _repeat(crit1, n_resp),
                 "CRIT1FL": _yn(status["vas_met"]),
-                "CRIT2": crit2,
+                "CRIT2": _repeat(crit2, n_resp),
                 "CRIT2FL": _yn(status["odi_met"]),
-                "NEREAS": np.where(pd.isna(reason) | (reason == ""), None, reason).astype(object),
-            }
+                "NEREAS": _share(np.where(pd.isna(reason) | (reason == ""), None, reason).astype(object)),
+            },
         )
     )
-    out = pd.concat(frames, ignore_index=True)
-    out["PARAMN"] = out["PARAMCD"].map({k: v[0] for k, v in EFFICACY_PARAMS.items()}).astype(int)
-    out["PARAM"] = out["PARAMCD"].map({k: v[1] for k, v in EFFICACY_PARAMS.items()})
-    out["AVISIT"] = _avisit(out["AVISITN"])
-    out = out.reindex(columns=ADEFF_COLUMNS)
-    for c in ("ABLFL", "AVALC", "CRIT1", "CRIT1FL", "CRIT2", "CRIT2FL", "NEREAS"):
-        out[c] = out[c].astype(object).where(out[c].notna(), None)
-    return out.sort_values(["USUBJID", "PARAMN", "AVISITN"], kind="mergesort").reset_index(drop=True)
+    sizes = [len(cols["USUBJID"]) for _, cols in blocks]
+
+    def column(name, fill=None):  # ``name`` over every block, ``fill`` where a block lacks it
+        pad = (lambda size: np.full(size, fill)) if isinstance(fill, float) else (lambda size: _repeat(fill, size))
+        return np.concatenate([cols[name] if name in cols else pad(size) for (_, cols), size in zip(blocks, sizes)])
+
+    def per_block(value):  # ``value(PARAMCD)`` on each block's rows
+        return np.repeat(np.array([value(code) for code, _ in blocks], dtype=object), sizes)
+
+    paramn = np.repeat([EFFICACY_PARAMS[code][0] for code, _ in blocks], sizes).astype(np.int64)
+    avisitn = column("AVISITN").astype(np.int64)
+    who, people = pd.factorize(column("USUBJID"), sort=True)  # codes in the order of the ids
+    order = np.lexsort((avisitn, paramn, who))  # stable, as a mergesort by USUBJID, PARAMN, AVISITN
+    out = {
+        "STUDYID": _repeat(STUDYID, len(order)),
+        "USUBJID": np.append(np.asarray(people, dtype=object), None)[who[order]],
+        "SITEID": _share(column("SITEID")[order]),
+        "ARM": _share(column("ARM")[order]),
+        "PARAMCD": per_block(lambda code: code)[order],
+        "PARAM": per_block(lambda code: EFFICACY_PARAMS[code][1])[order],
+        "PARAMN": paramn[order],
+        "AVISIT": _avisit(avisitn[order]),
+        "AVISITN": avisitn[order],
+    }
+    for name in ("TRTFL", "VISSTAT", "ABLFL", "AVALC", "CRIT1", "CRIT1FL", "CRIT2", "CRIT2FL", "NEREAS"):
+        out[name] = column(name)[order]
+    for name in ("AVAL", "BASE", "CHG", "PCHG"):
+        out[name] = column(name, np.nan)[order]
+    return pd.DataFrame({c: out[c] for c in ADEFF_COLUMNS})
 
 
 def admri(tables) -> pd.DataFrame:
@@ -705,7 +716,8 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
         "adds": adds(tables),
         "adice": adice(tables, sl),
     }
-    return {name: _share_strings(df) for name, df in derived.items()}
+    # ADEFF, the largest, is built with its texts shared; the others are shared here
+    return {name: df if name == "adeff" else _share_strings(df) for name, df in derived.items()}
 
 
 def _share_strings(df: pd.DataFrame) -> pd.DataFrame:
@@ -714,13 +726,17 @@ def _share_strings(df: pd.DataFrame) -> pd.DataFrame:
     11,400 participants, about 450 MB of the analysis datasets' memory). Same values and dtypes."""
     out = df.copy()
     for c in out.select_dtypes(include=object).columns:
-        values = out[c].to_numpy()
-        codes, uniques = pd.factorize(values)
-        shared = values.copy()
-        found = codes >= 0  # empty cells (None, NaN) stay as they were
-        shared[found] = np.asarray(uniques, dtype=object)[codes[found]]
-        out[c] = shared
+        out[c] = _share(out[c].to_numpy())
     return out
+
+
+def _share(values: np.ndarray) -> np.ndarray:
+    """A copy of the object array ``values`` holding one object per distinct value."""
+    codes, uniques = pd.factorize(values)
+    shared = values.copy()
+    found = codes >= 0  # empty cells (None, NaN) stay as they were
+    shared[found] = np.asarray(uniques, dtype=object)[codes[found]]
+    return shared
 
 
 # --------------------------------------------------------------------------- analysis views
