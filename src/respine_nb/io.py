@@ -489,7 +489,7 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
     subjects = tables.get("subjects")
     have_subjects = _has(tables, "subjects", "subject_id") and len(subjects) > 0
     if have_subjects:
-        known = set(subjects["subject_id"].dropna())
+        known = set(subjects["subject_id"].dropna().to_numpy(dtype=object))  # not cell by cell
         for name, df in tables.items():
             for col in TABLES[name].references:
                 if col not in df.columns:
@@ -578,7 +578,8 @@ def _cross_checks(tables: dict, files: dict, flagged: dict) -> list[Problem]:
 def _warnings(tables: dict) -> list[str]:
     subjects, outcomes = tables["subjects"], tables["outcomes"]
     base = outcomes[outcomes["visit_month"] == 0]
-    no_row = sorted(set(subjects["subject_id"]) - set(base["subject_id"]))
+    ids = {name: set(df["subject_id"].to_numpy(dtype=object)) for name, df in (("subjects", subjects), ("base", base))}
+    no_row = sorted(ids["subjects"] - ids["base"])
     both_missing = sorted(base.loc[base["vas_pain"].isna() & base["odi"].isna(), "subject_id"])
     out = []
     if no_row:
