@@ -197,6 +197,26 @@ def test_no_input_mutated(default_tables):
         pd.testing.assert_frame_equal(v, views[k])
 
 
+def test_texts_are_shared_whatever_the_input(default_tables):
+    # every text cell of the input its own object (as a cell-by-cell reader gives them): each
+    # derived text column still holds one object per distinct value
+    def own_objects(df):
+        out = df.copy()
+        for c in out.columns:
+            if out[c].dtype == object or str(out[c].dtype) == "string":
+                values = [("." + v)[1:] if isinstance(v, str) else v for v in out[c].to_numpy(dtype=object)]
+                out[c] = pd.array(values, dtype=out[c].dtype)
+        return out
+
+    unshared = {k: own_objects(v) for k, v in default_tables.items()}
+    ad = derive.derive_all(unshared)
+    for name, df in ad.items():
+        pd.testing.assert_frame_equal(df, derive.derive_all(default_tables)[name])
+        for c in df.select_dtypes(include=object).columns:
+            texts = [v for v in df[c] if isinstance(v, str)]
+            assert len({id(v) for v in texts}) == len(set(texts)), (name, c)
+
+
 def test_subgroup_levels_with_a_missing_baseline_vas(tables):
     # was: "boolean value of NA is ambiguous" as soon as one baseline VAS was missing
     subjects = tables["subjects"].assign(

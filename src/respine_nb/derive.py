@@ -42,6 +42,7 @@ from . import config, endpoints
 STUDYID = config.TRIAL_ID
 DATASETS = ("adsl", "adeff", "admri", "adtte", "adae", "adis", "adds", "adice")
 _YN = np.array(["Y", "N", None], dtype=object)
+_POS_NEG = np.array(["POS", "NEG", None], dtype=object)  # ADIS AVALC
 _VISIT_STATUSES = np.array(["observed", "discontinued", "missed"], dtype=object)  # ADEFF VISSTAT
 NOT_EVALUABLE_REASONS = ("discontinued", "missed visit", "baseline missing", "component missing")
 
@@ -493,6 +494,7 @@ def admri(tables) -> pd.DataFrame:
         how="left",
     )
     visit = d["visit_month"].astype(int).to_numpy()
+    ids, sites, arms = (_share(d[c].to_numpy(dtype=object)) for c in ("subject_id", "site", "arm"))  # once, not per parameter
     frames = []
     for code, (col, _, _) in MRI_PARAMS.items():
         v = _float(d[col])
@@ -503,9 +505,9 @@ def admri(tables) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "STUDYID": STUDYID,
-                    "USUBJID": d["subject_id"].to_numpy(),
-                    "SITEID": d["site"].to_numpy(),
-                    "ARM": d["arm"].to_numpy(),
+                    "USUBJID": ids,
+                    "SITEID": sites,
+                    "ARM": arms,
                     "PARAMCD": code,
                     "AVISITN": visit,
                     "ABLFL": np.where((visit == 0) & ~np.isnan(v), "Y", None).astype(object),
@@ -641,20 +643,22 @@ def adis(tables, adsl: pd.DataFrame) -> pd.DataFrame:
     either[(c1.isna() | c2.isna()) & ~(c1.fillna(False) | c2.fillna(False))] = pd.NA  # negative needs both
     values = {"HLA1": c1, "HLA2": c2, "HLAANY": either, "DSA": d["dsa"].astype("boolean")}
     visit = d["visit_month"].astype(int).to_numpy()
+    ids, arms = (_share(d[c].to_numpy(dtype=object)) for c in ("subject_id", "ARM"))  # once, not per parameter
+    avisit = _avisit(visit)
     frames = []
     for code, v in values.items():
         aval = v.to_numpy(dtype=float, na_value=np.nan)
-        flags = np.where(np.isnan(aval), None, np.where(aval == 1, "POS", "NEG")).astype(object)
+        flags = _POS_NEG[np.where(np.isnan(aval), 2, np.where(aval == 1, 0, 1))]
         frames.append(
             pd.DataFrame(
                 {
                     "STUDYID": STUDYID,
-                    "USUBJID": d["subject_id"].to_numpy(),
-                    "ARM": d["ARM"].to_numpy(),
+                    "USUBJID": ids,
+                    "ARM": arms,
                     "PARAMCD": code,
                     "PARAMN": IMMUNOLOGY_PARAMS[code][0],
                     "PARAM": IMMUNOLOGY_PARAMS[code][1],
-                    "AVISIT": _avisit(visit),
+                    "AVISIT": avisit,
                     "AVISITN": visit,
                     "ABLFL": np.where(visit == 0, "Y", None).astype(object),
                     "AVAL": aval,
@@ -716,8 +720,11 @@ def derive_all(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) ->
         "adds": adds(tables),
         "adice": adice(tables, sl),
     }
-    # ADEFF, the largest, is built with its texts shared; the others are shared here
-    return {name: df if name == "adeff" else _share_strings(df) for name, df in derived.items()}
+    # the BDS datasets, the largest, are built with their texts shared; the others are shared here
+    return {name: df if name in _BUILT_SHARED else _share_strings(df) for name, df in derived.items()}
+
+
+_BUILT_SHARED = ("adeff", "admri", "adis")
 
 
 def _share_strings(df: pd.DataFrame) -> pd.DataFrame:
