@@ -471,7 +471,7 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
         out[name] = column(name)[order]
     for name in ("AVAL", "BASE", "CHG", "PCHG"):
         out[name] = column(name, np.nan)[order]
-    return pd.DataFrame({c: out[c] for c in ADEFF_COLUMNS})
+    return pd.DataFrame({c: out[c] for c in ADEFF_COLUMNS}, copy=False)  # the arrays are new: no copy, one block each
 
 
 def admri(tables) -> pd.DataFrame:
