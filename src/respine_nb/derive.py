@@ -233,33 +233,36 @@ def criteria(**thresholds) -> tuple[str, str]:
     return crit1, crit2
 
 
-def _status_at(tables, visit_month: int, **thresholds) -> pd.DataFrame:
-    """Primary-endpoint status of every randomised participant at one visit, from the raw tables:
-    ``subject_id``, ``arm``, ``site``, ``treated``, ``base_vas``, ``vas``, ``base_odi``, ``odi``,
-    ``vas_met``, ``odi_met``, ``responder`` (nullable booleans), ``evaluable`` and ``reason`` (one
-    of NOT_EVALUABLE_REASONS, or empty); sorted by subject_id."""
+def _status_at(tables, visits, **thresholds) -> pd.DataFrame:
+    """Primary-endpoint status of every randomised participant at each of ``visits``, from the raw
+    tables: ``subject_id``, ``arm``, ``site``, ``treated``, ``base_vas``, ``base_odi``, ``vas``,
+    ``odi``, ``vas_met``, ``odi_met``, ``responder`` (nullable booleans), ``evaluable`` and
+    ``reason`` (one of NOT_EVALUABLE_REASONS, or empty), ``visit_month``; one block of rows per
+    visit (in the order of ``visits``), each sorted by subject_id."""
     _thresholds(thresholds)
     subjects, outcomes = tables["subjects"], tables["outcomes"]
+    visits = np.asarray(visits, dtype=np.int64)
     cols = ["subject_id", "vas_pain", "odi"]
     base = outcomes.loc[outcomes["visit_month"] == 0, cols].rename(columns={"vas_pain": "base_vas", "odi": "base_odi"})
-    at = outcomes.loc[outcomes["visit_month"] == visit_month, cols].rename(columns={"vas_pain": "vas"})
-    at["seen"] = True
-    df = (
+    people = (
         subjects[["subject_id", "arm", "site", "treated", "discontinuation_month"]]
         .merge(base, on="subject_id", how="left")
-        .merge(at, on="subject_id", how="left")
         .sort_values("subject_id", kind="mergesort")
-        .reset_index(drop=True)
     )
+    df = people.take(np.tile(np.arange(len(people)), len(visits))).reset_index(drop=True)
+    df["visit_month"] = np.repeat(visits, len(people))
+    at = outcomes.loc[outcomes["visit_month"].isin(visits), ["subject_id", "visit_month", "vas_pain", "odi"]]
+    at = at.rename(columns={"vas_pain": "vas"}).assign(seen=True)
+    at["visit_month"] = at["visit_month"].to_numpy(dtype=np.int64)
+    df = df.merge(at, on=["subject_id", "visit_month"], how="left")
     status = endpoints.responder_status(df["base_vas"], df["vas"], df["base_odi"], df["odi"], **thresholds)
     df[["vas_met", "odi_met", "responder"]] = status.to_numpy()
     for c in ("vas_met", "odi_met", "responder"):
         df[c] = df[c].astype("boolean")
     df["evaluable"] = df["responder"].notna().to_numpy(dtype=bool)
-    seen = df["seen"].notna()
-    left = (df["discontinuation_month"] < visit_month).fillna(False).to_numpy(dtype=bool)
+    seen = df["seen"].notna().to_numpy(dtype=bool)
+    left = (df["discontinuation_month"] < df["visit_month"]).fillna(False).to_numpy(dtype=bool)
     base_missing = (df["base_vas"].isna() & df["base_odi"].isna()).to_numpy(dtype=bool)
-    seen = seen.to_numpy(dtype=bool)
     reason = np.select(
         [df["evaluable"].to_numpy(dtype=bool), ~seen & left, ~seen, base_missing],
         ["", "discontinued", "missed visit", "baseline missing"],
@@ -310,7 +313,7 @@ def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.Da
     subjects, outcomes, mri = tables["subjects"], tables["outcomes"], tables["mri"]
     base = outcomes.loc[outcomes["visit_month"] == 0, ["subject_id", *config.MEASURES]]
     t2 = mri.loc[mri["visit_month"] == 0, ["subject_id", "t2_np_ms"]]
-    at = _status_at(tables, visit_month, **thresholds)[["subject_id", "evaluable", "responder", "reason"]]
+    at = _status_at(tables, [visit_month], **thresholds)[["subject_id", "evaluable", "responder", "reason"]]
     d = (
         subjects.merge(base, on="subject_id", how="left")
         .merge(t2, on="subject_id", how="left")
@@ -352,13 +355,6 @@ def adsl(tables, visit_month: int = config.PRIMARY_VISIT, **thresholds) -> pd.Da
         }
     )
     return out[ADSL_COLUMNS]
-
-
-def _responders_long(tables, **thresholds) -> pd.DataFrame:
-    """:func:`_status_at` at every post-baseline visit, stacked, with ``visit_month``."""
-    return pd.concat(
-        [_status_at(tables, v, **thresholds).assign(visit_month=v) for v in config.POST_BASELINE_VISITS], ignore_index=True
-    )
 
 
 def adeff(tables, **thresholds) -> pd.DataFrame:
@@ -418,7 +414,7 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
             met = endpoints.mcid(m, b, v).to_numpy(dtype=float, na_value=np.nan)
             avalc = _yn(pd.array(np.where(np.isnan(met), None, met == 1), dtype="boolean"))
             blocks.append((config.MCID_PARAMS[code], {c: a[post] for c, a in {**keys, "AVAL": met, "AVALC": avalc}.items()}))
-    long = _responders_long(tables, **thresholds)
+    long = _status_at(tables, config.POST_BASELINE_VISITS, **thresholds)
     status = long.merge(wide[["subject_id", "visit_month", "visit_status"]], on=["subject_id", "visit_month"], how="left")
     crit1, crit2 = criteria(**thresholds)
     reason = status["reason"].astype(object).to_numpy()
