@@ -310,10 +310,12 @@ def _parse_text_series(raw: pd.Series, kind: str):
         bad = keep & ~np.isfinite(num)
         if kind == "integer":
             bad |= keep & ~np.array([k and _INT_FULL.fullmatch(t) is not None for t, k in zip(text, keep)], dtype=bool)
-        values = pd.Series(spread(np.where(keep & ~bad, num, np.nan), np.nan), index=raw.index)
+        values = spread(np.where(keep & ~bad, num, np.nan), np.nan)
+        na = np.isnan(values)  # as pd.array(values, dtype="Float64") masks them, without its checks
         if kind == "integer":
-            return pd.Series(pd.array(values.round(), dtype="Float64").astype("Int64"), index=raw.index), spread(bad, False)
-        return pd.Series(pd.array(values, dtype="Float64"), index=raw.index), spread(bad, False)
+            floats = pd.arrays.FloatingArray(np.round(values), na)
+            return pd.Series(floats.astype("Int64"), index=raw.index), spread(bad, False)
+        return pd.Series(pd.arrays.FloatingArray(values, na), index=raw.index), spread(bad, False)
     if kind == "bool":
         low = [t.lower() if k else "" for t, k in zip(text, keep)]
         ok = spread(np.array([t in _TRUE or t in _FALSE for t in low], dtype=bool), False)
