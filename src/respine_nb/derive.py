@@ -542,7 +542,8 @@ def adtte(adsl: pd.DataFrame, adeff: pd.DataFrame) -> pd.DataFrame:
         evaluable visit before it, 0 if none, INTHI = AVAL; censored: INTLO = AVAL, INTHI = inf),
         NEVAL (evaluable post-baseline visits); sorted by USUBJID.
     """
-    resp = adeff[(adeff["PARAMCD"] == "RESP") & adeff["AVAL"].notna()].sort_values(["USUBJID", "AVISITN"], kind="mergesort")
+    rows = (adeff["PARAMCD"] == "RESP") & adeff["AVAL"].notna()
+    resp = adeff.loc[rows, ["USUBJID", "SITEID", "ARM", "AVISITN", "AVAL"]].sort_values(["USUBJID", "AVISITN"], kind="mergesort")
     d = pd.DataFrame(
         {
             "USUBJID": resp["USUBJID"].to_numpy(dtype=object),
