@@ -441,32 +441,42 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
     )
     sizes = [len(cols["USUBJID"]) for _, cols in blocks]
 
-    def column(name, fill=None):  # ``name`` over every block, ``fill`` where a block lacks it
-        pad = (lambda size: np.full(size, fill)) if isinstance(fill, float) else (lambda size: _repeat(fill, size))
-        return np.concatenate([cols[name] if name in cols else pad(size) for (_, cols), size in zip(blocks, sizes)])
-
-    def per_block(value):  # ``value(PARAMCD)`` on each block's rows
-        return np.repeat(np.array([value(code) for code, _ in blocks], dtype=object), sizes)
-
+    starts = np.cumsum([0, *sizes])
     paramn = np.repeat([EFFICACY_PARAMS[code][0] for code, _ in blocks], sizes).astype(np.int64)
-    avisitn = column("AVISITN").astype(np.int64)
-    who, people = pd.factorize(column("USUBJID"), sort=True)  # codes in the order of the ids
+    avisitn = np.concatenate([cols["AVISITN"] for _, cols in blocks]).astype(np.int64)
+    who, people = pd.factorize(np.concatenate([cols["USUBJID"] for _, cols in blocks]), sort=True)  # ids' order
     order = np.lexsort((avisitn, paramn, who))  # stable, as a mergesort by USUBJID, PARAMN, AVISITN
+    at = np.empty(len(order), dtype=np.intp)
+    at[order] = np.arange(len(order))  # where each built row goes
+
+    def column(name, fill=None):  # ``name`` in the sorted order, ``fill`` in the blocks without it
+        out = np.full(len(order), fill) if isinstance(fill, float) else _repeat(fill, len(order))
+        for (_, cols), start, size in zip(blocks, starts, sizes):
+            if name in cols:
+                out[at[start : start + size]] = cols[name]
+        return out
+
+    def per_block(value):  # ``value(PARAMCD)`` on each block's rows, in the sorted order
+        return np.repeat(np.array([value(code) for code, _ in blocks], dtype=object), sizes)[order]
+
+    first = np.empty(len(people), dtype=np.intp)
+    first[who[::-1]] = np.arange(len(who))[::-1]  # each participant's first row
     out = {
         "STUDYID": _repeat(STUDYID, len(order)),
         "USUBJID": np.append(np.asarray(people, dtype=object), None)[who[order]],
-        "SITEID": _share(column("SITEID")[order]),
-        "ARM": _share(column("ARM")[order]),
-        "PARAMCD": per_block(lambda code: code)[order],
-        "PARAM": per_block(lambda code: EFFICACY_PARAMS[code][1])[order],
+        "PARAMCD": per_block(lambda code: code),
+        "PARAM": per_block(lambda code: EFFICACY_PARAMS[code][1]),
         "PARAMN": paramn[order],
         "AVISIT": _avisit(avisitn[order]),
         "AVISITN": avisitn[order],
     }
+    for name in ("SITEID", "ARM"):  # the participant's (subjects table): shared over the participants
+        built = np.concatenate([cols[name] for _, cols in blocks])
+        out[name] = _share(built[first])[who[order]]
     for name in ("TRTFL", "VISSTAT", "ABLFL", "AVALC", "CRIT1", "CRIT1FL", "CRIT2", "CRIT2FL", "NEREAS"):
-        out[name] = column(name)[order]
+        out[name] = column(name)
     for name in ("AVAL", "BASE", "CHG", "PCHG"):
-        out[name] = column(name, np.nan)[order]
+        out[name] = column(name, np.nan)
     return pd.DataFrame({c: out[c] for c in ADEFF_COLUMNS}, copy=False)  # the arrays are new: no copy, one block each
 
 
