@@ -440,7 +440,6 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
         )
     )
     sizes = [len(cols["USUBJID"]) for _, cols in blocks]
-
     starts = np.cumsum([0, *sizes])
     paramn = np.repeat([EFFICACY_PARAMS[code][0] for code, _ in blocks], sizes).astype(np.int64)
     avisitn = np.concatenate([cols["AVISITN"] for _, cols in blocks]).astype(np.int64)
@@ -459,8 +458,8 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
     def per_block(value):  # ``value(PARAMCD)`` on each block's rows, in the sorted order
         return np.repeat(np.array([value(code) for code, _ in blocks], dtype=object), sizes)[order]
 
-    first = np.empty(len(people), dtype=np.intp)
-    first[who[::-1]] = np.arange(len(who))[::-1]  # each participant's first row
+    one_row = np.empty(len(people), dtype=np.intp)
+    one_row[who] = np.arange(len(who))  # a row of each participant (which one does not matter)
     out = {
         "STUDYID": _repeat(STUDYID, len(order)),
         "USUBJID": np.append(np.asarray(people, dtype=object), None)[who[order]],
@@ -472,7 +471,7 @@ def adeff(tables, **thresholds) -> pd.DataFrame:
     }
     for name in ("SITEID", "ARM"):  # the participant's (subjects table): shared over the participants
         built = np.concatenate([cols[name] for _, cols in blocks])
-        out[name] = _share(built[first])[who[order]]
+        out[name] = _share(built[one_row])[who[order]]
     for name in ("TRTFL", "VISSTAT", "ABLFL", "AVALC", "CRIT1", "CRIT1FL", "CRIT2", "CRIT2FL", "NEREAS"):
         out[name] = column(name)
     for name in ("AVAL", "BASE", "CHG", "PCHG"):
