@@ -308,7 +308,9 @@ def interaction_p(d: pd.DataFrame, col: str, outcome: str = "AVAL") -> float:
         {
             "y": dd[outcome].astype(bool).astype(float).to_numpy(),
             "msc": (dd["ARM"] == config.ARMS[0]).astype(float).to_numpy(),
-            "level": dd[col].astype(str).to_numpy(),
+            # categorical, its levels sorted as patsy sorts text: the same design, without patsy's
+            # check of every cell for a missing value (0.3 s of the five tests at 11,400 participants)
+            "level": pd.Categorical(dd[col].astype(str).to_numpy()),
         }
     )
     if frame["level"].nunique() < 2:
