@@ -337,15 +337,28 @@ def test_pdf_fonts_leave_out_the_tables_a_pdf_never_reads(tmp_path):
     assert all({"GSUB", "GPOS"} <= set(font.keys()) for font in embedded_fonts(plain.getvalue()))
 
 
-@pytest.mark.parametrize("size", [(3.5, 2.4), (7.2, 2.6), (2.33, 1.71), (5.05, 3.97)])
-def test_png_is_savefigs_and_its_pixels_the_inline_figure(tmp_path, size):
+MONTH = "Month 12: −5 mm"
+
+
+# the last: a box 873.9999999999999 pixels wide at 300 dpi, which matplotlib draws 874 wide
+@pytest.mark.parametrize(
+    "size,title",
+    [
+        ((3.5, 2.4), MONTH),
+        ((7.2, 2.6), MONTH),
+        ((2.33, 1.71), MONTH),
+        ((5.05, 3.97), MONTH),
+        ((2.240587183322612, 2.9403336589225963), "x" * 37),
+    ],
+)
+def test_png_is_savefigs_and_its_pixels_the_inline_figure(tmp_path, size, title):
     """save() writes the PNG from the raw canvas: the same bytes as savefig's PNG (sizes in odd
-    inches, whose pixel counts round down), and the figure shown inline, made from the pixels, is
-    the one made from the file."""
+    inches, whose pixel counts round down, or up when a rounding error short of a whole pixel),
+    and the figure shown inline, made from the pixels, is the one made from the file."""
     plots.theme()
     fig, ax = plt.subplots(figsize=size)
     ax.plot([0, 1, 2], [2, 0, 1], label="BM-MSC")
-    ax.set_title("Month 12: −5 mm")
+    ax.set_title(title)
     ax.legend()
     bbox = plots.tight_bbox(fig)
     expected = _io.BytesIO()
@@ -353,7 +366,7 @@ def test_png_is_savefigs_and_its_pixels_the_inline_figure(tmp_path, size):
     png, pixels = plots._png(fig, bbox)
     plt.close(fig)
     assert png == expected.getvalue()
-    assert pixels.shape == (int(bbox.height * plots.PNG_DPI), int(bbox.width * plots.PNG_DPI), 4)
+    assert pixels.shape[2] == 4 and abs(pixels.shape[1] - bbox.width * plots.PNG_DPI) < 1
     assert plots.inline_png(pixels, 3) == plots.inline_png(png, 3)
 
 
@@ -376,3 +389,24 @@ def test_heatmaps_are_not_drawn_while_built(default_tables, monkeypatch):
         assert fig.canvas is canvases.pop(0)
         plt.close(fig)
     assert draws == []
+
+
+def test_consort_without_screening_saves_whole_pixels(tmp_path):
+    """Regression: the CONSORT diagram of the committed cohort without a screening log (an optional
+    table), for every number of discontinuation reasons, fills its figure; its tight box is a
+    rounding error short of a whole pixel count (1787.9999999999998 pixels), which matplotlib draws
+    as the whole count: save() writes it, the same PNG as savefig."""
+    from respine_nb import io
+
+    d = derive.derive_all(io.load_dataset(config.SYNTHETIC_DIR).tables)
+    flow = stats.consort_flow(d["adsl"], d["adds"], 12)
+    flow = flow[~flow["stage"].isin(["screened", "excluded"])]
+    reasons = flow.index[(flow["stage"] == "discontinued") & (flow["reason"] != "")]
+    plots.theme()
+    for k, fig in enumerate(plots.consort(flow.drop(reasons[keep:])) for keep in range(len(reasons) + 1)):
+        bbox = plots.tight_bbox(fig)
+        expected = _io.BytesIO()
+        fig.savefig(expected, format="png", dpi=plots.PNG_DPI, metadata=plots._PNG_META, bbox_inches=bbox)
+        written = plots.save(fig, f"f{k}", tmp_path)
+        assert written[0].read_bytes() == expected.getvalue()
+    plt.close("all")
