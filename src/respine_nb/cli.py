@@ -90,16 +90,7 @@ def _parse_params(pairs) -> dict:
     return params
 
 
-def _without_iri_grammars() -> None:
-    """Spare the run about a second of start-up: jsonschema (imported by nbformat, which papermill
-    uses) imports ``rfc3987_syntax`` when it is installed, and that compiles 39 grammars at import,
-    only to check the "iri" string formats. The notebook schema asserts no string format, so
-    validation is unchanged without it. Only for this process (``respine-nb run``)."""
-    sys.modules.setdefault("rfc3987_syntax", None)  # None: "import rfc3987_syntax" raises ImportError
-
-
 def _run(args) -> int:
-    _without_iri_grammars()
     factory = None
     if not (args.list_parameters or args.derive_only):
         from . import kernels
@@ -283,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # jsonschema, imported by nbformat and papermill, imports the optional rfc3987_syntax when it is
-# installed (jupyter-events pulls it in for JupyterLab), and that import builds a grammar for about
-# 1.8 s. Notebook validation never checks IRI formats: the command line goes without it.
+# installed (jupyter-events pulls it in for JupyterLab), and that import builds its Lark grammars,
+# about 1 s (python-jsonschema/jsonschema#1428). Notebook validation never checks IRI formats: the
+# command line goes without it.
 _SKIPPED_IMPORTS = ("rfc3987_syntax",)
 
 

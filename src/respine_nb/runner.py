@@ -34,17 +34,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-# nbformat (which papermill uses) imports jsonschema, whose format checkers import rfc3987-syntax
-# when it is installed (jupyterlab's jupyter-events requires it): that builds 35 Lark parsers, 1 s
-# of CPU at every run's start, to check the "iri" string format, which no notebook schema uses and
-# which nbformat never checks (python-jsonschema/jsonschema#1428). Marked absent here, jsonschema
-# goes without that one checker, as it does when the package is not installed.
-sys.modules.setdefault("rfc3987_syntax", None)
+import nbformat
 
-import nbformat  # noqa: E402
-
-from . import __version__, config, derive, io, kernels, parameters  # noqa: E402
-from .provenance import data_manifest, git_commit, versions  # noqa: E402
+from . import __version__, config, derive, io, kernels, parameters
+from .provenance import data_manifest, git_commit, versions
 
 KERNEL = "python3"
 _STOP = threading.Event()  # set on SIGINT/SIGTERM: running notebooks must not publish their output
