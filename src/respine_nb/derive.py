@@ -861,8 +861,9 @@ def wide_outcomes(adeff: pd.DataFrame, measures=("VAS", "ODI")) -> pd.DataFrame:
             "treated": (subj["TRTFL"] == "Y").to_numpy(),
         }
     )
-    is_code = {code: (adeff["PARAMCD"] == code).to_numpy() for code in measures}  # once per measure, not per visit
-    visit = adeff["AVISITN"].to_numpy()
+    # each measure's rows found once, not once per visit (a missing code or visit matches nothing)
+    is_code = {code: (adeff["PARAMCD"] == code).to_numpy(dtype=bool, na_value=False) for code in measures}
+    visit = adeff["AVISITN"].to_numpy(dtype=float, na_value=np.nan)
     for v in config.VISITS:
         at_visit = visit == v
         for code in measures:

@@ -510,16 +510,15 @@ async def _message_to(channel, msg_id: str, until: float, idle: bool = False):
     the messages before it, about earlier requests, are dropped."""
     from queue import Empty
 
-    while (left := until - time.monotonic()) > 0:
-        try:
-            msg = await channel.get_msg(timeout=left)
+    while True:
+        try:  # polled at least once, even when the time is up (a message may be waiting)
+            msg = await channel.get_msg(timeout=max(0.0, until - time.monotonic()))
         except Empty:
             return None
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         if not idle or (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"):
             return msg
-    return None
 
 
 @functools.cache
