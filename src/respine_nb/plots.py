@@ -188,9 +188,10 @@ def _png(fig, bbox) -> tuple:
     # 1e-8 of the next pixel counted as that pixel (FigureCanvasBase.get_width_height: 2.913333...
     # inches at 300 dpi are 873.9999999999999 pixels, drawn as 874).
     width, height = (int(v * PNG_DPI + 1e-8) for v in bbox.size)
-    if raw.getbuffer().nbytes != 4 * width * height:
-        raise RuntimeError(f"savefig drew {raw.getbuffer().nbytes} bytes of RGBA, not {width} x {height} pixels")
-    pixels = np.frombuffer(raw.getbuffer(), dtype=np.uint8).reshape(height, width, 4)
+    drawn = raw.getbuffer()
+    if drawn.nbytes != 4 * width * height:
+        raise RuntimeError(f"savefig drew {drawn.nbytes} bytes of RGBA, not {width} x {height} pixels")
+    pixels = np.frombuffer(drawn, dtype=np.uint8).reshape(height, width, 4)
     png = _io.BytesIO()
     matplotlib.image.imsave(png, pixels, format="png", origin="upper", dpi=PNG_DPI, metadata=_PNG_META)
     return png.getvalue(), pixels
