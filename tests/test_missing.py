@@ -221,8 +221,11 @@ def test_drawn_donor_is_that_of_a_stable_sort(kind, monkeypatch):
         pick = rng.integers(0, k, (m, n_mis))
         with np.errstate(over="ignore", invalid="ignore"):
             expected = np.take_along_axis(_nearest_by_sorting(yo, ym, k), pick[:, :, None], axis=2)[:, :, 0]
-            for scan_size in (0, 2**17):  # the sorted predictions, and the scan over every distance
+            for scan_size, block in ((0, 2**16), (0, 1), (0, 2 * (n + n_mis)), (2**17, 2**16)):
+                # the sorted predictions (all chains at once, one chain at a time, two at a time),
+                # and the scan over every distance
                 monkeypatch.setattr(missing, "_NEAREST_SCAN_SIZE", scan_size)
+                monkeypatch.setattr(missing, "_DONOR_BLOCK", block)
                 np.testing.assert_array_equal(missing._donor(yo, ym, k, pick), expected)
             if kind not in ("overflow", "not finite"):
                 got = missing._donor_sorted(yo, ym, k, pick)
@@ -235,3 +238,19 @@ def test_drawn_donor_is_that_of_a_stable_sort(kind, monkeypatch):
         assert 0 < sorted_answers < 300
     elif kind not in ("overflow", "not finite"):
         assert sorted_answers == 300
+
+
+def test_donors_are_matched_a_block_of_chains_at_a_time(monkeypatch):
+    # Above _NEAREST_SCAN_SIZE the chains are sorted a few at a time (_DONOR_BLOCK predictions),
+    # so that a block's arrays stay in cache: the same donors as all chains at once.
+    rng = np.random.default_rng(3)
+    yo, ym = rng.standard_normal((50, 5344)), rng.standard_normal((50, 456))
+    pick = rng.integers(0, 5, ym.shape)
+    seen, sorted_ = [], missing._donor_sorted
+    monkeypatch.setattr(missing, "_donor_sorted", lambda o, mi, k, p: seen.append(o.shape[0]) or sorted_(o, mi, k, p))
+    blocked = missing._donor(yo, ym, 5, pick)
+    assert seen == [11, 11, 11, 11, 6]  # 2**16 // (5344 + 456) = 11 chains per block
+    seen.clear()
+    monkeypatch.setattr(missing, "_DONOR_BLOCK", 2**30)
+    np.testing.assert_array_equal(missing._donor(yo, ym, 5, pick), blocked)
+    assert seen == [50]

@@ -313,9 +313,17 @@ def _donor(yhat_obs, yhat_mis, k, pick):
     only the drawn one of the k nearest is kept. The matching of one ``_impute`` at 11,400
     participants (m = 50, 400 models, serial) took 11.9 s of CPU with :func:`_nearest_merge`,
     10.3 s so (the same rows). Otherwise, every one of the k nearest (:func:`_nearest`).
+
+    The chains are matched a few at a time (``_DONOR_BLOCK`` predictions): each chain's rows
+    are its own, and the dozen arrays of a block stay in the processor's cache, where those of
+    all 50 chains at 11,400 participants (2.3 MB each) did not: 2.4 s less per ``_impute``.
     """
     m, n = yhat_obs.shape
     if m * yhat_mis.shape[1] * n > _NEAREST_SCAN_SIZE:
+        size = max(1, _DONOR_BLOCK // (n + yhat_mis.shape[1]))
+        if m > size:
+            blocks = range(0, m, size)
+            return np.concatenate([_donor(yhat_obs[c : c + size], yhat_mis[c : c + size], k, pick[c : c + size]) for c in blocks])
         with np.errstate(over="ignore", invalid="ignore"):  # (inf - inf, an overflow: not finite, said below)
             spread = max(yhat_obs.max(), yhat_mis.max()) - min(yhat_obs.min(), yhat_mis.min())
         if np.isfinite(spread):  # no NaN, no infinite prediction or distance
@@ -324,6 +332,8 @@ def _donor(yhat_obs, yhat_mis, k, pick):
                 return donor
     return np.take_along_axis(_nearest(yhat_obs, yhat_mis, k), pick[:, :, None], axis=2)[:, :, 0]
 
+
+_DONOR_BLOCK = 2**16  # predictions (chains x observed and missing rows) that _donor matches at once
 
 _INT64_LOW = np.int64(2**63 - 1)
 
