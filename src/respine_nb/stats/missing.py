@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import threadpoolctl
 from scipy import stats as sps
 
 from .. import config, endpoints
@@ -172,7 +173,8 @@ def mice_pmm(data: pd.DataFrame, m: int, seed: int, n_cycles: int = 10, donors: 
     list of pandas.DataFrame
         ``m`` completed copies of ``data``.
     """
-    X = _mice_chains(data, m, seed, n_cycles, donors, fixed)
+    with _one_blas_thread():
+        X = _mice_chains(data, m, seed, n_cycles, donors, fixed)
     return [pd.DataFrame(X[c], columns=data.columns, index=data.index) for c in range(m)]
 
 
@@ -546,10 +548,22 @@ def _chains_by_arm(models, m: int) -> list:
     rows) run in one thread per arm: NumPy releases the GIL in their products, solves and sorts,
     so that two arms take about the time of one on two cores; each arm draws from its own seed,
     so the imputations are the same, to the bit, in whatever order the threads run."""
-    if len(models) > 1 and max(len(rows) for rows, *_ in models) > _GRAM_ROWS:
-        with ThreadPoolExecutor(max_workers=len(models)) as pool:
-            return list(pool.map(lambda model: _mice_chains(model[2], m, model[3], fixed=model[4]), models))
-    return [_mice_chains(data, m, seq, fixed=fixed) for _, _, data, seq, fixed in models]
+    with _one_blas_thread():
+        if len(models) > 1 and max(len(rows) for rows, *_ in models) > _GRAM_ROWS:
+            with ThreadPoolExecutor(max_workers=len(models)) as pool:
+                return list(pool.map(lambda model: _mice_chains(model[2], m, model[3], fixed=model[4]), models))
+        return [_mice_chains(data, m, seq, fixed=fixed) for _, _, data, seq, fixed in models]
+
+
+def _one_blas_thread():
+    """A context in which BLAS (NumPy's and SciPy's OpenBLAS or MKL) runs on one thread, as in the
+    runner's kernels (:data:`respine_nb.kernels.SINGLE_THREAD_ENV`). The imputation's products are
+    of small matrices (one model's columns, one chain's missing rows), which a multithreaded
+    OpenBLAS splits at a loss: in an ordinary kernel of a 2-core machine (JupyterLab, a script),
+    one ``_impute`` at 11,400 participants took 36 s serially instead of 16 s, and 70-120 s
+    instead of 10 s in its two arm threads. Process-wide while it lasts (threadpoolctl): entered
+    once, around the threads, never in them."""
+    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 
 
 def _mi_method(m: int, auxiliary) -> str:
