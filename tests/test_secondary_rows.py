@@ -217,3 +217,34 @@ def test_wide_outcomes_feed_the_reference_based_rows():
     )
     got = stats.reference_based_by_measure(derive.wide_outcomes(eff, ("VAS",)), {"VAS": "vas"}, 12, ("j2r",), m=2, seed=1)
     assert len(got) == 1 and np.isnan(got["estimate"].iloc[0]) and "not estimable" in got["method"].iloc[0]
+
+
+def _means_by_measure_before(adeff, measures=config.MEASURE_PARAMS):
+    """means_by_measure as it was (every column of ADEFF carried through each selection)."""
+    parts = [
+        stats.means_by_arm(adeff[adeff["PARAMCD"] == m], "AVAL", "ARM", "AVISITN").assign(measure=m)
+        for m in measures
+        if (adeff["PARAMCD"] == m).any()
+    ]
+    out = pd.concat(parts, ignore_index=True).rename(columns={"AVISITN": "visit_month"})
+    out["visit_month"] = out["visit_month"].astype(int)
+    return out[["measure", "visit_month", "group", "estimate", "sd", "ci_low", "ci_high", "n", "method"]]
+
+
+def test_means_by_measure_same_as_before_on_awkward_records(default_tables):
+    # the reference cohort, plus records without a value, a visit one arm never reached, a single
+    # value, a measure absent, extra columns; the same table to the bit
+    eff = derive.derive_all(default_tables, 12)["adeff"]
+    odd = pd.DataFrame(
+        {
+            "PARAMCD": ["PCS"] * 4 + ["MCS"],
+            "AVISITN": [24, 24, 24, 3, 6],
+            "ARM": [MSC, MSC, MSC, SHAM, MSC],
+            "AVAL": [np.nan, 41.5, 38.0, 50.0, np.nan],
+            "USUBJID": ["x1", "x2", "x3", "x4", "x5"],
+        }
+    )
+    eff = pd.concat([eff, odd], ignore_index=True)
+    for measures in (config.MEASURE_PARAMS, ("VAS", "nothing", "PCS")):
+        got = stats.means_by_measure(eff, measures)
+        pd.testing.assert_frame_equal(got, _means_by_measure_before(eff, measures), check_exact=True)

@@ -145,6 +145,7 @@ def means_by_arm(
         with the reason in ``method``.
     """
     keys = [per] if per is not None else []
+    df = df[[*keys, by, value]]  # only the columns read: the rows of each visit and arm are copied
     levels = sorted(df[per].dropna().unique()) if per is not None else [None]
     rows = []
     method = "mean; t CI"
@@ -188,11 +189,9 @@ def means_by_measure(
         arm at each visit of the measure present in ``adeff`` (a measure without any record: no row).
     """
     columns = ["measure", "visit_month", "group", "estimate", "sd", "ci_low", "ci_high", "n", "method"]
-    parts = [
-        means_by_arm(adeff[adeff["PARAMCD"] == m], value, "ARM", "AVISITN", level).assign(measure=m)
-        for m in measures
-        if (adeff["PARAMCD"] == m).any()
-    ]
+    d = adeff[["PARAMCD", "AVISITN", "ARM", value]]  # only the columns read, before selecting rows
+    selected = ((m, d[d["PARAMCD"] == m]) for m in measures)
+    parts = [means_by_arm(rows, value, "ARM", "AVISITN", level).assign(measure=m) for m, rows in selected if len(rows)]
     if not parts:
         return pd.DataFrame(columns=columns)
     out = pd.concat(parts, ignore_index=True).rename(columns={"AVISITN": "visit_month"})
