@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from respine_nb import derive
+from respine_nb import config, derive
 
 
 def make_tables(outcome_rows, subjects_extra=None):
@@ -283,3 +283,38 @@ def test_adis_either_class_and_adds(default_tables):
     ad2 = derive.derive_all(no_optional)
     assert ad2["adis"].empty and list(ad2["adis"].columns) == derive.ADIS_COLUMNS
     assert ad2["adds"].empty and list(ad2["adds"].columns) == derive.ADDS_COLUMNS
+
+
+def _wide_outcomes_before(adeff, measures=("VAS", "ODI")):
+    """wide_outcomes as it was: each measure and visit selected all the ADEFF columns."""
+    subj = adeff[["USUBJID", "ARM", "SITEID", "TRTFL"]].drop_duplicates("USUBJID").sort_values("USUBJID", kind="mergesort")
+    wide = pd.DataFrame(
+        {
+            "subject_id": subj["USUBJID"].to_numpy(),
+            "arm": subj["ARM"].to_numpy(),
+            "site": subj["SITEID"].to_numpy(),
+            "treated": (subj["TRTFL"] == "Y").to_numpy(),
+        }
+    )
+    is_code = {code: (adeff["PARAMCD"] == code).to_numpy(dtype=bool, na_value=False) for code in measures}
+    visit = adeff["AVISITN"].to_numpy(dtype=float, na_value=np.nan)
+    for v in config.VISITS:
+        for code in measures:
+            at = adeff[is_code[code] & (visit == v)].set_index("USUBJID")["AVAL"]
+            wide[f"{derive.WIDE_NAMES[code]}_{v}"] = wide["subject_id"].map(at).astype(float)
+    return wide
+
+
+@pytest.mark.parametrize("nullable", [False, True])
+def test_wide_outcomes_same_as_before(default_tables, nullable):
+    # the reference cohort with a record of no code or visit, a visit missing for one participant
+    # and a missing value; with nullable columns too: the same frame to the bit
+    eff = derive.derive_all(default_tables)["adeff"]
+    eff = eff[~((eff["USUBJID"] == "SYN-002") & (eff["AVISITN"] == 6))].copy()
+    eff.loc[eff.index[5], "AVAL"] = np.nan
+    eff.loc[eff.index[7], "PARAMCD"] = None
+    if nullable:
+        eff = eff.astype({"PARAMCD": "string", "AVISITN": "Int64"})
+        eff.loc[eff.index[9], "AVISITN"] = pd.NA
+    for measures in (("VAS", "ODI"), ("VAS", "ODI", "PCS", "MCS"), ("ODI",)):
+        pd.testing.assert_frame_equal(derive.wide_outcomes(eff, measures), _wide_outcomes_before(eff, measures), check_exact=True)

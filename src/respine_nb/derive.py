@@ -864,10 +864,11 @@ def wide_outcomes(adeff: pd.DataFrame, measures=("VAS", "ODI")) -> pd.DataFrame:
     # each measure's rows found once, not once per visit (a missing code or visit matches nothing)
     is_code = {code: (adeff["PARAMCD"] == code).to_numpy(dtype=bool, na_value=False) for code in measures}
     visit = adeff["AVISITN"].to_numpy(dtype=float, na_value=np.nan)
+    values = adeff[["USUBJID", "AVAL"]].set_index("USUBJID")["AVAL"]  # only the value read, by participant
     for v in config.VISITS:
         at_visit = visit == v
         for code in measures:
-            at = adeff[is_code[code] & at_visit].set_index("USUBJID")["AVAL"]
+            at = values[is_code[code] & at_visit]
             wide[f"{WIDE_NAMES[code]}_{v}"] = wide["subject_id"].map(at).astype(float)
     return wide
 
