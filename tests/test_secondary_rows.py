@@ -248,3 +248,27 @@ def test_means_by_measure_same_as_before_on_awkward_records(default_tables):
     for measures in (config.MEASURE_PARAMS, ("VAS", "nothing", "PCS")):
         got = stats.means_by_measure(eff, measures)
         pd.testing.assert_frame_equal(got, _means_by_measure_before(eff, measures), check_exact=True)
+
+
+def _compare_by_visit_before(adeff, paramcd, visits=config.POST_BASELINE_VISITS, label=""):
+    """compare_by_visit as it was: every ADEFF column carried through each visit's selection."""
+    d = adeff[adeff["PARAMCD"] == paramcd]
+    parts = [stats.compare_proportions(d[d["AVISITN"] == v]).assign(visit_month=int(v)) for v in visits]
+    out = pd.concat(parts, ignore_index=True)[
+        ["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
+    ]
+    if label:
+        out["method"] = [f"{label}; {m}" for m in out["method"]]
+    return out
+
+
+def test_compare_by_visit_same_as_before(default_tables):
+    # the reference cohort plus an arm without anyone at month 24, a visit nobody reached and extra columns
+    eff = derive.derive_all(default_tables, 12)["adeff"]
+    eff = eff[~((eff["ARM"] == SHAM) & (eff["AVISITN"] == 24))]
+    for paramcd, visits in (("RESP", config.POST_BASELINE_VISITS), ("MCIDVAS", (1, 6, 36)), ("MCIDODI", ())):
+        if not visits:
+            assert stats.compare_by_visit(eff, paramcd, visits).empty
+            continue
+        got = stats.compare_by_visit(eff, paramcd, visits, label="x")
+        pd.testing.assert_frame_equal(got, _compare_by_visit_before(eff, paramcd, visits, "x"), check_exact=True)

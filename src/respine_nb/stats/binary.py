@@ -787,7 +787,7 @@ def compare_by_visit(
         Columns ``visit_month``, ``group`` (each arm, then the contrast), ``events``, ``n``,
         ``estimate``, ``ci_low``, ``ci_high``, ``p_value`` (the contrast's: Fisher exact), ``method``.
     """
-    d = adeff[adeff["PARAMCD"] == paramcd]
+    d = adeff.loc[adeff["PARAMCD"] == paramcd, ["AVISITN", "ARM", "AVAL"]]  # only the columns read: copied per visit
     parts = [compare_proportions(d[d["AVISITN"] == v], level=level).assign(visit_month=int(v)) for v in visits]
     columns = ["visit_month", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
     if not parts:
