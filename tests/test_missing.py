@@ -207,8 +207,9 @@ def test_drawn_donor_is_that_of_a_stable_sort(kind, monkeypatch):
         elif kind == "symmetric ties":
             yo, ym = rng.integers(0, 12, (m, n)) / 2.0, rng.integers(0, 24, (m, n_mis)) / 4.0
         elif kind == "near ties":  # predictions a few ulps apart: the integer sort may not order them
-            yo = 1.0 + rng.integers(0, 4, (m, n)) * 2.0**-50 + rng.integers(0, 3, (m, n))
-            ym = 1.0 + rng.integers(0, 4, (m, n_mis)) * 2.0**-50 + rng.integers(0, 3, (m, n_mis))
+            ulps = 2.0 ** rng.choice([-50, -30])  # (apart by 2**-30: ordered by the sort's 36 bits of mantissa)
+            yo = 1.0 + rng.integers(0, 4, (m, n)) * ulps + rng.integers(0, 3, (m, n))
+            ym = 1.0 + rng.integers(0, 4, (m, n_mis)) * ulps + rng.integers(0, 3, (m, n_mis))
         elif kind == "signed zeros":
             yo = rng.choice([-0.0, 0.0, -1.0, 1.0, -2.5], (m, n))
             ym = rng.choice([-0.0, 0.0, -1.5, 0.5], (m, n_mis))
@@ -288,3 +289,22 @@ def test_imputation_runs_blas_on_one_thread(monkeypatch):
     assert entered == [(1, "blas", threading.get_ident())] * 2  # once per call, in the caller's thread
     assert inside == [(1, {1}), (1, {1}), (2, {1})]  # both arms, then mice_pmm: one BLAS thread
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("n", [1, 2, 300, 5800, 2**16])
+def test_radix_sorted_keys_are_those_of_np_sort(n):
+    # _sorted_keys sorts _donor_sorted's keys (the column in the lowest 16 bits) by three stable
+    # radix passes over the higher digits: np.sort's answer, negative keys and equal digits included.
+    rng = np.random.default_rng(n)
+    values = np.concatenate(
+        [
+            rng.choice([-1e300, -2.5, -0.0, 0.0, 1e-300, 3.0, 7.25], (3, n)),
+            rng.standard_normal((3, n)) * 10.0 ** rng.integers(-300, 300, (3, n)),
+        ]
+    )
+    key = values.view(np.int64)
+    key = key ^ ((key >> 63) & missing._INT64_LOW)
+    key &= np.int64(-(1 << 16))
+    key |= np.arange(n)
+    np.testing.assert_array_equal(missing._sorted_keys(key, 16), np.sort(key, axis=1))
+    np.testing.assert_array_equal(missing._sorted_keys(key, 17), np.sort(key, axis=1))  # (np.sort itself)
