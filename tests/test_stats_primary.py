@@ -200,6 +200,24 @@ def test_primary_analysis_reproduces_the_paper():
     assert round(res.loc[("risk_difference", "BM-MSC vs Sham"), "p_value"], 2) == 0.77
 
 
+def test_primary_analysis_computes_only_the_analyses_asked_for(monkeypatch):
+    # Notebook 02's sensitivity populations report responders and the risk difference only: their
+    # exact test (0.5 s at 11,400 participants) and odds ratio are not computed, the rows asked for
+    # are those of the whole analysis.
+    from respine_nb.stats import binary
+
+    resp = frame(39, 14, 31, 14)
+    full = stats.primary_analysis(resp)
+    called = []
+    monkeypatch.setattr(binary, "fisher_exact", lambda *a, **k: called.append("fisher"))
+    monkeypatch.setattr(binary, "logistic_or", lambda *a, **k: called.append("odds_ratio"))
+    part = stats.primary_analysis(resp, analyses=("risk_difference", "responders"))
+    assert called == []
+    pd.testing.assert_frame_equal(part, full[full["analysis"].isin(["responders", "risk_difference"])].reset_index(drop=True))
+    with pytest.raises(ValueError, match="unknown analyses"):
+        stats.primary_analysis(resp, analyses=("fisher", "chisq"))
+
+
 # ---------------------------------------------------------------- Rubin's rules and MI
 
 

@@ -564,7 +564,10 @@ def logistic_or(
     )
 
 
-def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.DataFrame:
+PRIMARY_ANALYSES = ("responders", "risk_difference", "fisher", "odds_ratio")  # the rows of primary_analysis
+
+
+def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL, analyses=PRIMARY_ANALYSES) -> pd.DataFrame:
     """P1: responder proportions per arm and every between-arm comparison of them.
 
     Parameters
@@ -573,21 +576,31 @@ def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL) -> pd.D
         The responder view (:func:`respine_nb.derive.responders`, or a population of it): one row
         per participant with ``ARM`` and ``AVAL`` (1 responder, 0 not, missing = not evaluable,
         excluded).
+    level : float
+        Confidence level.
+    analyses : sequence of str
+        Which of :data:`PRIMARY_ANALYSES` to compute, e.g. only ``("responders",
+        "risk_difference")`` for a sensitivity population whose exact test and odds ratio are
+        not reported (the exact confidence interval alone takes 0.5 s at 11,400 participants).
 
     Returns
     -------
     pandas.DataFrame
         Rows ``analysis`` = ``responders`` (one per arm), ``risk_difference``, ``fisher``,
-        ``odds_ratio``; columns ``analysis``, ``group``, ``events``, ``n``, ``estimate``,
-        ``ci_low``, ``ci_high``, ``p_value``, ``method``.
+        ``odds_ratio`` (those asked for, in this order); columns ``analysis``, ``group``,
+        ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``method``.
     """
+    unknown = sorted(set(analyses) - set(PRIMARY_ANALYSES))
+    if unknown:
+        raise ValueError(f"unknown analyses {unknown}: choose among {list(PRIMARY_ANALYSES)}")
     x1, n1, x2, n2 = counts(resp)
-    parts = [
-        proportions(resp, level=level).assign(analysis="responders"),
-        risk_difference(x1, n1, x2, n2, level).assign(analysis="risk_difference"),
-        fisher_exact(x1, n1, x2, n2, level).assign(analysis="fisher"),
-        logistic_or(resp, level=level).assign(analysis="odds_ratio"),
-    ]
+    compute = {
+        "responders": lambda: proportions(resp, level=level),
+        "risk_difference": lambda: risk_difference(x1, n1, x2, n2, level),
+        "fisher": lambda: fisher_exact(x1, n1, x2, n2, level),
+        "odds_ratio": lambda: logistic_or(resp, level=level),
+    }
+    parts = [compute[a]().assign(analysis=a) for a in PRIMARY_ANALYSES if a in analyses]
     cols = ["analysis", "group", "events", "n", "estimate", "ci_low", "ci_high", "p_value", "method"]
     return pd.concat(parts, ignore_index=True).reindex(columns=cols)
 
