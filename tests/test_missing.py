@@ -279,7 +279,7 @@ def test_imputation_runs_blas_on_one_thread(monkeypatch):
         return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
 
     chains = missing._mice_chains
-    monkeypatch.setattr(missing.threadpoolctl, "threadpool_limits", spy)
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
     monkeypatch.setattr(missing, "_mice_chains", lambda *a, **k: inside.append((len(entered), blas_threads())) or chains(*a, **k))
     monkeypatch.setattr(missing, "_GRAM_ROWS", 0)  # the arms in threads
     wide = derive.wide_outcomes(derive.adeff(synthetic.generate(5, 60, 60, exact=False)), ("VAS", "ODI", "PCS", "MCS"))
@@ -308,3 +308,40 @@ def test_radix_sorted_keys_are_those_of_np_sort(n):
     key |= np.arange(n)
     np.testing.assert_array_equal(missing._sorted_keys(key, 16), np.sort(key, axis=1))
     np.testing.assert_array_equal(missing._sorted_keys(key, 17), np.sort(key, axis=1))  # (np.sort itself)
+
+
+def test_overlapping_imputations_share_one_blas_limit(monkeypatch):
+    # The BLAS limit is the process's: two overlapping callers (imputations in two threads of a
+    # user's program) share one, lifted by the last to leave. Lifted by the first, the second ran
+    # with the process's threads; restored by the second, it stayed at one thread for good.
+    import contextlib
+    import threading
+
+    import threadpoolctl
+
+    events = []
+
+    @contextlib.contextmanager
+    def spy(limits=None, user_api=None):
+        events.append(f"limit {limits}")
+        yield
+        events.append("lifted")
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
+    second_in, first_out = threading.Event(), threading.Event()
+
+    def second():
+        with missing._one_blas_thread():
+            second_in.set()
+            first_out.wait(10)
+        events.append("second out")
+
+    with missing._one_blas_thread():
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert second_in.wait(10)
+    events.append("first out")
+    first_out.set()
+    thread.join(10)
+    assert events == ["limit 1", "first out", "lifted", "second out"]
+    assert missing._BLAS_LIMIT["users"] == 0 and missing._BLAS_LIMIT["limit"] is None

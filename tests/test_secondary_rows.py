@@ -219,10 +219,29 @@ def test_wide_outcomes_feed_the_reference_based_rows():
     assert len(got) == 1 and np.isnan(got["estimate"].iloc[0]) and "not estimable" in got["method"].iloc[0]
 
 
+def _means_by_arm_before(df, value, by, per):
+    """means_by_arm as it was (every column carried through each visit's and arm's selection)."""
+    rows, method = [], "mean; t CI"
+    for level_value in sorted(df[per].dropna().unique()):
+        d = df[df[per] == level_value]
+        for arm in config.ARMS:
+            s = stats.mean_ci(d.loc[d[by] == arm, value], config.CI_LEVEL)
+            why = (
+                stats.not_estimable(method, f"no observed value in {arm}")
+                if s["n"] == 0
+                else method + "; CI not estimable: one observed value"
+                if s["n"] == 1
+                else method
+            )
+            row = {"group": arm, "estimate": s["mean"], "sd": s["sd"], "ci_low": s["ci_low"], "ci_high": s["ci_high"]}
+            rows.append({per: level_value} | row | {"n": s["n"], "method": why})
+    return pd.DataFrame(rows, columns=[per, "group", "estimate", "sd", "ci_low", "ci_high", "n", "method"])
+
+
 def _means_by_measure_before(adeff, measures=config.MEASURE_PARAMS):
     """means_by_measure as it was (every column of ADEFF carried through each selection)."""
     parts = [
-        stats.means_by_arm(adeff[adeff["PARAMCD"] == m], "AVAL", "ARM", "AVISITN").assign(measure=m)
+        _means_by_arm_before(adeff[adeff["PARAMCD"] == m], "AVAL", "ARM", "AVISITN").assign(measure=m)
         for m in measures
         if (adeff["PARAMCD"] == m).any()
     ]

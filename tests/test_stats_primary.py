@@ -214,8 +214,12 @@ def test_primary_analysis_computes_only_the_analyses_asked_for(monkeypatch):
     part = stats.primary_analysis(resp, analyses=("risk_difference", "responders"))
     assert called == []
     pd.testing.assert_frame_equal(part, full[full["analysis"].isin(["responders", "risk_difference"])].reset_index(drop=True))
-    with pytest.raises(ValueError, match="unknown analyses"):
-        stats.primary_analysis(resp, analyses=("fisher", "chisq"))
+    for wrong in (("fisher", "chisq"), ()):
+        with pytest.raises(ValueError, match="unknown analyses"):
+            stats.primary_analysis(resp, analyses=wrong)
+    one = full[full["analysis"] == "risk_difference"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stats.primary_analysis(resp, analyses="risk_difference"), one)  # a name alone
+    pd.testing.assert_frame_equal(stats.primary_analysis(resp, analyses=(a for a in ["risk_difference"])), one)  # any iterable
 
 
 # ---------------------------------------------------------------- Rubin's rules and MI

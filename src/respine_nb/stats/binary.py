@@ -590,9 +590,10 @@ def primary_analysis(resp: pd.DataFrame, level: float = config.CI_LEVEL, analyse
         ``odds_ratio`` (those asked for, in this order); columns ``analysis``, ``group``,
         ``events``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``method``.
     """
+    analyses = (analyses,) if isinstance(analyses, str) else tuple(analyses)
     unknown = sorted(set(analyses) - set(PRIMARY_ANALYSES))
-    if unknown:
-        raise ValueError(f"unknown analyses {unknown}: choose among {list(PRIMARY_ANALYSES)}")
+    if unknown or not analyses:
+        raise ValueError(f"unknown analyses {unknown or 'none asked for'}: choose among {list(PRIMARY_ANALYSES)}")
     x1, n1, x2, n2 = counts(resp)
     compute = {
         "responders": lambda: proportions(resp, level=level),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import threadpoolctl
 from scipy import stats as sps
 
 from .. import config, endpoints
@@ -581,15 +582,38 @@ def _chains_by_arm(models, m: int) -> list:
         return [_mice_chains(data, m, seq, fixed=fixed) for _, _, data, seq, fixed in models]
 
 
+_BLAS_LIMIT = {"lock": threading.Lock(), "users": 0, "limit": None}  # _one_blas_thread's shared state
+
+
+@contextlib.contextmanager
 def _one_blas_thread():
     """A context in which BLAS (NumPy's and SciPy's OpenBLAS or MKL) runs on one thread, as in the
-    runner's kernels (:data:`respine_nb.kernels.SINGLE_THREAD_ENV`). The imputation's products are
-    of small matrices (one model's columns, one chain's missing rows), which a multithreaded
-    OpenBLAS splits at a loss: in an ordinary kernel of a 2-core machine (JupyterLab, a script),
-    one ``_impute`` at 11,400 participants took 36 s serially instead of 16 s, and 70-120 s
-    instead of 10 s in its two arm threads. Process-wide while it lasts (threadpoolctl): entered
-    once, around the threads, never in them."""
-    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    runner's kernels (:data:`respine_nb.kernels.SINGLE_THREAD_ENV`).
+
+    The imputation's products are of small matrices (one model's columns, one chain's missing
+    rows), which a multithreaded OpenBLAS splits at a loss: in an ordinary kernel of a 2-core
+    machine (JupyterLab, a script), one ``_impute`` at 11,400 participants took 36 s serially
+    instead of 16 s, and 70-120 s instead of 10 s in its two arm threads. The limit is the
+    process's (threadpoolctl): callers that overlap (imputations in several threads of a user's
+    program) share one, set by the first to enter and lifted by the last to leave, so that the
+    process's own setting is always the one restored.
+    """
+    import threadpoolctl  # (here: an environment without it fails at the imputation, not at import)
+
+    state = _BLAS_LIMIT
+    with state["lock"]:
+        if state["users"] == 0:
+            state["limit"] = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+            state["limit"].__enter__()
+        state["users"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["users"] -= 1
+            if state["users"] == 0:
+                limit, state["limit"] = state["limit"], None
+                limit.__exit__(None, None, None)
 
 
 def _mi_method(m: int, auxiliary) -> str:

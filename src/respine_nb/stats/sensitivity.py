@@ -285,8 +285,9 @@ def subgroup_interactions(resp: pd.DataFrame, sub: pd.DataFrame, factors: dict) 
 def interaction_p(d: pd.DataFrame, col: str, outcome: str = "AVAL") -> float:
     """Likelihood-ratio p of the arm x ``col`` interaction in a logistic regression.
 
-    A numeric helper of :func:`subgroups`: ``y ~ msc + C(level)`` against
-    ``y ~ msc + C(level) + msc:C(level)`` (binomial GLM, statsmodels formula API).
+    A numeric helper of :func:`subgroups`: ``y ~ msc + level`` against ``y ~ msc + level +
+    msc:level``, ``level`` a categorical (treatment coding, as ``C(level)``; binomial GLM,
+    statsmodels formula API).
 
     Parameters
     ----------
