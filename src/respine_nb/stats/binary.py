@@ -46,6 +46,7 @@ __all__ = [
     "site_strata",
     "is_separated",
     "logistic_or",
+    "PRIMARY_ANALYSES",
     "primary_analysis",
     "responder_composition",
     "not_evaluable",

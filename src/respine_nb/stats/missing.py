@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import threadpoolctl
 from scipy import stats as sps
 
 from .. import config, endpoints
@@ -598,8 +599,6 @@ def _one_blas_thread():
     program) share one, set by the first to enter and lifted by the last to leave, so that the
     process's own setting is always the one restored.
     """
-    import threadpoolctl  # (here: an environment without it fails at the imputation, not at import)
-
     state = _BLAS_LIMIT
     with state["lock"]:
         if state["users"] == 0:
