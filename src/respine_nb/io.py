@@ -187,8 +187,6 @@ def _read_raw(path: Path) -> pd.DataFrame:
             raise ValueError(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8") from None
         if not text.strip():
             raise ValueError("file is empty (no header row)")
-        import io as _io
-
         try:
             df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=False)
         except pd.errors.ParserError as exc:
@@ -832,8 +830,6 @@ def write_csv(df: pd.DataFrame, path) -> Path:
 
 def write_parquet(df: pd.DataFrame, path) -> Path:
     """Write ``df`` as Parquet atomically."""
-    import io as _io
-
     buf = _io.BytesIO()
     df.to_parquet(buf, index=False)
     return atomic_write_bytes(path, buf.getvalue())
